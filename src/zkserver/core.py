@@ -1,0 +1,464 @@
+"""ServerCore: the deterministic heart of a standalone server, driven by inputs, emitting effects.
+
+Theory of operation. The shell feeds the core: `connection_made`, `frame_received` (one
+complete frame), `connection_lost`, `tick`, and `persisted(zxid)` when the log is durable
+up to a zxid. The core never touches sockets, files, clocks or randomness; it reads time from
+the injected clock and leaves its effects in `Effects`: frames to write per connection,
+connections to close, and txns to append to the log.
+
+Requests go through one ordered pipeline (Apache standalone's Prep -> Sync -> Final):
+  - a write is validated at once against the tree plus the writes in flight (prep.Pending),
+    gets the next zxid and is handed to the log;
+  - each request waits in `pipeline` until every write before it is durable; then writes are
+    applied to the tree, watch events go out, and the reply follows them.
+So replies of a session come in request order, and a read sees every write submitted before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import reads
+from .jute.codec import JuteError, Reader, Writer
+from .jute.codes import XID_NOTIFICATION, XID_PING, Err, KeeperState, Op
+from .jute.records import (
+    MULTI_HEADER,
+    REQUEST_HEADER,
+    ConnectRequest,
+    CreateRequest,
+    CreateSessionTxn,
+    ErrorTxn,
+    TxnHeader,
+    encode_connect_response,
+    encode_reply,
+    encode_stat,
+    encode_watcher_event,
+    read_multi,
+    read_path_version,
+    read_set_acl,
+    read_set_data,
+)
+from .prep import Preparer
+from .session import SessionTable
+from .tree.acl import AuthPolicy, Identity, KeeperError
+from .tree.datatree import DataTree, TxnResult
+from .tree.quota import QuotaPolicy
+
+log = logging.getLogger("zkserver.core")
+
+
+class Clock(Protocol):
+    def wall_ms(self) -> int: ...
+    def mono_ms(self) -> int: ...
+
+
+@dataclass
+class CoreSettings:
+    tick_ms: int = 2000
+    min_session_timeout: int = 4000
+    max_session_timeout: int = 40000
+    server_id: int = 0
+    max_client_cnxns: int = 60
+    max_buffer: int = 0xFFFFF
+    extended_types: bool = False
+    super_digest: str | None = None
+    skip_acl: bool = False
+    enforce_quota: bool = False
+    digest_auth_enabled: bool = True
+
+
+class Conn:
+    """A client connection as the core sees it; also the key of its watches."""
+
+    __slots__ = ("cid", "closing", "has_ro", "ids", "ip", "session_id", "stats", "timeout")
+
+    def __init__(self, cid: int, ip: str):
+        self.cid = cid
+        self.ip = ip
+        self.session_id: int | None = None
+        self.ids: list[Identity] = [("ip", ip)]
+        self.closing = False
+        self.has_ro = True
+        self.timeout = 0
+        self.stats = ConnStats()
+
+    def __repr__(self) -> str:
+        return f"Conn({self.cid}, 0x{(self.session_id or 0) & 0xFFFFFFFFFFFFFFFF:x})"
+
+
+@dataclass(slots=True)
+class ConnStats:
+    received: int = 0
+    sent: int = 0
+    last_op: str = "NA"
+    last_zxid: int = -1
+
+
+@dataclass(slots=True)
+class Request:
+    conn: Conn | None
+    xid: int
+    op: int
+    body: memoryview | bytes
+    session_id: int
+    hdr: TxnHeader | None = None
+    txn: object = None
+    received_ms: int = 0
+
+
+@dataclass
+class Effects:
+    out: dict[int, list[bytes]] = field(default_factory=dict)
+    close: list[int] = field(default_factory=list)
+    appends: list[tuple[TxnHeader, object]] = field(default_factory=list)
+
+
+WRITE_OPS = frozenset({
+    Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA,
+    Op.SET_ACL, Op.CHECK, Op.MULTI, Op.RECONFIG,
+})
+
+
+class ServerCore:
+    def __init__(self, settings: CoreSettings, clock: Clock, secret: bytes, tree: DataTree | None = None):
+        self.settings = settings
+        self.clock = clock
+        self.tree = tree or DataTree(extended_types=settings.extended_types)
+        self.auth = AuthPolicy(settings.super_digest, settings.skip_acl, settings.digest_auth_enabled)
+        self.prep = Preparer(self.tree, self.auth, QuotaPolicy(self.tree, settings.enforce_quota),
+                             settings.extended_types)
+        self.sessions = SessionTable(settings.tick_ms, settings.server_id, secret, clock.mono_ms())
+        self.zxid = self.tree.last_processed_zxid
+        self.conns: dict[int, Conn] = {}
+        self.conns_per_ip: dict[str, int] = {}
+        self.pipeline: deque[Request] = deque()
+        self.durable_zxid = self.zxid
+        self.fx = Effects()
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.on_request_done: Callable[[Request, int], None] | None = None
+
+    # ------------------------------------------------------------ effects
+
+    def take_effects(self) -> Effects:
+        fx, self.fx = self.fx, Effects()
+        return fx
+
+    def _send(self, conn: Conn, frame: bytes) -> None:
+        if conn.cid in self.conns:
+            self.fx.out.setdefault(conn.cid, []).append(frame)
+            conn.stats.sent += 1
+            self.packets_sent += 1
+
+    def _close(self, conn: Conn) -> None:
+        if not conn.closing:
+            conn.closing = True
+            self.fx.close.append(conn.cid)
+
+    def notify(self, conn: Conn, etype: int, path: str, zxid: int) -> None:
+        body = encode_watcher_event(etype, KeeperState.SYNC_CONNECTED, path)
+        self._send(conn, encode_reply(XID_NOTIFICATION, zxid, 0, body))
+
+    def _deliver_events(self) -> None:
+        events = self.tree.events
+        if not events:
+            return
+        self.tree.events = []
+        for ev in events:
+            conn = ev.watcher
+            if ev.acl is not None and not self.auth.check(ev.acl, 1, conn.ids):
+                continue  # no READ on the node: the event would leak its path (CVE-2024-23944)
+            self.notify(conn, ev.type, ev.path, ev.zxid)
+
+    # ------------------------------------------------------------ connections
+
+    def connection_made(self, cid: int, ip: str) -> bool:
+        """False when the per-IP limit refuses the connection; the shell then closes it."""
+        limit = self.settings.max_client_cnxns
+        if limit and self.conns_per_ip.get(ip, 0) >= limit:
+            log.warning("Too many connections from %s - max is %d", ip, limit)
+            return False
+        self.conns[cid] = Conn(cid, ip)
+        self.conns_per_ip[ip] = self.conns_per_ip.get(ip, 0) + 1
+        return True
+
+    def connection_lost(self, cid: int) -> None:
+        conn = self.conns.pop(cid, None)
+        if conn is None:
+            return
+        left = self.conns_per_ip.get(conn.ip, 1) - 1
+        if left:
+            self.conns_per_ip[conn.ip] = left
+        else:
+            self.conns_per_ip.pop(conn.ip, None)
+        conn.closing = True
+        self.tree.remove_watcher(conn)
+        session = self.sessions.sessions.get(conn.session_id) if conn.session_id is not None else None
+        if session is not None and session.connection is conn:
+            session.connection = None
+
+    def frame_received(self, cid: int, frame: memoryview | bytes) -> None:
+        conn = self.conns.get(cid)
+        if conn is None or conn.closing:
+            return
+        self.packets_received += 1
+        conn.stats.received += 1
+        try:
+            if conn.session_id is None:
+                self._connect(conn, frame)
+            else:
+                self._request(conn, frame)
+        except JuteError as e:
+            log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
+            self._close(conn)
+
+    # ------------------------------------------------------------ sessions
+
+    def _connect(self, conn: Conn, frame: memoryview | bytes) -> None:
+        req = ConnectRequest.read(frame)
+        conn.has_ro = req.has_read_only_byte
+        if req.last_zxid_seen > self.tree.last_processed_zxid:
+            log.info("Refusing session 0x%x: client has seen zxid 0x%x, our last zxid is 0x%x",
+                     req.session_id & 0xFFFFFFFFFFFFFFFF, req.last_zxid_seen, self.tree.last_processed_zxid)
+            self._close(conn)
+            return
+        s = self.settings
+        conn.timeout = min(max(req.timeout, s.min_session_timeout), s.max_session_timeout)
+        if req.session_id == 0:
+            sid = self.sessions.allocate_id()
+            conn.session_id = sid
+            session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
+            session.connection = conn
+            self._submit(Request(conn, 0, Op.CREATE_SESSION, b"", sid), CreateSessionTxn(conn.timeout))
+            return
+        conn.session_id = req.session_id
+        session = self.sessions.sessions.get(req.session_id)
+        if session is not None and session.connection is not None and session.connection is not conn:
+            self._close(session.connection)
+        valid = (session is not None and self.sessions.check_password(req.session_id, req.passwd)
+                 and self.sessions.touch(req.session_id, self.clock.mono_ms()))
+        if valid:
+            session.connection = conn
+        self._finish_connect(conn, valid)
+
+    def _finish_connect(self, conn: Conn, valid: bool) -> None:
+        sid = conn.session_id or 0
+        body = encode_connect_response(
+            conn.timeout if valid else 0,
+            sid if valid else 0,
+            self.sessions.password(sid) if valid else bytes(16),
+            False if conn.has_ro else None,
+        )
+        self._send(conn, len(body).to_bytes(4, "big") + body)
+        if not valid:
+            log.info("Invalid session 0x%x for client %s, probably expired", sid & 0xFFFFFFFFFFFFFFFF, conn.ip)
+            self._close(conn)
+
+    def tick(self) -> None:
+        now = self.clock.mono_ms()
+        for session in self.sessions.expired(now):
+            log.info("Expiring session 0x%x, timeout of %dms exceeded",
+                     session.session_id & 0xFFFFFFFFFFFFFFFF, session.timeout)
+            self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session.session_id), None)
+
+    # ------------------------------------------------------------ requests
+
+    def _request(self, conn: Conn, frame: memoryview | bytes) -> None:
+        xid, op = REQUEST_HEADER.unpack_from(frame, 0)
+        body = memoryview(frame)[8:]
+        sid = conn.session_id
+        assert sid is not None
+        self.sessions.touch(sid, self.clock.mono_ms())
+        if op == Op.AUTH:
+            self._auth(conn, xid, body)
+            return
+        req = Request(conn, xid, op, body, sid, received_ms=self.clock.mono_ms())
+        if op in WRITE_OPS or op == Op.CLOSE_SESSION:
+            self._submit(req, None)
+        elif op in reads.READ_HANDLERS or op == Op.PING:
+            self._enqueue(req)
+        elif op == Op.SASL:
+            self._reply(req, Err.AUTH_FAILED, b"")
+            self._close(conn)
+        else:
+            log.warning("Received packet at server of unknown type %d", op)
+            self._reply(req, Err.UNIMPLEMENTED, b"")
+            self._close(conn)
+
+    def _auth(self, conn: Conn, xid: int, body: memoryview) -> None:
+        r = Reader(body, max_len=self.settings.max_buffer)
+        r.int()  # type: unused by every provider
+        scheme = r.ustring() or ""
+        auth = r.buffer() or b""
+        granted = self.auth.authenticate(scheme, auth, conn.ip)
+        if granted is None:
+            log.warning("Authentication failed for scheme: %s", scheme)
+            self._send(conn, encode_reply(xid, 0, Err.AUTH_FAILED))
+            self._close(conn)
+            return
+        for ident in granted:
+            if ident not in conn.ids:
+                conn.ids.append(ident)
+        self._send(conn, encode_reply(xid, 0, 0))
+
+    def _submit(self, req: Request, txn: object) -> None:
+        """Give a write its zxid and txn now; it is applied once durable."""
+        zxid = self.zxid + 1
+        now = self.clock.wall_ms()
+        kind, txn = self._prep(req, txn, zxid, now)  # a JuteError here consumes no zxid
+        self.zxid = zxid
+        req.hdr = TxnHeader(req.session_id, req.xid, zxid, now, kind)
+        req.txn = txn
+        self.fx.appends.append((req.hdr, txn))
+        self.pipeline.append(req)
+
+    def _prep(self, req: Request, txn: object, zxid: int, now: int) -> tuple[int, object]:
+        if req.op == Op.CREATE_SESSION:
+            return Op.CREATE_SESSION, txn
+        if req.op == Op.CLOSE_SESSION:
+            self._mark_closing(req.session_id)
+            return self.prep.prep_close_session(req.session_id, zxid)
+        session = self.sessions.sessions.get(req.session_id)
+        if session is None or session.closing:
+            return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
+        r = Reader(req.body, max_len=self.settings.max_buffer)
+        ids = req.conn.ids if req.conn is not None else []
+        if req.op == Op.MULTI:
+            return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
+        if req.op == Op.RECONFIG:
+            return Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED)
+        rec = _decode_write(req.op, r)
+        return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
+
+    def _mark_closing(self, session_id: int) -> None:
+        session = self.sessions.sessions.get(session_id)
+        if session is not None:
+            session.closing = True
+
+    def _enqueue(self, req: Request) -> None:
+        if self.pipeline:
+            self.pipeline.append(req)
+        else:
+            self._finish(req)
+
+    def persisted(self, zxid: int) -> None:
+        """The log is durable up to `zxid`: apply and answer everything that was waiting on it."""
+        self.durable_zxid = max(self.durable_zxid, zxid)
+        pipeline = self.pipeline
+        while pipeline:
+            head = pipeline[0]
+            if head.hdr is not None and head.hdr.zxid > self.durable_zxid:
+                break
+            pipeline.popleft()
+            self._finish(head)
+
+    # ------------------------------------------------------------ finishing
+
+    def _finish(self, req: Request) -> None:
+        if req.hdr is None:
+            self._finish_read(req)
+            return
+        rc = self.tree.apply(req.hdr, req.txn)
+        self.prep.pending.applied(req.hdr.zxid)
+        self._deliver_events()
+        self._finish_write(req, rc)
+
+    def _finish_read(self, req: Request) -> None:
+        conn = req.conn
+        if conn is None or conn.closing:
+            return
+        if req.op == Op.PING:
+            self._send(conn, encode_reply(XID_PING, self.tree.last_processed_zxid, 0))
+            return
+        session = self.sessions.sessions.get(req.session_id)
+        try:
+            if session is None or session.closing:
+                raise KeeperError(Err.SESSION_EXPIRED)
+            r = Reader(req.body, max_len=self.settings.max_buffer)
+            body = reads.READ_HANDLERS[req.op](self, conn, r)
+            self._reply(req, 0, body)
+        except KeeperError as e:
+            self._reply(req, e.code, b"")
+
+    def _finish_write(self, req: Request, rc: TxnResult) -> None:
+        op = req.op
+        if op == Op.CREATE_SESSION:
+            conn = req.conn
+            if conn is not None and not conn.closing:
+                self._finish_connect(conn, True)
+            return
+        if op == Op.CLOSE_SESSION:
+            self._session_closed(req)
+            return
+        if req.conn is None:
+            return
+        if rc.err and op != Op.MULTI:
+            self._reply(req, rc.err, b"")
+            return
+        self._reply(req, 0, self._write_reply_body(op, rc))
+
+    def _session_closed(self, req: Request) -> None:
+        session = self.sessions.sessions.get(req.session_id)
+        self.sessions.remove(req.session_id)
+        conn = req.conn or (session.connection if session else None)
+        if conn is None:
+            return
+        if req.conn is not None:
+            self._reply(req, 0, b"")
+        self._close(conn)
+
+    def _write_reply_body(self, op: int, rc: TxnResult) -> bytes:
+        if op == Op.CREATE:
+            return Writer().ustring(rc.path).getvalue()
+        if op in (Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+            return Writer().ustring(rc.path).raw(encode_stat(rc.stat)).getvalue()
+        if op in (Op.SET_DATA, Op.SET_ACL, Op.CHECK):
+            return encode_stat(rc.stat) if rc.stat is not None else b""
+        if op == Op.MULTI:
+            return self._multi_reply(rc)
+        return b""
+
+    def _multi_reply(self, rc: TxnResult) -> bytes:
+        w = Writer()
+        for sub in rc.multi or ():
+            kind = sub.type
+            if kind == Op.ERROR:
+                w.raw(MULTI_HEADER.pack(Op.ERROR, False, sub.err)).int(sub.err)
+                continue
+            w.raw(MULTI_HEADER.pack(kind, False, 0))
+            if kind == Op.CREATE:
+                w.ustring(sub.path)
+            elif kind in (Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+                w.ustring(sub.path).raw(encode_stat(sub.stat))
+            elif kind == Op.SET_DATA:
+                w.raw(encode_stat(sub.stat))
+        w.raw(MULTI_HEADER.pack(-1, True, -1))
+        return w.getvalue()
+
+    def _reply(self, req: Request, err: int, body: bytes) -> None:
+        conn = req.conn
+        if conn is None:
+            return
+        zxid = self.tree.last_processed_zxid
+        conn.stats.last_zxid = zxid
+        self._send(conn, encode_reply(req.xid, zxid, err, body))
+        if self.on_request_done is not None:
+            self.on_request_done(req, err)
+
+
+def _decode_write(op: int, r: Reader) -> object:
+    if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+        return CreateRequest.read(r)
+    if op == Op.CREATE_TTL:
+        return CreateRequest.read(r, with_ttl=True)
+    if op in (Op.DELETE, Op.CHECK):
+        return read_path_version(r)
+    if op == Op.SET_DATA:
+        return read_set_data(r)
+    if op == Op.SET_ACL:
+        return read_set_acl(r)
+    raise JuteError(f"not a write opcode: {op}")

@@ -1,0 +1,154 @@
+"""Jute binary encoding: big-endian ints and longs, length-prefixed buffers, strings and vectors.
+
+A length of -1 means null. Every length read is checked against the bytes actually left and
+against a caller-given cap, so a hostile frame can neither over-read nor make us allocate more
+than it carries.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_BOOL = struct.Struct(">?")
+_INT_LONG = struct.Struct(">iq")
+
+DEFAULT_MAX_BUFFER = 0xFFFFF
+
+
+class JuteError(ValueError):
+    """The peer sent bytes that do not decode: its fault, not ours."""
+
+
+class Reader:
+    __slots__ = ("_buf", "_end", "max_len", "pos")
+
+    def __init__(self, buf: bytes | bytearray | memoryview, pos: int = 0, max_len: int = DEFAULT_MAX_BUFFER):
+        self._buf = buf
+        self._end = len(buf)
+        self.pos = pos
+        self.max_len = max_len
+
+    @property
+    def remaining(self) -> int:
+        return self._end - self.pos
+
+    def _need(self, n: int) -> None:
+        if self.pos + n > self._end:
+            raise JuteError(f"record truncated: need {n} bytes at offset {self.pos}, have {self._end - self.pos}")
+
+    def int(self) -> int:
+        self._need(4)
+        (v,) = _INT.unpack_from(self._buf, self.pos)
+        self.pos += 4
+        return v
+
+    def long(self) -> int:
+        self._need(8)
+        (v,) = _LONG.unpack_from(self._buf, self.pos)
+        self.pos += 8
+        return v
+
+    def bool(self) -> bool:
+        self._need(1)
+        v = self._buf[self.pos] != 0
+        self.pos += 1
+        return v
+
+    def _length(self) -> int:
+        n = self.int()
+        if n < -1:
+            raise JuteError(f"negative length {n}")
+        if n > self.max_len:
+            raise JuteError(f"length {n} exceeds the limit {self.max_len}")
+        return n
+
+    def buffer(self) -> bytes | None:
+        n = self._length()
+        if n == -1:
+            return None
+        self._need(n)
+        v = bytes(self._buf[self.pos : self.pos + n])
+        self.pos += n
+        return v
+
+    def ustring(self) -> str | None:
+        n = self._length()
+        if n == -1:
+            return None
+        self._need(n)
+        try:
+            v = str(self._buf[self.pos : self.pos + n], "utf-8")
+        except UnicodeDecodeError as e:
+            raise JuteError(f"string is not UTF-8: {e}") from None
+        self.pos += n
+        return v
+
+    def vector_count(self) -> int:
+        """Element count of a vector; -1 for null. Each element takes at least one byte, which
+        bounds the count by the bytes left."""
+        n = self.int()
+        if n < -1 or n > self._end - self.pos:
+            raise JuteError(f"vector length {n} impossible with {self._end - self.pos} bytes left")
+        return n
+
+    def ustring_vector(self) -> list[str] | None:
+        n = self.vector_count()
+        if n == -1:
+            return None
+        return [self.ustring() or "" for _ in range(n)]
+
+
+class Writer:
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def int(self, v: int) -> Writer:
+        self.buf += _INT.pack(v)
+        return self
+
+    def long(self, v: int) -> Writer:
+        self.buf += _LONG.pack(v)
+        return self
+
+    def bool(self, v: bool) -> Writer:
+        self.buf += b"\x01" if v else b"\x00"
+        return self
+
+    def buffer(self, v: bytes | None) -> Writer:
+        if v is None:
+            self.buf += b"\xff\xff\xff\xff"
+        else:
+            self.buf += _INT.pack(len(v))
+            self.buf += v
+        return self
+
+    def ustring(self, v: str | None) -> Writer:
+        return self.buffer(None if v is None else v.encode("utf-8"))
+
+    def raw(self, v: bytes | bytearray | memoryview) -> Writer:
+        self.buf += v
+        return self
+
+    def ustring_vector(self, v: list[str] | None) -> Writer:
+        if v is None:
+            return self.int(-1)
+        self.buf += _INT.pack(len(v))
+        for s in v:
+            b = s.encode("utf-8")
+            self.buf += _INT.pack(len(b))
+            self.buf += b
+        return self
+
+    def getvalue(self) -> bytes:
+        return bytes(self.buf)
+
+
+pack_int = _INT.pack
+pack_long = _LONG.pack
+unpack_int_from = _INT.unpack_from
+pack_int_long = _INT_LONG.pack
+BOOL = _BOOL

@@ -1,0 +1,368 @@
+"""Records of zookeeper.jute that the server reads or writes.
+
+Field order is the wire order of Apache ZooKeeper's jute definitions. ACLs travel as
+`(perms, scheme, id)` tuples: immutable, hashable (the ACL cache keys on them) and cheap.
+Requests decode to plain tuples or small slotted classes; the hot-path encoders build bytes
+directly with precompiled structs.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .codec import JuteError, Reader, Writer, pack_int
+from .codes import Op
+
+ACL = tuple[int, str, str]
+ACLList = tuple[ACL, ...]
+
+# Stat: czxid mzxid ctime mtime version cversion aversion ephemeralOwner dataLength numChildren pzxid
+STAT = struct.Struct(">qqqqiiiqiiq")
+# StatPersisted: the same without dataLength and numChildren (snapshots).
+STAT_PERSISTED = struct.Struct(">qqqqiiiqq")
+REPLY_HEADER = struct.Struct(">iqi")
+REQUEST_HEADER = struct.Struct(">ii")
+TXN_HEADER = struct.Struct(">qiqqi")
+MULTI_HEADER = struct.Struct(">i?i")
+
+
+def read_acl_list(r: Reader) -> list[ACL] | None:
+    n = r.vector_count()
+    if n == -1:
+        return None
+    acls = []
+    for _ in range(n):
+        perms = r.int()
+        scheme = r.ustring()
+        ident = r.ustring()
+        acls.append((perms, scheme, ident))
+    return acls
+
+
+def write_acl_list(w: Writer, acls: ACLList | list[ACL] | None) -> None:
+    if acls is None:
+        w.int(-1)
+        return
+    w.int(len(acls))
+    for perms, scheme, ident in acls:
+        w.int(perms).ustring(scheme).ustring(ident)
+
+
+# ---------------------------------------------------------------- requests
+
+@dataclass(slots=True)
+class ConnectRequest:
+    protocol_version: int
+    last_zxid_seen: int
+    timeout: int
+    session_id: int
+    passwd: bytes
+    read_only: bool
+    has_read_only_byte: bool
+
+    @classmethod
+    def read(cls, buf: bytes | memoryview) -> ConnectRequest:
+        r = Reader(buf)
+        pv, last, to, sid = r.int(), r.long(), r.int(), r.long()
+        passwd = r.buffer() or b""
+        has_ro = r.remaining >= 1
+        ro = r.bool() if has_ro else False
+        return cls(pv, last, to, sid, passwd, ro, has_ro)
+
+
+def encode_connect_response(timeout: int, session_id: int, passwd: bytes, read_only: bool | None) -> bytes:
+    w = Writer().int(0).int(timeout).long(session_id).buffer(passwd)
+    if read_only is not None:
+        w.bool(read_only)
+    return w.getvalue()
+
+
+@dataclass(slots=True)
+class CreateRequest:
+    path: str
+    data: bytes | None
+    acl: list[ACL] | None
+    flags: int
+    ttl: int = -1
+
+    @classmethod
+    def read(cls, r: Reader, with_ttl: bool = False) -> CreateRequest:
+        path = r.ustring()
+        data = r.buffer()
+        acl = read_acl_list(r)
+        flags = r.int()
+        ttl = r.long() if with_ttl else -1
+        return cls(_need_path(path), data, acl, flags, ttl)
+
+
+def _need_path(p: str | None) -> str:
+    if p is None:
+        raise JuteError("null path")
+    return p
+
+
+def read_path(r: Reader) -> str:
+    return _need_path(r.ustring())
+
+
+def read_path_watch(r: Reader) -> tuple[str, bool]:
+    return _need_path(r.ustring()), r.bool()
+
+
+def read_path_version(r: Reader) -> tuple[str, int]:
+    return _need_path(r.ustring()), r.int()
+
+
+def read_set_data(r: Reader) -> tuple[str, bytes | None, int]:
+    return _need_path(r.ustring()), r.buffer(), r.int()
+
+
+def read_set_acl(r: Reader) -> tuple[str, list[ACL] | None, int]:
+    return _need_path(r.ustring()), read_acl_list(r), r.int()
+
+
+def read_path_int(r: Reader) -> tuple[str, int]:
+    return _need_path(r.ustring()), r.int()
+
+
+@dataclass(slots=True)
+class SetWatches:
+    relative_zxid: int
+    data: list[str]
+    exist: list[str]
+    child: list[str]
+    persistent: list[str]
+    recursive: list[str]
+
+    @classmethod
+    def read(cls, r: Reader, v2: bool) -> SetWatches:
+        rel = r.long()
+        lists = [r.ustring_vector() or [] for _ in range(5 if v2 else 3)]
+        if not v2:
+            lists += [[], []]
+        return cls(rel, *lists)
+
+
+@dataclass(slots=True)
+class ReconfigRequest:
+    joining: str | None
+    leaving: str | None
+    new_members: str | None
+    cur_config_id: int
+
+    @classmethod
+    def read(cls, r: Reader) -> ReconfigRequest:
+        return cls(r.ustring(), r.ustring(), r.ustring(), r.long())
+
+
+@dataclass(slots=True)
+class MultiOp:
+    """One operation of a multi/multiRead request: its opcode and its decoded record."""
+
+    op: int
+    record: object
+    path: str
+
+
+def read_multi(r: Reader) -> list[MultiOp]:
+    """MultiOperationRecord: MultiHeader{type, done, err} before each op, done=true ends it."""
+    ops: list[MultiOp] = []
+    while True:
+        op, done = r.int(), r.bool()
+        r.int()  # err: always -1 from clients
+        if done:
+            return ops
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+            rec: object = CreateRequest.read(r)
+            path = rec.path
+        elif op == Op.CREATE_TTL:
+            rec = CreateRequest.read(r, with_ttl=True)
+            path = rec.path
+        elif op in (Op.DELETE, Op.CHECK):
+            rec = read_path_version(r)
+            path = rec[0]
+        elif op == Op.SET_DATA:
+            rec = read_set_data(r)
+            path = rec[0]
+        elif op in (Op.GET_DATA, Op.GET_CHILDREN):
+            rec = read_path_watch(r)
+            path = rec[0]
+        else:
+            raise JuteError(f"invalid op type {op} in multi")
+        ops.append(MultiOp(op, rec, path))
+
+
+# ---------------------------------------------------------------- replies
+
+def encode_stat(s: tuple) -> bytes:
+    return STAT.pack(*s)
+
+
+def encode_reply(xid: int, zxid: int, err: int, body: bytes | bytearray = b"") -> bytes:
+    """A complete length-prefixed reply frame."""
+    return pack_int(16 + len(body)) + REPLY_HEADER.pack(xid, zxid, err) + body
+
+
+def encode_watcher_event(event_type: int, state: int, path: str) -> bytes:
+    return Writer().int(event_type).int(state).ustring(path).getvalue()
+
+
+# ---------------------------------------------------------------- transactions
+
+@dataclass(slots=True)
+class TxnHeader:
+    client_id: int
+    cxid: int
+    zxid: int
+    time: int
+    type: int
+
+    def write(self, w: Writer) -> None:
+        w.raw(TXN_HEADER.pack(self.client_id, self.cxid, self.zxid, self.time, self.type))
+
+    @classmethod
+    def read(cls, r: Reader) -> TxnHeader:
+        return cls(r.long(), r.int(), r.long(), r.long(), r.int())
+
+
+@dataclass(slots=True)
+class CreateTxn:
+    """CreateTxn, CreateTTLTxn and CreateContainerTxn share a shape; `kind` (the txn type)
+    picks the wire layout."""
+
+    kind: int
+    path: str
+    data: bytes | None
+    acl: ACLList
+    ephemeral: bool
+    parent_cversion: int
+    ttl: int = -1
+
+    def write(self, w: Writer) -> None:
+        w.ustring(self.path).buffer(self.data)
+        write_acl_list(w, self.acl)
+        if self.kind == Op.CREATE_TTL:
+            w.int(self.parent_cversion).long(self.ttl)
+        elif self.kind == Op.CREATE_CONTAINER:
+            w.int(self.parent_cversion)
+        else:
+            w.bool(self.ephemeral).int(self.parent_cversion)
+
+    @classmethod
+    def read(cls, r: Reader, kind: int) -> CreateTxn:
+        path, data, acl = read_path(r), r.buffer(), tuple(read_acl_list(r) or ())
+        if kind == Op.CREATE_TTL:
+            return cls(kind, path, data, acl, False, r.int(), r.long())
+        if kind == Op.CREATE_CONTAINER:
+            return cls(kind, path, data, acl, False, r.int())
+        return cls(kind, path, data, acl, r.bool(), r.int())
+
+
+@dataclass(slots=True)
+class DeleteTxn:
+    path: str
+    kind: int = Op.DELETE
+
+    def write(self, w: Writer) -> None:
+        w.ustring(self.path)
+
+
+@dataclass(slots=True)
+class SetDataTxn:
+    path: str
+    data: bytes | None
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.ustring(self.path).buffer(self.data).int(self.version)
+
+
+@dataclass(slots=True)
+class SetACLTxn:
+    path: str
+    acl: ACLList
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.ustring(self.path)
+        write_acl_list(w, self.acl)
+        w.int(self.version)
+
+
+@dataclass(slots=True)
+class CheckVersionTxn:
+    path: str
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.ustring(self.path).int(self.version)
+
+
+@dataclass(slots=True)
+class CreateSessionTxn:
+    timeout: int
+
+    def write(self, w: Writer) -> None:
+        w.int(self.timeout)
+
+
+@dataclass(slots=True)
+class CloseSessionTxn:
+    paths_to_delete: list[str]
+
+    def write(self, w: Writer) -> None:
+        w.ustring_vector(self.paths_to_delete)
+
+
+@dataclass(slots=True)
+class ErrorTxn:
+    err: int
+
+    def write(self, w: Writer) -> None:
+        w.int(self.err)
+
+
+@dataclass(slots=True)
+class MultiTxn:
+    """Sub-transactions as (type, record) pairs; on the wire each is Txn{type, buffer}."""
+
+    txns: list[tuple[int, object]]
+
+    def write(self, w: Writer) -> None:
+        w.int(len(self.txns))
+        for kind, rec in self.txns:
+            sub = Writer()
+            rec.write(sub)  # type: ignore[attr-defined]
+            w.int(kind).buffer(bytes(sub.buf))
+
+
+def read_txn_record(kind: int, r: Reader) -> object | None:
+    """Decode the record that follows a TxnHeader of type `kind` (log replay, multi sub-txns)."""
+    if kind in (Op.CREATE, Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+        return CreateTxn.read(r, kind)
+    if kind in (Op.DELETE, Op.DELETE_CONTAINER):
+        return DeleteTxn(read_path(r), kind)
+    if kind in (Op.SET_DATA, Op.RECONFIG):
+        return SetDataTxn(read_path(r), r.buffer(), r.int())
+    if kind == Op.SET_ACL:
+        path, acl, version = read_set_acl(r)
+        return SetACLTxn(path, tuple(acl or ()), version)
+    if kind == Op.CHECK:
+        return CheckVersionTxn(*read_path_version(r))
+    if kind == Op.CREATE_SESSION:
+        return CreateSessionTxn(r.int())
+    if kind == Op.CLOSE_SESSION:
+        # Pre-3.6 logs carry an empty body here.
+        return CloseSessionTxn(r.ustring_vector() or []) if r.remaining else None
+    if kind == Op.ERROR:
+        return ErrorTxn(r.int())
+    if kind == Op.MULTI:
+        n = r.vector_count()
+        subs: list[tuple[int, object]] = []
+        for _ in range(max(n, 0)):
+            sub_kind = r.int()
+            body = r.buffer() or b""
+            subs.append((sub_kind, read_txn_record(sub_kind, Reader(body))))
+        return MultiTxn(subs)
+    raise JuteError(f"unknown txn type {kind}")

@@ -1,0 +1,111 @@
+"""Session table with tick-bucketed expiry, as Apache's SessionTrackerImpl.
+
+Expiry times are rounded up to the next multiple of the tick, so one timer pass expires a
+whole bucket. Times are milliseconds of the injected clock; nothing here reads a clock.
+Passwords are an HMAC of the session id under a per-server secret: a client cannot derive
+another session's password (Apache's can be recomputed from the id), yet the server can
+re-derive them after a restart without storing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from .jute.codes import CONTAINER_EPHEMERAL_OWNER
+
+PASSWORD_LEN = 16
+
+
+@dataclass(slots=True)
+class Session:
+    session_id: int
+    timeout: int
+    expire_at: int
+    closing: bool = False
+    # The live connection serving this session, if any (opaque to this module).
+    connection: object | None = None
+
+
+def initial_session_id(server_id: int, now_ms: int) -> int:
+    """Apache's layout: the server id in the top byte, time bits below it."""
+    sid = ((now_ms << 24) & 0xFFFFFFFFFFFFFFFF) >> 8
+    sid |= (server_id & 0xFF) << 56
+    if sid >= 1 << 63:
+        sid -= 1 << 64
+    if sid == CONTAINER_EPHEMERAL_OWNER:
+        sid += 1
+    return sid
+
+
+class SessionTable:
+    def __init__(self, tick_ms: int, server_id: int, secret: bytes, now_ms: int):
+        self.tick_ms = tick_ms
+        self.secret = secret
+        self.sessions: dict[int, Session] = {}
+        self.next_id = initial_session_id(server_id, now_ms)
+        # expire_at -> session ids due then
+        self.buckets: dict[int, set[int]] = {}
+
+    def _round_up(self, t: int) -> int:
+        return (t // self.tick_ms + 1) * self.tick_ms
+
+    def password(self, session_id: int) -> bytes:
+        mac = hmac.new(self.secret, session_id.to_bytes(8, "big", signed=True), hashlib.sha256)
+        return mac.digest()[:PASSWORD_LEN]
+
+    def check_password(self, session_id: int, passwd: bytes) -> bool:
+        return hmac.compare_digest(self.password(session_id), passwd)
+
+    def allocate_id(self) -> int:
+        sid = self.next_id
+        self.next_id += 1
+        return sid
+
+    def add(self, session_id: int, timeout: int, now_ms: int) -> Session:
+        s = Session(session_id, timeout, 0)
+        self.sessions[session_id] = s
+        self._reschedule(s, now_ms)
+        return s
+
+    def touch(self, session_id: int, now_ms: int) -> bool:
+        s = self.sessions.get(session_id)
+        if s is None or s.closing:
+            return False
+        self._reschedule(s, now_ms)
+        return True
+
+    def _reschedule(self, s: Session, now_ms: int) -> None:
+        new_at = self._round_up(now_ms + s.timeout)
+        if new_at == s.expire_at:
+            return
+        if s.expire_at:
+            bucket = self.buckets.get(s.expire_at)
+            if bucket is not None:
+                bucket.discard(s.session_id)
+                if not bucket:
+                    del self.buckets[s.expire_at]
+        s.expire_at = new_at
+        self.buckets.setdefault(new_at, set()).add(s.session_id)
+
+    def remove(self, session_id: int) -> None:
+        s = self.sessions.pop(session_id, None)
+        if s is None:
+            return
+        bucket = self.buckets.get(s.expire_at)
+        if bucket is not None:
+            bucket.discard(session_id)
+            if not bucket:
+                del self.buckets[s.expire_at]
+
+    def expired(self, now_ms: int) -> list[Session]:
+        """Sessions whose bucket time has passed; they are marked closing, not removed."""
+        due: list[Session] = []
+        for at in sorted(t for t in self.buckets if t <= now_ms):
+            for sid in sorted(self.buckets.pop(at)):
+                s = self.sessions.get(sid)
+                if s is not None and not s.closing:
+                    s.closing = True
+                    due.append(s)
+        return due

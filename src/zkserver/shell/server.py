@@ -1,0 +1,198 @@
+"""The asyncio shell around ServerCore: sockets, timers, the log, and batched writes.
+
+Each loop turn: every socket callback feeds complete frames to the core; one `pump` per turn
+(scheduled with call_soon) hands the core's txn appends to the log, lets durable txns be
+applied, then writes each connection's replies with a single transport.write and closes what
+the core asked to close. Appends reach the log before any reply that depends on them leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+
+from .. import fourlw
+from ..core import CoreSettings, Request, ServerCore
+from ..proto.framing import FrameError, FrameSplitter
+from ..storage.memory import MemoryTxnLog
+from .clock import SystemClock
+
+log = logging.getLogger("zkserver.server")
+
+
+@dataclass
+class ServerStats:
+    """Request latency as Apache's ServerStats reports it (milliseconds)."""
+
+    count: int = 0
+    total: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    started: dict[int, float] = field(default_factory=dict)
+
+    def record(self, ms: float) -> None:
+        self.min = ms if self.count == 0 else min(self.min, ms)
+        self.max = max(self.max, ms)
+        self.count += 1
+        self.total += ms
+
+    def min_latency(self) -> int:
+        return int(self.min)
+
+    def max_latency(self) -> int:
+        return int(self.max)
+
+    def avg_latency(self) -> float:
+        return round(self.total / self.count, 4) if self.count else 0.0
+
+
+@dataclass
+class ServerOptions:
+    host: str | None = None
+    port: int = 2181
+    settings: CoreSettings = field(default_factory=CoreSettings)
+    four_letter_whitelist: frozenset[str] = frozenset({"srvr"})
+
+
+class ClientProtocol(asyncio.Protocol):
+    __slots__ = ("cid", "framing", "runner", "transport")
+
+    def __init__(self, runner: ServerRunner):
+        self.runner = runner
+        self.framing = FrameSplitter(runner.core.settings.max_buffer)
+        self.transport: asyncio.Transport | None = None
+        self.cid = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.cid = self.runner.register(self)
+        if not self.runner.core.connection_made(self.cid, self.peer_ip()):
+            transport.close()
+
+    def peer_ip(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return peer[0] if peer else "0.0.0.0"
+
+    def data_received(self, data: bytes) -> None:
+        word = self.framing.four_letter_word(data)
+        if word is not None:
+            self.runner.four_letter_word(self, word)
+            return
+        try:
+            frames = self.framing.feed(data)
+        except FrameError as e:
+            log.warning("closing connection from %s: %s", self.peer_ip(), e)
+            self.transport.close()
+            return
+        core = self.runner.core
+        for frame in frames:
+            core.frame_received(self.cid, frame)
+        self.runner.schedule_pump()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.runner.unregister(self.cid)
+        self.runner.schedule_pump()
+
+
+class ServerRunner:
+    def __init__(self, options: ServerOptions, secret: bytes | None = None):
+        self.options = options
+        self.clock = SystemClock()
+        self.core = ServerCore(options.settings, self.clock, secret or os.urandom(32))
+        self.core.on_request_done = self._request_done
+        self.log = MemoryTxnLog(self.core.persisted)
+        self.four_letter_whitelist = options.four_letter_whitelist
+        self.stats = ServerStats()
+        self.protocols: dict[int, ClientProtocol] = {}
+        self._next_cid = 1
+        self._pump_scheduled = False
+        self._server: asyncio.base_events.Server | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = options.port
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._schedule_tick()
+        log.info("binding to port %s:%d", self.options.host or "0.0.0.0", self.port)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self.protocols.values()):
+            if proto.transport is not None:
+                proto.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.log.close()
+
+    def _schedule_tick(self) -> None:
+        assert self._loop is not None
+        self._ticker = self._loop.call_later(self.options.settings.tick_ms / 1000, self._tick)
+
+    def _tick(self) -> None:
+        self.core.tick()
+        self.pump()
+        self._schedule_tick()
+
+    # ------------------------------------------------------------ connections
+
+    def register(self, proto: ClientProtocol) -> int:
+        cid = self._next_cid
+        self._next_cid += 1
+        self.protocols[cid] = proto
+        return cid
+
+    def unregister(self, cid: int) -> None:
+        self.protocols.pop(cid, None)
+        self.core.connection_lost(cid)
+
+    def peer_of(self, cid: int) -> str:
+        proto = self.protocols.get(cid)
+        peer = proto.transport.get_extra_info("peername") if proto and proto.transport else None
+        return f"{peer[0]}:{peer[1]}" if peer else "unknown"
+
+    def four_letter_word(self, proto: ClientProtocol, word: str) -> None:
+        text = fourlw.run(word, self)
+        assert proto.transport is not None
+        proto.transport.write(text.encode())
+        proto.transport.close()
+
+    # ------------------------------------------------------------ the loop turn
+
+    def schedule_pump(self) -> None:
+        if not self._pump_scheduled and self._loop is not None:
+            self._pump_scheduled = True
+            self._loop.call_soon(self.pump)
+
+    def pump(self) -> None:
+        self._pump_scheduled = False
+        core = self.core
+        fx = core.take_effects()
+        if fx.appends:
+            self.log.append(fx.appends)
+            later = core.take_effects()
+            for cid, frames in later.out.items():
+                fx.out.setdefault(cid, []).extend(frames)
+            fx.close.extend(later.close)
+        for cid, frames in fx.out.items():
+            proto = self.protocols.get(cid)
+            if proto is not None and proto.transport is not None:
+                proto.transport.write(b"".join(frames))
+        for cid in fx.close:
+            proto = self.protocols.get(cid)
+            if proto is not None and proto.transport is not None:
+                proto.transport.close()
+
+    def _request_done(self, req: Request, err: int) -> None:
+        self.stats.record(self.clock.mono_ms() - req.received_ms)

@@ -1,0 +1,182 @@
+"""ACL checks and the built-in authentication schemes (world, auth, digest, ip, super).
+
+An identity is an `(scheme, id)` pair held by a connection. The rules follow Apache
+ZooKeeper's ZooKeeperServer.checkACL, PrepRequestProcessor.fixupACL and the digest/ip
+providers: super bypasses everything, world:anyone matches all, digest ids compare exactly,
+ip ids match by address prefix.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from ..jute.codes import Err, Perm
+from ..jute.records import ACL
+
+Identity = tuple[str, str]
+SUPER_IDENTITY: Identity = ("super", "")
+OPEN_ACL_UNSAFE: tuple[ACL, ...] = ((Perm.ALL, "world", "anyone"),)
+READ_ACL_UNSAFE: tuple[ACL, ...] = ((Perm.READ, "world", "anyone"),)
+
+
+class KeeperError(Exception):
+    """A request fails with a ZooKeeper error code; `path` is for logs only."""
+
+    def __init__(self, code: int, path: str | None = None):
+        super().__init__(code, path)
+        self.code = code
+        self.path = path
+
+
+def digest_id(user_password: str) -> str:
+    """`user:password` -> `user:base64(sha1(user:password))`, as the digest scheme stores it."""
+    user = user_password.split(":", 1)[0]
+    raw = hashlib.sha1(user_password.encode("utf-8")).digest()
+    return f"{user}:{base64.b64encode(raw).decode('ascii')}"
+
+
+def _java_split_count(s: str, sep: str) -> int:
+    """Number of parts Java's String.split gives: trailing empty strings are dropped."""
+    parts = s.split(sep)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return len(parts)
+
+
+def _parse_ip(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+
+
+def ip_acl_valid(expr: str) -> bool:
+    addr_text, _, bits_text = expr.partition("/")
+    addr = _parse_ip(addr_text)
+    if addr is None:
+        return False
+    if bits_text:
+        try:
+            bits = int(bits_text)
+        except ValueError:
+            return False
+        return 0 <= bits <= addr.max_prefixlen
+    return True
+
+
+def ip_matches(client_ip: str, expr: str) -> bool:
+    if not ip_acl_valid(expr):
+        return False
+    addr_text, _, bits_text = expr.partition("/")
+    client = _parse_ip(client_ip)
+    acl_addr = _parse_ip(addr_text)
+    if client is None or acl_addr is None or client.version != acl_addr.version:
+        return False
+    bits = int(bits_text) if bits_text else acl_addr.max_prefixlen
+    net = ipaddress.ip_network(f"{acl_addr}/{bits}", strict=False)
+    return client in net
+
+
+class AuthPolicy:
+    """The server-wide auth settings: which schemes exist, super digest, skipACL."""
+
+    def __init__(self, super_digest: str | None = None, skip_acl: bool = False, digest_enabled: bool = True):
+        self.super_digest = super_digest
+        self.skip_acl = skip_acl
+        self.digest_enabled = digest_enabled
+
+    def schemes(self) -> set[str]:
+        s = {"ip"}
+        if self.digest_enabled:
+            s.add("digest")
+        return s
+
+    def authenticate(self, scheme: str, auth: bytes, client_ip: str) -> list[Identity] | None:
+        """Identities an AuthPacket grants, or None for AuthFailed (unknown scheme)."""
+        if scheme == "digest" and self.digest_enabled:
+            ident = digest_id(auth.decode("utf-8", "replace"))
+            granted: list[Identity] = []
+            if self.super_digest is not None and ident == self.super_digest:
+                granted.append(SUPER_IDENTITY)
+            granted.append(("digest", ident))
+            return granted
+        if scheme == "ip":
+            return [("ip", client_ip)]
+        return None
+
+    def check(self, acl: Sequence[ACL] | None, perm: int, identities: Iterable[Identity]) -> bool:
+        if self.skip_acl or not acl:
+            return True
+        ids = list(identities)
+        if SUPER_IDENTITY in ids:
+            return True
+        for perms, scheme, ident in acl:
+            if not perms & perm:
+                continue
+            if scheme == "world" and ident == "anyone":
+                return True
+            for id_scheme, id_value in ids:
+                if id_scheme != scheme:
+                    continue
+                if scheme == "digest" and self.digest_enabled and id_value == ident:
+                    return True
+                if scheme == "ip" and ip_matches(id_value, ident):
+                    return True
+        return False
+
+    def require(self, acl: Sequence[ACL] | None, perm: int, identities: Iterable[Identity], path: str) -> None:
+        if not self.check(acl, perm, identities):
+            raise KeeperError(Err.NO_AUTH, path)
+
+    def _valid_id(self, scheme: str, ident: str) -> bool:
+        if scheme == "digest":
+            return self.digest_enabled and _java_split_count(ident, ":") == 2
+        return scheme == "ip" and ip_acl_valid(ident)
+
+    def fixup(self, path: str, acl: list[ACL] | None, identities: Sequence[Identity]) -> tuple[ACL, ...]:
+        """Validate a client-given ACL and expand the `auth` scheme to the caller's identities."""
+        unique: list[ACL] = []
+        for a in acl or ():
+            if a not in unique:
+                unique.append(a)
+        if not unique:
+            raise KeeperError(Err.INVALID_ACL, path)
+        out: list[ACL] = []
+        for perms, scheme, ident in unique:
+            if scheme is None or ident is None:
+                raise KeeperError(Err.INVALID_ACL, path)
+            if scheme == "world" and ident == "anyone":
+                out.append((perms, scheme, ident))
+            elif scheme == "auth":
+                # Only schemes whose providers say "authenticated" count; ip does not.
+                granted = [(perms, s, i) for s, i in identities if s == "digest" and self.digest_enabled]
+                if not granted:
+                    raise KeeperError(Err.INVALID_ACL, path)
+                out.extend(granted)
+            elif self._valid_id(scheme, ident):
+                out.append((perms, scheme, ident))
+            else:
+                raise KeeperError(Err.INVALID_ACL, path)
+        return tuple(out)
+
+
+def mask_digests(acl: Sequence[ACL]) -> list[ACL]:
+    """getACL without ADMIN hides digest hashes (CVE-2019-0201)."""
+    return [(p, s, i.split(":", 1)[0] + ":x" if s == "digest" else i) for p, s, i in acl]
+
+
+def client_infos(identities: Iterable[Identity]) -> list[tuple[str, str]]:
+    """whoAmI: (scheme, user) per identity; digest users lose their hash."""
+    out = []
+    for scheme, ident in identities:
+        if scheme == "digest":
+            user = ident.split(":", 1)[0]
+        elif scheme == "super":
+            user = ""  # no provider answers for "super"; Apache reports an empty user
+        else:
+            user = ident
+        out.append((scheme, user))
+    return out

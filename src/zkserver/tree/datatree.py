@@ -1,0 +1,334 @@
+"""The committed znode tree: nodes, Stats, ephemerals, containers/TTLs, watches, txn apply.
+
+Theory of operation. The tree holds committed state only and changes only through
+`apply(header, txn)`, which is deterministic: everything it needs (zxid, time, session) comes
+in the txn, so replaying a log gives the same tree on every node. Applying a txn queues watch
+notifications in `self.events`; the core drains them and delivers them before the reply of
+the request that caused them.
+
+Stat fields are kept as Apache persists them (StatPersisted); what a client sees is derived in
+`client_stat`: cversion counts changes there (2 * creates - children) and ephemeralOwner reads
+0 for containers and TTL nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Err, EventType, Op
+from ..jute.records import (
+    ACLList,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    TxnHeader,
+)
+from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, KeeperError
+from .watches import PERSISTENT, RECURSIVE, STANDARD, WatchTable
+
+ZOOKEEPER_PATH = "/zookeeper"
+QUOTA_PATH = "/zookeeper/quota"
+CONFIG_PATH = "/zookeeper/config"
+SPECIAL_PATHS = frozenset({"/", ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH})
+_EXTENDED_MASK = -0x0100000000000000  # 0xff00000000000000 as a signed long
+_TTL_MASK = 0x000000FFFFFFFFFF
+
+
+def ttl_owner(ttl: int) -> int:
+    """ephemeralOwner of a TTL node: 0xff in the top byte, the TTL in the low five bytes."""
+    return _EXTENDED_MASK | ttl
+
+
+def owner_kind(owner: int, extended_types: bool) -> str:
+    """'void', 'session', 'container' or 'ttl', as Apache's EphemeralType.get reads it."""
+    if extended_types and owner & _EXTENDED_MASK == _EXTENDED_MASK and owner != CONTAINER_EPHEMERAL_OWNER:
+        return "ttl"
+    if owner == CONTAINER_EPHEMERAL_OWNER:
+        return "container"
+    return "void" if owner == 0 else "session"
+
+
+def parent_of(path: str) -> str:
+    return path[: path.rfind("/")] or "/"
+
+
+class ZNode:
+    __slots__ = (
+        "acl", "aversion", "children", "ctime", "cversion", "czxid", "data", "mtime",
+        "mzxid", "owner", "pzxid", "version",
+    )
+
+    def __init__(self, data: bytes, acl: ACLList, czxid: int, time: int, owner: int):
+        self.data = data
+        self.acl = acl
+        self.czxid = czxid
+        self.mzxid = czxid
+        self.pzxid = czxid
+        self.ctime = time
+        self.mtime = time
+        self.version = 0
+        self.cversion = 0
+        self.aversion = 0
+        self.owner = owner
+        self.children: dict[str, None] = {}
+
+
+@dataclass(slots=True)
+class TxnResult:
+    type: int
+    path: str | None = None
+    err: int = 0
+    stat: tuple | None = None  # the client Stat as of this txn, for replies that carry one
+    multi: list[TxnResult] | None = None
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    watcher: Hashable
+    type: int
+    path: str
+    zxid: int
+    acl: ACLList | None  # READ on this ACL is checked before delivery (CVE-2024-23944)
+
+
+@dataclass
+class DataTree:
+    extended_types: bool = False
+    nodes: dict[str, ZNode] = field(default_factory=dict)
+    ephemerals: dict[int, dict[str, None]] = field(default_factory=dict)
+    containers: dict[str, None] = field(default_factory=dict)
+    ttls: dict[str, None] = field(default_factory=dict)
+    data_watches: WatchTable = field(default_factory=WatchTable)
+    child_watches: WatchTable = field(default_factory=WatchTable)
+    events: list[WatchEvent] = field(default_factory=list)
+    last_processed_zxid: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            self._add_system_nodes()
+
+    def _add_system_nodes(self) -> None:
+        root = ZNode(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        root.pzxid = 0
+        zk = ZNode(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        quota = ZNode(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        config = ZNode(b"", READ_ACL_UNSAFE, 0, 0, 0)
+        config.aversion = -1  # Apache sets its ACL with version -1 at start-up
+        root.children["zookeeper"] = None
+        zk.children["quota"] = None
+        zk.children["config"] = None
+        self.nodes.update({"/": root, ZOOKEEPER_PATH: zk, QUOTA_PATH: quota, CONFIG_PATH: config})
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, path: str) -> ZNode | None:
+        return self.nodes.get(path)
+
+    def client_stat(self, n: ZNode) -> tuple:
+        owner = n.owner if owner_kind(n.owner, self.extended_types) == "session" else 0
+        nchildren = len(n.children)
+        return (
+            n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion * 2 - nchildren,
+            n.aversion, owner, len(n.data) if n.data else 0, nchildren, n.pzxid,
+        )
+
+    def count_descendants(self, path: str) -> int:
+        node = self.nodes.get(path)
+        if node is None:
+            return 0
+        total = 0
+        stack = [(path, node)]
+        while stack:
+            p, n = stack.pop()
+            for name in n.children:
+                child_path = (p if p != "/" else "") + "/" + name
+                total += 1
+                stack.append((child_path, self.nodes[child_path]))
+        return total
+
+    def owner_kind(self, owner: int) -> str:
+        return owner_kind(owner, self.extended_types)
+
+    # ------------------------------------------------------------ watches
+
+    def add_watch(self, path: str, watcher: Hashable, child: bool) -> None:
+        (self.child_watches if child else self.data_watches).add(path, watcher, STANDARD)
+
+    def add_persistent_watch(self, path: str, watcher: Hashable, recursive: bool) -> None:
+        if recursive:
+            self.data_watches.add(path, watcher, RECURSIVE)
+        else:
+            self.data_watches.add(path, watcher, PERSISTENT)
+            self.child_watches.add(path, watcher, PERSISTENT)
+
+    def remove_watcher(self, watcher: Hashable) -> None:
+        self.data_watches.remove_watcher(watcher)
+        self.child_watches.remove_watcher(watcher)
+
+    def _fire(self, table: WatchTable, path: str, etype: int, zxid: int, acl: ACLList | None,
+              suppress: list[Hashable] | None = None) -> list[Hashable]:
+        watchers = table.trigger(path)
+        for w in watchers:
+            if suppress is None or w not in suppress:
+                self.events.append(WatchEvent(w, etype, path, zxid, acl))
+        return watchers
+
+    # ------------------------------------------------------------ mutations
+
+    def create_node(self, path: str, data: bytes | None, acl: ACLList, owner: int, parent_cversion: int,
+                    zxid: int, time: int) -> ZNode:
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            raise KeeperError(Err.NO_NODE, path)
+        if path in self.nodes:
+            raise KeeperError(Err.NODE_EXISTS, path)
+        if parent_cversion == -1:
+            parent_cversion = parent.cversion + 1
+        if parent_cversion > parent.cversion:
+            parent.cversion = parent_cversion
+            parent.pzxid = zxid
+        node = ZNode(data or b"", acl, zxid, time, owner)
+        parent.children[path[path.rfind("/") + 1 :]] = None
+        self.nodes[path] = node
+        kind = self.owner_kind(owner)
+        if kind == "container":
+            self.containers[path] = None
+        elif kind == "ttl":
+            self.ttls[path] = None
+        elif kind == "session":
+            self.ephemerals.setdefault(owner, {})[path] = None
+        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
+        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
+        return node
+
+    def delete_node(self, path: str, zxid: int) -> None:
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        node = self.nodes.get(path)
+        if parent is None or node is None:
+            raise KeeperError(Err.NO_NODE, path)
+        parent.children.pop(path[path.rfind("/") + 1 :], None)
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        del self.nodes[path]
+        kind = self.owner_kind(node.owner)
+        if kind == "container":
+            self.containers.pop(path, None)
+        elif kind == "ttl":
+            self.ttls.pop(path, None)
+        elif kind == "session":
+            paths = self.ephemerals.get(node.owner)
+            if paths is not None:
+                paths.pop(path, None)
+                if not paths:
+                    del self.ephemerals[node.owner]
+        notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
+        self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
+        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
+
+    def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> ZNode:
+        node = self.nodes.get(path)
+        if node is None:
+            raise KeeperError(Err.NO_NODE, path)
+        node.data = data or b""
+        node.mtime = time
+        node.mzxid = zxid
+        node.version = version
+        self._fire(self.data_watches, path, EventType.NODE_DATA_CHANGED, zxid, node.acl)
+        return node
+
+    def set_acl(self, path: str, acl: ACLList, version: int) -> ZNode:
+        node = self.nodes.get(path)
+        if node is None:
+            raise KeeperError(Err.NO_NODE, path)
+        node.aversion = version
+        node.acl = acl
+        return node
+
+    def kill_session(self, session_id: int, zxid: int, paths: list[str] | None) -> None:
+        local = self.ephemerals.pop(session_id, {})
+        for path in list(paths or ()) + [p for p in local if p not in (paths or ())]:
+            if path in self.nodes:
+                self.delete_node(path, zxid)
+
+    # ------------------------------------------------------------ txn apply
+
+    def apply(self, hdr: TxnHeader, txn: object) -> TxnResult:
+        rc = self._apply_one(hdr.type, hdr, txn)
+        if hdr.zxid > self.last_processed_zxid:
+            self.last_processed_zxid = hdr.zxid
+        return rc
+
+    def _apply_one(self, kind: int, hdr: TxnHeader, txn: object) -> TxnResult:
+        rc = TxnResult(kind)
+        try:
+            self._dispatch(kind, hdr, txn, rc)
+        except KeeperError as e:
+            rc.err = e.code
+            if kind == Op.CREATE and e.code == Err.NODE_EXISTS and isinstance(txn, CreateTxn):
+                # Replaying a fuzzy snapshot: the node is already there, but its parent's
+                # cversion/pzxid must still move forward as the original create moved them.
+                self._bump_parent(txn.path, txn.parent_cversion, hdr.zxid)
+        return rc
+
+    def _bump_parent(self, path: str, cversion: int, zxid: int) -> None:
+        parent = self.nodes.get(parent_of(path))
+        if parent is not None and cversion > parent.cversion:
+            parent.cversion = cversion
+            parent.pzxid = zxid
+
+    def _dispatch(self, kind: int, hdr: TxnHeader, txn: object, rc: TxnResult) -> None:
+        if isinstance(txn, CreateTxn):
+            rc.path = txn.path
+            if kind == Op.CREATE_CONTAINER:
+                owner = CONTAINER_EPHEMERAL_OWNER
+            elif kind == Op.CREATE_TTL:
+                owner = ttl_owner(txn.ttl)
+            else:
+                owner = hdr.client_id if txn.ephemeral else 0
+            node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parent_cversion,
+                                    hdr.zxid, hdr.time)
+            rc.stat = self.client_stat(node)
+        elif isinstance(txn, DeleteTxn):
+            rc.path = txn.path
+            self.delete_node(txn.path, hdr.zxid)
+        elif isinstance(txn, SetDataTxn):
+            rc.path = txn.path
+            rc.stat = self.client_stat(self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time))
+        elif isinstance(txn, SetACLTxn):
+            rc.path = txn.path
+            rc.stat = self.client_stat(self.set_acl(txn.path, txn.acl, txn.version))
+        elif kind == Op.CLOSE_SESSION:
+            paths = txn.paths_to_delete if isinstance(txn, CloseSessionTxn) else None
+            self.kill_session(hdr.client_id, hdr.zxid, paths)
+        elif isinstance(txn, ErrorTxn):
+            rc.err = txn.err
+        elif isinstance(txn, CheckVersionTxn):
+            rc.path = txn.path
+            node = self.nodes.get(txn.path)
+            rc.stat = self.client_stat(node) if node is not None else None
+        elif isinstance(txn, MultiTxn):
+            self._apply_multi(hdr, txn, rc)
+
+    def _apply_multi(self, hdr: TxnHeader, txn: MultiTxn, rc: TxnResult) -> None:
+        rc.multi = []
+        failed = any(kind == Op.ERROR for kind, _ in txn.txns)
+        past_failure = False
+        for kind, sub in txn.txns:
+            if kind == Op.ERROR:
+                past_failure = True
+            elif failed:
+                # Ops of a failed multi report OK before the failing op and
+                # RuntimeInconsistency after it, as Apache's results do.
+                kind, sub = Op.ERROR, ErrorTxn(Err.RUNTIME_INCONSISTENCY if past_failure else 0)
+            sub_rc = self._apply_one(kind, hdr, sub)
+            rc.multi.append(sub_rc)
+            if sub_rc.err and not rc.err:
+                rc.err = sub_rc.err
