@@ -37,6 +37,9 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         skip_acl=cfg.skip_acl,
         enforce_quota=cfg.enforce_quota,
         digest_auth_enabled=cfg.digest_auth_enabled,
+        container_check_interval_ms=cfg.container_check_interval_ms,
+        container_max_per_minute=cfg.container_max_per_minute,
+        container_max_never_used_ms=cfg.container_max_never_used_interval_ms,
     )
 
 

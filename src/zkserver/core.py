@@ -69,6 +69,9 @@ class CoreSettings:
     skip_acl: bool = False
     enforce_quota: bool = False
     digest_auth_enabled: bool = True
+    container_check_interval_ms: int = 60000
+    container_max_per_minute: int = 10000
+    container_max_never_used_ms: int = 0
 
 
 class Conn:
@@ -141,6 +144,7 @@ class ServerCore:
         self.packets_received = 0
         self.packets_sent = 0
         self.on_request_done: Callable[[Request, int], None] | None = None
+        self.sweeper = ContainerSweeper(settings, clock.mono_ms())
 
     # ------------------------------------------------------------ effects
 
@@ -264,6 +268,18 @@ class ServerCore:
             log.info("Expiring session 0x%x, timeout of %dms exceeded",
                      session.session_id & 0xFFFFFFFFFFFFFFFF, session.timeout)
             self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session.session_id), None)
+        for path in self.sweeper.due(now, self.clock.wall_ms(), self.tree):
+            log.info("Attempting to delete candidate container: %s", path)
+            self._submit(Request(None, 0, Op.DELETE_CONTAINER, b"", 0), path)
+
+    def expire_session(self, session_id: int) -> bool:
+        """Expire a session now, as if its timeout had passed (tests and admin tools)."""
+        session = self.sessions.sessions.get(session_id)
+        if session is None or session.closing:
+            return False
+        session.closing = True
+        self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session_id), None)
+        return True
 
     # ------------------------------------------------------------ requests
 
@@ -322,6 +338,11 @@ class ServerCore:
         if req.op == Op.CLOSE_SESSION:
             self._mark_closing(req.session_id)
             return self.prep.prep_close_session(req.session_id, zxid)
+        if req.op == Op.DELETE_CONTAINER:
+            try:
+                return self.prep.prep_delete(self.prep.pending, txn, -1, [], zxid, container_only=True)
+            except KeeperError as e:
+                return Op.ERROR, ErrorTxn(e.code)
         session = self.sessions.sessions.get(req.session_id)
         if session is None or session.closing:
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
@@ -448,6 +469,48 @@ class ServerCore:
         self._send(conn, encode_reply(req.xid, zxid, err, body))
         if self.on_request_done is not None:
             self.on_request_done(req, err)
+
+
+class ContainerSweeper:
+    """Apache's ContainerManager: every check interval, collect empty containers that once had
+    children (or were never used for longer than allowed) and expired empty TTL nodes, then
+    delete them no faster than maxPerMinute."""
+
+    def __init__(self, settings: CoreSettings, now_ms: int):
+        self.interval = settings.container_check_interval_ms
+        self.spacing = 60000 / max(1, settings.container_max_per_minute)
+        self.max_never_used = settings.container_max_never_used_ms
+        self.next_check = now_ms + self.interval
+        self.queue: deque[str] = deque()
+        self.next_delete = 0.0
+
+    def due(self, now_ms: int, wall_ms: int, tree: DataTree) -> list[str]:
+        if now_ms >= self.next_check:
+            self.next_check = now_ms + self.interval
+            queued = set(self.queue)
+            self.queue.extend(p for p in self.candidates(wall_ms, tree) if p not in queued)
+        out: list[str] = []
+        while self.queue and self.next_delete <= now_ms:
+            out.append(self.queue.popleft())
+            self.next_delete = max(self.next_delete, now_ms - self.spacing) + self.spacing
+        return out
+
+    def candidates(self, wall_ms: int, tree: DataTree) -> list[str]:
+        found = []
+        for path in tree.containers:
+            node = tree.nodes.get(path)
+            if node is None or node.children:
+                continue
+            if node.cversion > 0 or (self.max_never_used and wall_ms - node.mtime > self.max_never_used):
+                found.append(path)
+        for path in tree.ttls:
+            node = tree.nodes.get(path)
+            if node is None or node.children:
+                continue
+            ttl = node.owner & 0x000000FFFFFFFFFF
+            if ttl and wall_ms - node.mtime > ttl:
+                found.append(path)
+        return found
 
 
 def _decode_write(op: int, r: Reader) -> object:

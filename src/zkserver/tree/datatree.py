@@ -13,6 +13,7 @@ Stat fields are kept as Apache persists them (StatPersisted); what a client sees
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -30,7 +31,10 @@ from ..jute.records import (
     TxnHeader,
 )
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, KeeperError
+from .quota import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_root_for, stat_value
 from .watches import PERSISTENT, RECURSIVE, STANDARD, WatchTable
+
+log = logging.getLogger("zkserver.tree")
 
 ZOOKEEPER_PATH = "/zookeeper"
 QUOTA_PATH = "/zookeeper/quota"
@@ -204,6 +208,9 @@ class DataTree:
             self.ttls[path] = None
         elif kind == "session":
             self.ephemerals.setdefault(owner, {})[path] = None
+        if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
+            self._recount_quota(parent_path[len(QUOTA_PATH):])
+        self._update_quota(path, len(node.data), 1)
         self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
         return node
@@ -229,6 +236,7 @@ class DataTree:
                 paths.pop(path, None)
                 if not paths:
                     del self.ephemerals[node.owner]
+        self._update_quota(path, -len(node.data), -1)
         notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
@@ -237,6 +245,7 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise KeeperError(Err.NO_NODE, path)
+        self._update_quota(path, len(data or b"") - len(node.data), 0)
         node.data = data or b""
         node.mtime = time
         node.mzxid = zxid
@@ -251,6 +260,34 @@ class DataTree:
         node.aversion = version
         node.acl = acl
         return node
+
+    # ------------------------------------------------------------ quotas
+
+    def _update_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        """Keep the zookeeper_stats node of the enclosing quota root current, as Apache does
+        (its data changes in place; its Stat does not)."""
+        root = quota_root_for(self.nodes, path)
+        if root is None:
+            return
+        stat_node = self.nodes.get(f"{QUOTA_PATH}{root}/{STAT_NODE}")
+        if stat_node is None:
+            return
+        stats = parse_stats(stat_node.data)
+        stats["count"] = stat_value(stats, "count") + count_diff
+        stats["bytes"] = stat_value(stats, "bytes") + bytes_diff
+        stat_node.data = format_stats(stats)
+        limits = parse_stats(self.nodes[f"{QUOTA_PATH}{root}/{LIMIT_NODE}"].data)
+        for what, soft in (("count", "count"), ("bytes", "bytes")):
+            if -1 < stat_value(limits, soft) < stats[what]:
+                log.warning("Quota exceeded: %s %s=%d %s limit=%d", root, what, stats[what], what, limits[soft])
+
+    def _recount_quota(self, root: str) -> None:
+        stat_node = self.nodes.get(f"{QUOTA_PATH}{root}/{STAT_NODE}")
+        if stat_node is None or root not in self.nodes:
+            return
+        count = self.count_descendants(root) + 1
+        total = sum(len(n.data) for p, n in self.nodes.items() if p == root or p.startswith(root + "/"))
+        stat_node.data = format_stats({"count": count, "bytes": total})
 
     def kill_session(self, session_id: int, zxid: int, paths: list[str] | None) -> None:
         local = self.ephemerals.pop(session_id, {})
