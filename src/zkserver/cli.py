@@ -20,6 +20,8 @@ from .config import (
 )
 from .core import CoreSettings
 from .shell.server import ServerOptions, ServerRunner
+from .storage.database import StorageOptions
+from .storage.txnlog import StorageError
 
 log = logging.getLogger("zkserver")
 
@@ -49,14 +51,32 @@ def server_options(cfg: ServerConfig) -> ServerOptions:
         port=cfg.client_port if cfg.client_port is not None else 2181,
         settings=core_settings(cfg),
         four_letter_whitelist=cfg.four_letter_whitelist,
+        storage=None if cfg.properties.get("zkserver.storage") == "memory" else storage_options(cfg),
     )
 
 
-async def serve(cfg: ServerConfig) -> None:
-    runner = ServerRunner(server_options(cfg))
+def storage_options(cfg: ServerConfig) -> StorageOptions:
+    return StorageOptions(
+        data_dir=cfg.data_dir,
+        data_log_dir=cfg.data_log_dir,
+        snap_count=cfg.snap_count,
+        snap_size_limit_kb=cfg.snap_size_limit_kb,
+        pre_alloc_size_kb=cfg.pre_alloc_size_kb,
+        force_sync=cfg.force_sync,
+        digest_enabled=cfg.digest_enabled,
+        autopurge_snap_retain_count=cfg.autopurge_snap_retain_count,
+        autopurge_purge_interval=cfg.autopurge_purge_interval,
+    )
+
+
+async def serve(cfg: ServerConfig) -> int:
+    try:
+        runner = ServerRunner(server_options(cfg))
+    except StorageError as e:
+        print(f"zkserver: cannot start: {e}", file=sys.stderr)
+        return 3
     await runner.start()
-    log.info("zkserver %s (ZooKeeper %s protocol) serving on port %d; dataDir=%s; "
-             "the txn log is kept in memory until durable storage lands",
+    log.info("zkserver %s (ZooKeeper %s protocol) serving on port %d; dataDir=%s",
              __version__, ZOOKEEPER_COMPAT_VERSION, runner.port, cfg.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,15 +85,15 @@ async def serve(cfg: ServerConfig) -> None:
     await stop.wait()
     log.info("shutting down")
     await runner.stop()
+    return 0
 
 
-def _run_loop(coro) -> None:
+def _run_loop(coro) -> int:
     try:
         import uvloop
     except ImportError:  # uvloop is optional on platforms without it
-        asyncio.run(coro)
-        return
-    uvloop.run(coro)
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
@@ -87,10 +107,41 @@ def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
     if not is_standalone(cfg):
         print(f"zkserver: {ensemble_refusal_message(cfg)}", file=sys.stderr)
         return 2
-    if cfg.data_dir:
-        os.makedirs(cfg.data_dir, exist_ok=True)
-    _run_loop(serve(cfg))
+    return _run_loop(serve(cfg))
+
+
+def cmd_storage_tool(args: argparse.Namespace, props: dict[str, str]) -> int:
+    from .storage import purge, tools
+
+    try:
+        if args.command == "txnlog-dump":
+            return tools.dump_txnlog(args.file, sys.stdout)
+        if args.command == "snapshot-dump":
+            return tools.dump_snapshot(args.file, sys.stdout, args.data)
+        if args.retain is not None:  # Apache's PurgeTxnLog usage: dataLogDir snapDir -n count
+            removed = purge.purge(os.path.join(args.snap_dir or args.config, "version-2"),
+                                  os.path.join(args.config, "version-2"), args.retain)
+        else:
+            opts = storage_options(load_config(args.config, props))
+            removed = purge.purge(opts.snap_dir, opts.log_dir, opts.autopurge_snap_retain_count)
+    except (StorageError, ConfigError, ValueError, OSError) as e:
+        print(f"zkserver {args.command}: {e}", file=sys.stderr)
+        return 2
+    print(f"removed {len(removed)} files")
     return 0
+
+
+def _add_storage_commands(sub: argparse._SubParsersAction) -> None:
+    dump = sub.add_parser("txnlog-dump", help="print the txns of a log.<zxid> file")
+    dump.add_argument("file")
+    snap = sub.add_parser("snapshot-dump", help="print the znodes and sessions of a snapshot.<zxid> file")
+    snap.add_argument("file")
+    snap.add_argument("--data", action="store_true", help="print node data too")
+    purge = sub.add_parser("purge", help="delete old snapshots and logs: `purge zoo.cfg` (autopurge settings) "
+                                         "or `purge dataLogDir [snapDir] -n count`")
+    purge.add_argument("config")
+    purge.add_argument("snap_dir", nargs="?")
+    purge.add_argument("-n", dest="retain", type=int)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="run a server in the foreground (-Dname=value sets a property)")
     start.add_argument("config", nargs="?", help="zoo.cfg (default: port 2181, dataDir ./data)")
+    _add_storage_commands(sub)
     args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "start":
         return cmd_start(args, props)
+    if args.command in ("txnlog-dump", "snapshot-dump", "purge"):
+        return cmd_storage_tool(args, props)
     return 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .. import fourlw
 from ..core import CoreSettings, Request, ServerCore
 from ..proto.framing import FrameError, FrameSplitter
+from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
 from ..storage.memory import MemoryTxnLog
 from .clock import SystemClock
 
@@ -54,6 +55,7 @@ class ServerOptions:
     port: int = 2181
     settings: CoreSettings = field(default_factory=CoreSettings)
     four_letter_whitelist: frozenset[str] = frozenset({"srvr"})
+    storage: StorageOptions | None = None  # None: keep the txn log in memory only
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -66,8 +68,8 @@ class ClientProtocol(asyncio.Protocol):
         self.cid = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check here.
+        self.transport = transport  # type: ignore[assignment]
         self.cid = self.runner.register(self)
         if not self.runner.core.connection_made(self.cid, self.peer_ip()):
             transport.close()
@@ -101,9 +103,13 @@ class ServerRunner:
     def __init__(self, options: ServerOptions, secret: bytes | None = None):
         self.options = options
         self.clock = SystemClock()
-        self.core = ServerCore(options.settings, self.clock, secret or os.urandom(32))
+        self.log: MemoryTxnLog | DiskStorage
+        if options.storage is None:
+            self.core = ServerCore(options.settings, self.clock, secret or os.urandom(32))
+            self.log = MemoryTxnLog(self.core.persisted)
+        else:
+            self._open_storage(options.storage, secret)
         self.core.on_request_done = self._request_done
-        self.log = MemoryTxnLog(self.core.persisted)
         self.four_letter_whitelist = options.four_letter_whitelist
         self.stats = ServerStats()
         self.protocols: dict[int, ClientProtocol] = {}
@@ -114,10 +120,34 @@ class ServerRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = options.port
 
+    def _open_storage(self, opts: StorageOptions, secret: bytes | None) -> None:
+        """Recover the tree and sessions from disk (raises StorageError with the reason)."""
+        prepare_dirs(opts)
+        rec = recover(opts, self.options.settings.extended_types)
+        self.core = ServerCore(self.options.settings, self.clock, secret or os.urandom(32), tree=rec.tree)
+        now = self.clock.mono_ms()
+        for sid, timeout in rec.sessions.items():
+            self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return
+        sessions = self.core.sessions.sessions
+        self.log = DiskStorage(opts, rec.tree, lambda: {sid: s.timeout for sid, s in sessions.items()},
+                               self.core.persisted, self._storage_failed)
+        self.log.ensure_initial_snapshot()
+
+    def _storage_failed(self, exc: BaseException) -> None:
+        # Nothing after the failed write can be made durable: stop taking requests at all.
+        log.error("The txn log failed (%s): closing every connection and the client port", exc)
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self.protocols.values()):
+            if proto.transport is not None:
+                proto.transport.close()
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if isinstance(self.log, DiskStorage):
+            self.log.start(self._loop)
         self._server = await self._loop.create_server(
             lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -1,0 +1,267 @@
+"""Durable storage as the server uses it: recovery at start-up, then log + snapshots.
+
+Recovery (Apache's FileTxnSnapLog.restore, with firmer rules): load the newest snapshot that
+validates (older ones are tried when a newer one does not), then replay every log entry after
+its zxid. A bad entry in the newest log file is a torn tail: the file is truncated there and
+the loss logged. A bad entry anywhere else would drop acknowledged txns, so start-up stops.
+Sessions come from the snapshot and the createSession/closeSession txns after it; ephemeral
+nodes of sessions that no longer exist are removed, as Apache's loadData does.
+
+Running: `DiskStorage.append` hands txns to the file log with the tree digest Apache puts in
+each entry; after a randomized number of txns (snapCount/2 + rand(snapCount/2)) or bytes it
+rolls the log and forks a snapshot writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..jute.codes import Op
+from ..jute.records import CreateSessionTxn, TxnHeader
+from ..tree.datatree import DataTree
+from .digest import DigestPredictor, tree_digest
+from .snapshot import SnapshotTaker, read_snapshot, snapshot_files, write_snapshot
+from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, fsync_dir, sorted_files
+
+log = logging.getLogger("zkserver.storage")
+
+VERSION_DIR = "version-2"
+MAX_SNAPSHOTS_TRIED = 100  # as Apache's FileSnap.deserialize
+
+
+@dataclass
+class StorageOptions:
+    data_dir: str
+    data_log_dir: str = ""
+    snap_count: int = 100000
+    snap_size_limit_kb: int = 4194304
+    pre_alloc_size_kb: int = 65536
+    force_sync: bool = True
+    digest_enabled: bool = True
+    autopurge_snap_retain_count: int = 3
+    autopurge_purge_interval: int = 0  # hours; 0 disables
+
+    @property
+    def snap_dir(self) -> str:
+        return os.path.join(self.data_dir, VERSION_DIR)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.data_log_dir or self.data_dir, VERSION_DIR)
+
+
+@dataclass
+class Recovered:
+    tree: DataTree
+    sessions: dict[int, int]
+    snapshot_zxid: int
+    replayed: int = 0
+    truncated: list[str] = field(default_factory=list)
+    digest_checked: bool | None = None  # None: no digest to compare with
+
+
+# ---------------------------------------------------------------- directories
+
+
+def prepare_dirs(opts: StorageOptions) -> None:
+    """Create the version-2 dirs if missing (Apache's default) and prove we can write there."""
+    for d in {opts.snap_dir, opts.log_dir}:
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create data directory {d}: {e.strerror}") from None
+        if not os.path.isdir(d):
+            raise StorageError(f"{d} is not a directory")
+        probe = os.path.join(d, f".zkserver-write-test.{os.getpid()}")
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"x")
+            os.unlink(probe)
+        except OSError as e:
+            raise StorageError(f"data directory {d} is not writable: {e.strerror}") from None
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def recover(opts: StorageOptions, extended_types: bool = False) -> Recovered:
+    """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot."""
+    rec = _load_snapshot(opts, extended_types)
+    _replay(opts, rec)
+    _drop_orphan_ephemerals(rec)
+    rec.tree.events = []
+    log.info("Recovered zxid 0x%x: snapshot 0x%x + %d txns, %d sessions, %d znodes",
+             rec.tree.last_processed_zxid, rec.snapshot_zxid, rec.replayed, len(rec.sessions),
+             len(rec.tree.nodes))
+    return rec
+
+
+def _load_snapshot(opts: StorageOptions, extended_types: bool) -> Recovered:
+    snaps = snapshot_files(opts.snap_dir)
+    for zxid, path in snaps[:MAX_SNAPSHOTS_TRIED]:
+        try:
+            snap = read_snapshot(path, extended_types)
+        except StorageError as e:
+            log.warning("Skipping invalid snapshot %s: %s", path, e)
+            continue
+        log.info("Loaded snapshot %s (zxid 0x%x)", path, zxid)
+        return Recovered(snap.tree, snap.sessions, zxid)
+    logs = sorted_files(opts.log_dir, LOG_PREFIX)
+    if snaps and (not logs or logs[0][0] > 1):
+        raise StorageError(f"no valid snapshot among {len(snaps)} in {opts.snap_dir}, and the txn logs in "
+                           f"{opts.log_dir} do not start at zxid 1; cannot rebuild the data tree")
+    if logs and logs[0][0] > 1:
+        raise StorageError(f"no snapshot in {opts.snap_dir} but txn logs start at zxid 0x{logs[0][0]:x}: "
+                           "the data directory is incomplete")
+    if snaps:
+        log.warning("No valid snapshot; rebuilding from the txn logs from zxid 1")
+    return Recovered(DataTree(extended_types=extended_types), {}, 0)
+
+
+def logs_needed(logs: list[tuple[int, str]], zxid: int) -> list[tuple[int, str]]:
+    """The log files that may hold txns after `zxid`: the last one starting at or before it,
+    and every later one (Apache's FileTxnLog.getLogFiles)."""
+    start = 0
+    for i, (first, _) in enumerate(logs):
+        if first <= zxid:
+            start = i
+    return logs[start:]
+
+
+def _replay(opts: StorageOptions, rec: Recovered) -> None:
+    logs = logs_needed(sorted_files(opts.log_dir, LOG_PREFIX), rec.snapshot_zxid)
+    tree, sessions = rec.tree, rec.sessions
+    last_digest = None
+    for i, (_, path) in enumerate(logs):
+        lf = LogFile(path)
+        for entry in lf:
+            hdr = entry.hdr
+            if hdr.zxid <= tree.last_processed_zxid:
+                continue
+            _apply(tree, sessions, hdr, entry.txn)
+            rec.replayed += 1
+            last_digest = entry.digest
+        if lf.problem is not None:
+            _torn(lf, logs[i + 1:], rec)
+            break
+    if last_digest is not None and opts.digest_enabled and last_digest[0] == 2:
+        ours = tree_digest(tree)
+        rec.digest_checked = ours == last_digest[1]
+        if not rec.digest_checked:
+            log.warning("Tree digest after replay is %d but the log recorded %d at zxid 0x%x",
+                        ours, last_digest[1], tree.last_processed_zxid)
+
+
+def _apply(tree: DataTree, sessions: dict[int, int], hdr: TxnHeader, txn: object) -> None:
+    if hdr.type == Op.CREATE_SESSION and isinstance(txn, CreateSessionTxn):
+        sessions[hdr.client_id] = txn.timeout
+    elif hdr.type == Op.CLOSE_SESSION:
+        sessions.pop(hdr.client_id, None)
+    tree.apply(hdr, txn)
+
+
+def _torn(lf: LogFile, later: list[tuple[int, str]], rec: Recovered) -> None:
+    """A bad entry: truncate a torn tail; refuse to drop anything that follows it."""
+    later_with_entries = [p for _, p in later if _has_entries(p)]
+    if later_with_entries:
+        raise StorageError(f"txn log {lf.path} is corrupt ({lf.problem}) but later logs "
+                           f"{', '.join(later_with_entries)} hold more txns; refusing to start. "
+                           "Restore the file or remove the data after it with care.")
+    lost = len(lf.data) - lf.end
+    nonzero = not lf.blank_after(lf.end)
+    if lf.bad_header:
+        log.warning("Removing txn log %s: %s", lf.path, lf.problem)
+        os.unlink(lf.path)
+    else:
+        log.warning("Truncating torn tail of txn log %s at offset %d (%s; %d bytes dropped%s)",
+                    lf.path, lf.end, lf.problem, lost, ", not all zero" if nonzero else "")
+        with open(lf.path, "r+b") as f:
+            f.truncate(lf.end)
+            os.fsync(f.fileno())
+    for _, p in later:
+        log.warning("Removing empty txn log %s after the torn tail", p)
+        os.unlink(p)
+    fsync_dir(os.path.dirname(lf.path))
+    rec.truncated.append(lf.path)
+
+
+def _has_entries(path: str) -> bool:
+    lf = LogFile(path)
+    return any(True for _ in lf)
+
+
+def _drop_orphan_ephemerals(rec: Recovered) -> None:
+    tree = rec.tree
+    for sid in [s for s in tree.ephemerals if s not in rec.sessions]:
+        tree.kill_session(sid, tree.last_processed_zxid, None)
+
+
+# ---------------------------------------------------------------- running
+
+
+class DiskStorage:
+    """The storage the server runs on: file txn log, snapshots in a child, rolling by count."""
+
+    def __init__(self, opts: StorageOptions, tree: DataTree, sessions: Callable[[], dict[int, int]],
+                 on_durable: Callable[[int], None], on_failure: Callable[[BaseException], None] | None = None,
+                 rng: random.Random | None = None):
+        self.opts = opts
+        self.tree = tree
+        self.sessions = sessions
+        self.predictor = DigestPredictor(tree) if opts.digest_enabled else None
+        self.log = FileTxnLog(
+            opts.log_dir, on_durable, pre_alloc_size=opts.pre_alloc_size_kb * 1024, force_sync=opts.force_sync,
+            digest=self.predictor.after if self.predictor else None, on_failure=on_failure)
+        self.rng = rng or random.Random()
+        self.taker: SnapshotTaker | None = None
+        self._count = 0
+        self._bytes = 0
+        self._reset_roll()
+        if not opts.force_sync:
+            log.warning("forceSync=no: txns are acknowledged before they reach the disk and may be "
+                        "lost in a power failure")
+
+    def _reset_roll(self) -> None:
+        half = max(self.opts.snap_count // 2, 1)
+        self._roll_at = half + self.rng.randrange(half)
+        size_half = self.opts.snap_size_limit_kb * 1024 // 2
+        self._roll_bytes = size_half + self.rng.randrange(size_half) if size_half > 0 else -1
+        self._count = 0
+        self._bytes = 0
+
+    def start(self, loop) -> None:  # loop: asyncio.AbstractEventLoop
+        self.taker = SnapshotTaker(self.opts.snap_dir, loop.add_reader, loop.remove_reader,
+                                   self.opts.digest_enabled)
+        self.log.start(loop.call_soon_threadsafe)
+
+    def ensure_initial_snapshot(self) -> None:
+        """Apache writes snapshot.0 on an empty data dir and refuses logs without a snapshot;
+        so do we, so that Apache can open a data dir we started."""
+        if not snapshot_files(self.opts.snap_dir):
+            path = write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled)
+            log.info("Wrote initial snapshot %s", path)
+
+    def append(self, entries: list[tuple[TxnHeader, object]]) -> None:
+        self._bytes += self.log.append(entries)
+        self._count += len(entries)
+        if self._count > self._roll_at or 0 < self._roll_bytes < self._bytes:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        self.log.roll()
+        self._reset_roll()
+        if self.taker is None:
+            return
+        if self.taker.busy:
+            log.warning("Too busy to snap, skipping")  # as Apache: the log still rolls
+            return
+        self.taker.take(self.tree, self.sessions())
+
+    def close(self) -> None:
+        self.log.close()
+        if self.taker is not None:
+            self.taker.wait()

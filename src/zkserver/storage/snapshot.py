@@ -1,0 +1,380 @@
+"""Snapshots in Apache ZooKeeper's version-2 format (FileSnap, SerializeUtils, DataTree).
+
+Layout: FileHeader{'ZKSN', 2, dbid -1}; int session count, {long id, int timeout}...; the ACL
+cache (int count, {long index, vector<ACL>}...); nodes in pre-order from the root, whose path
+is "": {ustring path, buffer data, long acl index, StatPersisted}; ustring "/" ends the tree;
+a seal (long Adler32 of every byte so far, ustring "/"); ZxidDigest{long zxid, int version,
+long digest} and a second seal. Snapshots that 3.9 writes add lastProcessedZxid and a third
+seal, which we accept and ignore. ACL index -1 means OPEN_ACL_UNSAFE.
+
+Writing goes to a temp name that Apache's file scanner does not match (tmp.snapshot.<zxid>),
+is fsynced, renamed to snapshot.<zxid>, and the directory is fsynced: a crash leaves either no
+snapshot or a complete one. `SnapshotTaker` writes in a forked child so the server keeps
+serving: the child sees the tree exactly as it was at fork time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import os
+import signal
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from ..jute.codec import JuteError, Reader
+from ..jute.records import STAT_PERSISTED, ACLList, read_acl_list
+from ..tree.acl import OPEN_ACL_UNSAFE
+from ..tree.datatree import DataTree, ZNode
+from .digest import DIGEST_VERSION, tree_digest
+from .txnlog import FILE_HEADER, StorageError, fsync_dir, sorted_files, zxid_from_name
+
+log = logging.getLogger("zkserver.storage.snapshot")
+
+SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
+SNAP_PREFIX = "snapshot."
+TMP_PREFIX = "tmp.snapshot."
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_SESSION = struct.Struct(">qi")
+_ZXID_DIGEST = struct.Struct(">qiq")
+_SEAL_TAIL = b"\x00\x00\x00\x01/"  # ustring "/" that ends every seal
+_FLUSH_AT = 1 << 20
+
+
+def snapshot_name(zxid: int) -> str:
+    return f"{SNAP_PREFIX}{zxid:x}"
+
+
+class _SealedOut:
+    """Buffered writes to a file descriptor with a running Adler32 (Apache's CheckedOutputStream)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buf = bytearray()
+        self.adler = 1
+
+    def write(self, b: bytes | bytearray) -> None:
+        self.buf += b
+        if len(self.buf) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.adler = zlib.adler32(self.buf, self.adler)
+            view = memoryview(self.buf)
+            while view:
+                view = view[os.write(self.fd, view):]
+            self.buf = bytearray()
+
+    def seal(self) -> None:
+        self.adler = zlib.adler32(self.buf, self.adler)
+        self.buf += _LONG.pack(self.adler) + _SEAL_TAIL
+        # The seal's own bytes count towards the next seal's checksum.
+        self.adler = zlib.adler32(self.buf[-13:], self.adler)
+        view = memoryview(self.buf)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.buf = bytearray()
+
+
+def _ustring(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return _INT.pack(len(b)) + b
+
+
+def _acl_bytes(acl: ACLList) -> bytes:
+    parts = [_INT.pack(len(acl))]
+    for perms, scheme, ident in acl:
+        parts.append(_INT.pack(perms) + _ustring(scheme) + _ustring(ident))
+    return b"".join(parts)
+
+
+def _walk(tree: DataTree) -> Iterator[tuple[str, str, ZNode]]:
+    """(snapshot path, tree path, node) in pre-order; the root's snapshot path is ""."""
+    stack = [("/", tree.nodes["/"])]
+    while stack:
+        path, node = stack.pop()
+        yield ("" if path == "/" else path), path, node
+        prefix = "" if path == "/" else path
+        for name in reversed(list(node.children)):
+            child = prefix + "/" + name
+            stack.append((child, tree.nodes[child]))
+
+
+def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True) -> None:
+    """Serialize the tree and sessions to an open file."""
+    out = _SealedOut(fd)
+    out.write(FILE_HEADER.pack(SNAP_MAGIC, 2, -1))
+    out.write(_INT.pack(len(sessions)))
+    for sid, timeout in sessions.items():
+        out.write(_SESSION.pack(sid, timeout))
+    index: dict[ACLList, int] = {}
+    for _, _, node in _walk(tree):
+        if node.acl not in index:
+            index[node.acl] = len(index) + 1
+    out.write(_INT.pack(len(index)))
+    for acl, i in index.items():
+        out.write(_LONG.pack(i) + _acl_bytes(acl))
+    for spath, _, n in _walk(tree):
+        data = n.data or b""
+        out.write(b"".join((
+            _ustring(spath), _INT.pack(len(data)), data, _LONG.pack(index[n.acl]),
+            STAT_PERSISTED.pack(n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion,
+                                n.owner, n.pzxid),
+        )))
+    out.write(_ustring("/"))
+    out.seal()
+    if digest_enabled:
+        zxid = tree.last_processed_zxid
+        out.write(_ZXID_DIGEST.pack(zxid, DIGEST_VERSION, tree_digest(tree) if zxid else 0))
+        out.seal()
+    out.flush()
+
+
+def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True) -> str:
+    """Write snapshot.<tree zxid> atomically (temp, fsync, rename, fsync dir); return its path."""
+    zxid = tree.last_processed_zxid
+    tmp = os.path.join(snap_dir, f"{TMP_PREFIX}{zxid:x}.{os.getpid()}")
+    final = os.path.join(snap_dir, snapshot_name(zxid))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_snapshot_fd(fd, tree, sessions, digest_enabled)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, final)
+    fsync_dir(snap_dir)
+    return final
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class Snapshot:
+    zxid: int
+    tree: DataTree
+    sessions: dict[int, int]
+    digest: tuple[int, int, int] | None = None  # (zxid, version, digest) when present
+    path: str = ""
+    acl_count: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class _SealedIn:
+    """A Reader over the whole file plus seal checks (Apache's CheckedInputStream)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.r = Reader(data, max_len=len(data))
+
+    def check_seal(self) -> None:
+        at = self.r.pos
+        expect = zlib.adler32(memoryview(self.data)[:at])
+        val = self.r.long()
+        if self.r.ustring() != "/":
+            raise StorageError(f"no seal marker at offset {at}")
+        if (val & 0xFFFFFFFF) != expect or val < 0:
+            raise StorageError(f"checksum mismatch at offset {at}")
+
+
+def _open_data(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.endswith(".snappy"):
+        raise StorageError("snappy-compressed snapshots are not supported")
+    return data
+
+
+def looks_complete(path: str) -> bool:
+    """Apache's isValidSnapshot for plain files: ends with the seal's ustring "/"."""
+    if path.endswith((".gz", ".snappy")):
+        return True
+    try:
+        size = os.path.getsize(path)
+        if size < 10:
+            return False
+        with open(path, "rb") as f:
+            f.seek(size - 5)
+            return f.read(5) == _SEAL_TAIL
+    except OSError:
+        return False
+
+
+def read_snapshot(path: str, extended_types: bool = False) -> Snapshot:
+    """Load one snapshot file; raise StorageError if it is not a complete, valid snapshot."""
+    zxid = zxid_from_name(os.path.basename(path), SNAP_PREFIX)
+    try:
+        inp = _SealedIn(_open_data(path))
+        r = inp.r
+        magic, version, _dbid = r.int(), r.int(), r.long()
+        if magic != SNAP_MAGIC or version != 2:
+            raise StorageError(f"bad header: magic 0x{magic & 0xFFFFFFFF:x} version {version}")
+        sessions = {}
+        for _ in range(_count(r)):
+            sid = r.long()
+            sessions[sid] = r.int()
+        acls = _read_acls(r)
+        tree = _read_nodes(r, acls, extended_types)
+        inp.check_seal()
+        snap = Snapshot(zxid, tree, sessions, path=path, acl_count=len(acls))
+        if r.remaining >= _ZXID_DIGEST.size:
+            dz, dv, d = r.long(), r.int(), r.long()
+            inp.check_seal()
+            snap.digest = (dz, dv, d)
+    except (JuteError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise StorageError(str(e)) from None
+    tree.last_processed_zxid = zxid
+    return snap
+
+
+def _count(r: Reader) -> int:
+    n = r.int()
+    if n < 0 or n > r.remaining:
+        raise StorageError(f"impossible count {n}")
+    return n
+
+
+def _read_acls(r: Reader) -> dict[int, ACLList]:
+    acls: dict[int, ACLList] = {-1: OPEN_ACL_UNSAFE}
+    for _ in range(_count(r)):
+        i = r.long()
+        acls[i] = tuple(read_acl_list(r) or ())
+    return acls
+
+
+def _read_nodes(r: Reader, acls: dict[int, ACLList], extended_types: bool) -> DataTree:
+    tree = DataTree(extended_types=extended_types)
+    tree.nodes.clear()
+    spath = r.ustring()
+    while spath != "/":
+        if spath is None:
+            raise StorageError("null path in the node list")
+        data = r.buffer() or b""
+        acl_index = r.long()
+        acl = acls.get(acl_index)
+        if acl is None:
+            raise StorageError(f"node {spath!r} refers to unknown ACL index {acl_index}")
+        czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = STAT_PERSISTED.unpack(
+            _take(r, STAT_PERSISTED.size))
+        node = ZNode(data, acl, czxid, ctime, owner)
+        node.mzxid, node.mtime, node.pzxid = mzxid, mtime, pzxid
+        node.version, node.cversion, node.aversion = version, cversion, aversion
+        _attach(tree, spath or "/", node)
+        spath = r.ustring()
+    if "/" not in tree.nodes:
+        raise StorageError("the snapshot has no root node")
+    return tree
+
+
+def _take(r: Reader, n: int) -> bytes:
+    if r.remaining < n:
+        raise StorageError(f"truncated: need {n} bytes at offset {r.pos}")
+    b = bytes(r._buf[r.pos:r.pos + n])  # Reader has no raw-bytes read; the buffer is ours
+    r.pos += n
+    return b
+
+
+def _attach(tree: DataTree, path: str, node: ZNode) -> None:
+    if path != "/":
+        cut = path.rfind("/")
+        parent = tree.nodes.get(path[:cut] or "/")
+        if parent is None:
+            raise StorageError(f"Invalid Datatree, unable to find parent of path {path}")
+        parent.children[path[cut + 1:]] = None
+        kind = tree.owner_kind(node.owner)
+        if kind == "container":
+            tree.containers[path] = None
+        elif kind == "ttl":
+            tree.ttls[path] = None
+        elif kind == "session":
+            tree.ephemerals.setdefault(node.owner, {})[path] = None
+    tree.nodes[path] = node
+
+
+def snapshot_files(snap_dir: str) -> list[tuple[int, str]]:
+    """(zxid, path) of snapshot files, newest first."""
+    return sorted(sorted_files(snap_dir, SNAP_PREFIX), reverse=True)
+
+
+# ---------------------------------------------------------------- taking snapshots
+
+
+class SnapshotTaker:
+    """Writes snapshots in a forked child; the parent learns of the result via a pidfd.
+
+    `add_reader(fd, cb)` / `remove_reader(fd)` are the event loop's. At most one snapshot runs
+    at a time; `busy` says whether one does.
+    """
+
+    def __init__(self, snap_dir: str, add_reader: Callable, remove_reader: Callable,
+                 digest_enabled: bool = True, on_done: Callable[[int, bool], None] | None = None):
+        self.snap_dir = snap_dir
+        self.add_reader = add_reader
+        self.remove_reader = remove_reader
+        self.digest_enabled = digest_enabled
+        self.on_done = on_done
+        self.pid = 0
+        self.zxid = 0
+        self._pidfd = -1
+
+    @property
+    def busy(self) -> bool:
+        return self.pid != 0
+
+    def take(self, tree: DataTree, sessions: dict[int, int]) -> bool:
+        """Fork a child that writes snapshot.<tree zxid>; False if one is already running."""
+        if self.busy:
+            return False
+        self.zxid = tree.last_processed_zxid
+        pid = os.fork()
+        if pid == 0:  # child: no loop, no logging, no locks; just the file, then _exit
+            os._exit(_child_write(self.snap_dir, tree, sessions, self.digest_enabled))
+        self.pid = pid
+        self._pidfd = os.pidfd_open(pid)
+        self.add_reader(self._pidfd, self._reap)
+        log.info("Creating snapshot %s in child process %d", snapshot_name(self.zxid), pid)
+        return True
+
+    def _reap(self) -> None:
+        self.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        _, status = os.waitpid(self.pid, 0)
+        ok = os.waitstatus_to_exitcode(status) == 0
+        self.pid, self._pidfd = 0, -1
+        if ok:
+            log.info("Snapshot %s written", snapshot_name(self.zxid))
+        else:
+            log.error("Writing snapshot %s failed (child exit status %d)", snapshot_name(self.zxid),
+                      os.waitstatus_to_exitcode(status))
+        if self.on_done is not None:
+            self.on_done(self.zxid, ok)
+
+    def wait(self) -> None:
+        """Block until a running snapshot finishes (shutdown)."""
+        if self.busy:
+            self._reap()
+
+
+def _child_write(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool) -> int:
+    # A signal meant for the server must not run the parent's handlers in this copy.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    import gc
+    gc.disable()  # collecting would only touch (and so copy) the parent's pages
+    try:
+        write_snapshot(snap_dir, tree, sessions, digest_enabled)
+        return 0
+    except BaseException:
+        return 1

@@ -1,0 +1,397 @@
+"""The transaction log in Apache ZooKeeper's version-2 format, with group commit.
+
+File layout (FileTxnLog, Util): FileHeader{int magic 'ZKLG', int version 2, long dbid 0}, then
+per entry: long Adler32 of the entry bytes, int length, the entry (TxnHeader, txn record,
+optional TxnDigest{int version, long treeDigest}), byte 0x42. Files are preallocated with
+zeros in preAllocSize steps; a zero length marks the end. A file is named log.<hex zxid of
+its first entry>.
+
+Theory of operation (writing). The event loop encodes entries and queues them; a dedicated
+sync thread takes everything queued, writes it with one write(), fdatasyncs once, and reports
+the last zxid back to the loop with call_soon_threadsafe. While it syncs, more entries queue
+up, so one fsync covers every entry appended since the last (group commit) and the loop never
+waits for the disk. A roll marker in the queue closes the current file after its entries are
+durable; the next entry opens log.<its zxid>.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..jute.codec import JuteError, Reader, Writer
+from ..jute.records import TxnHeader, read_txn_record
+
+log = logging.getLogger("zkserver.storage.txnlog")
+
+LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
+VERSION = 2
+FILE_HEADER = struct.Struct(">iiq")
+ENTRY_HEAD = struct.Struct(">qi")  # Adler32 checksum, entry length
+TXN_DIGEST = struct.Struct(">iq")
+EOR = 0x42
+LOG_PREFIX = "log."
+DEFAULT_PREALLOC = 64 * 1024 * 1024
+_MAX_ENTRY = 1 << 30
+FSYNC_WARN_MS = 1000  # Apache's fsync.warningthresholdms default
+
+
+class StorageError(Exception):
+    """The data on disk cannot be used, or the disk refuses our writes; the message says why."""
+
+
+def log_name(zxid: int) -> str:
+    return f"{LOG_PREFIX}{zxid:x}"
+
+
+def zxid_from_name(name: str, prefix: str) -> int:
+    """Apache's Util.getZxidFromName: the hex after the first dot, or -1."""
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[0] == prefix.rstrip("."):
+        try:
+            return int(parts[1], 16)
+        except ValueError:
+            return -1
+    return -1
+
+
+def sorted_files(directory: str, prefix: str) -> list[tuple[int, str]]:
+    """(zxid, path) of the files named <prefix><hex zxid>..., oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        zxid = zxid_from_name(name, prefix)
+        if zxid >= 0:
+            found.append((zxid, os.path.join(directory, name)))
+    return sorted(found)
+
+
+def encode_entry(hdr: TxnHeader, txn: object, digest: int | None) -> bytes:
+    """One complete log record: checksum, length, entry bytes, 0x42."""
+    w = Writer()
+    hdr.write(w)
+    if txn is not None:
+        txn.write(w)  # type: ignore[attr-defined]
+    if digest is not None:
+        w.raw(TXN_DIGEST.pack(2, digest))
+    body = w.buf
+    return ENTRY_HEAD.pack(zlib.adler32(body), len(body)) + body + b"B"
+
+
+def decode_entry(body: bytes | memoryview) -> tuple[TxnHeader, object, tuple[int, int] | None]:
+    """Entry bytes -> (header, txn record, (digest version, tree digest) or None)."""
+    r = Reader(body, max_len=_MAX_ENTRY)
+    hdr = TxnHeader.read(r)
+    txn = read_txn_record(hdr.type, r)
+    digest = None
+    if r.remaining >= TXN_DIGEST.size:
+        digest = (r.int(), r.long())
+    return hdr, txn, digest
+
+
+def pad_size(position: int, file_size: int, prealloc: int) -> int:
+    """Apache's FilePadding rule: within 4 KB of the end, grow to the next preAllocSize step."""
+    if prealloc > 0 and position + 4096 >= file_size:
+        if position > file_size:
+            file_size = position + prealloc
+            file_size -= file_size % prealloc
+        else:
+            file_size += prealloc
+    return file_size
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class LogEntry:
+    offset: int
+    hdr: TxnHeader
+    txn: object
+    digest: tuple[int, int] | None
+
+
+class LogFile:
+    """One log file read start to end. After iterating, `end` is the offset just past the last
+    good entry and `problem` says why reading stopped early (None: a clean end)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.start_zxid = zxid_from_name(os.path.basename(path), LOG_PREFIX)
+        with open(path, "rb") as f:
+            self.data = f.read()
+        self.end = 0
+        self.problem: str | None = None
+        self.bad_header = False
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        data = self.data
+        if len(data) < FILE_HEADER.size:
+            self.bad_header = True
+            self.problem = f"file is {len(data)} bytes, shorter than its header"
+            return
+        magic, version, _dbid = FILE_HEADER.unpack_from(data, 0)
+        if magic != LOG_MAGIC or version != VERSION:
+            self.bad_header = True
+            self.problem = f"bad header: magic 0x{magic & 0xFFFFFFFF:x} version {version}"
+            return
+        pos = self.end = FILE_HEADER.size
+        while True:
+            entry, pos = self._next(data, pos)
+            if entry is None:
+                return
+            self.end = pos
+            yield entry
+
+    def _next(self, data: bytes, pos: int) -> tuple[LogEntry | None, int]:
+        if pos + ENTRY_HEAD.size > len(data):
+            if any(data[pos:]):
+                self.problem = f"partial entry header at offset {pos}"
+            return None, pos
+        crc, length = ENTRY_HEAD.unpack_from(data, pos)
+        if length == 0:
+            if crc != 0:
+                self.problem = f"entry of length 0 with checksum {crc} at offset {pos}"
+            return None, pos
+        body_at = pos + ENTRY_HEAD.size
+        if length < 0 or length > _MAX_ENTRY or body_at + length + 1 > len(data):
+            self.problem = f"entry at offset {pos} claims {length} bytes, past the end of the file"
+            return None, pos
+        body = memoryview(data)[body_at:body_at + length]
+        if zlib.adler32(body) != crc:
+            self.problem = f"checksum mismatch at offset {pos}"
+            return None, pos
+        if data[body_at + length] != EOR:
+            self.problem = f"entry at offset {pos} lacks its end-of-record byte"
+            return None, pos
+        try:
+            hdr, txn, digest = decode_entry(body)
+        except JuteError as e:
+            self.problem = f"entry at offset {pos} does not decode: {e}"
+            return None, pos
+        return LogEntry(pos, hdr, txn, digest), body_at + length + 1
+
+    def blank_after(self, offset: int) -> bool:
+        """True when nothing but zeros follows `offset` (a clean preallocated tail)."""
+        return not any(self.data[offset:])
+
+
+def read_log_files(paths: list[str]) -> Iterator[tuple[LogFile, LogEntry]]:
+    """Every good entry of the given files in order (no truncation; for tools)."""
+    for path in paths:
+        lf = LogFile(path)
+        for entry in lf:
+            yield lf, entry
+
+
+# ---------------------------------------------------------------- writing
+
+
+_ROLL = object()
+
+
+@dataclass
+class LogStats:
+    fsyncs: int = 0
+    entries: int = 0
+    last_fsync_ms: float = 0.0
+    max_fsync_ms: float = 0.0
+
+
+class FileTxnLog:
+    """Appends txn entries to log.<zxid> files; durability is reported through `on_durable`.
+
+    `on_failure(exc)` is called (on the loop) when a write or fsync fails: after that nothing
+    more is written and nothing more is reported durable.
+    """
+
+    def __init__(self, log_dir: str, on_durable: Callable[[int], None], *,
+                 pre_alloc_size: int = DEFAULT_PREALLOC, force_sync: bool = True,
+                 digest: Callable[[TxnHeader, object], int | None] | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None):
+        self.log_dir = log_dir
+        self.on_durable = on_durable
+        self.on_failure = on_failure
+        self.pre_alloc_size = pre_alloc_size
+        self.force_sync = force_sync
+        self.digest = digest
+        self.stats = LogStats()
+        self.failed: BaseException | None = None
+        self.last_zxid = 0
+        self._cond = threading.Condition()
+        self._queue: list[object] = []
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._call: Callable[..., object] | None = None
+        # Owned by the sync thread once started:
+        self._fd = -1
+        self._pos = 0
+        self._size = 0
+
+    def start(self, call_soon_threadsafe: Callable[..., object]) -> None:
+        """Start the sync thread; durability and failures are reported via the loop's
+        call_soon_threadsafe."""
+        self._call = call_soon_threadsafe
+        self._thread = threading.Thread(target=self._run, name="zkserver-txnlog-sync", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ loop side
+
+    def append(self, entries: list[tuple[TxnHeader, object]]) -> int:
+        """Queue entries for writing; return the bytes they take in the log."""
+        if not entries or self.failed is not None:
+            return 0
+        digest = self.digest
+        parts = [encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries]
+        first, last = entries[0][0].zxid, entries[-1][0].zxid
+        self.last_zxid = last
+        item = (first, last, len(entries), b"".join(parts))
+        if self._thread is None:  # no thread (tools, tests): write and sync inline
+            self._write_batch([item])
+            self.on_durable(last)
+            return len(item[3])
+        with self._cond:
+            self._queue.append(item)
+            self._cond.notify()
+        return len(item[3])
+
+    def roll(self) -> None:
+        """Close the current file once its entries are durable; the next append starts a new one."""
+        if self._thread is None:
+            self._close_file()
+            return
+        with self._cond:
+            self._queue.append(_ROLL)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Write and sync what is queued, then stop the sync thread and close the file."""
+        if self._thread is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify()
+            self._thread.join()
+            self._thread = None
+        if self._fd >= 0:
+            try:
+                self._close_file()
+            except OSError as e:
+                log.error("closing the txn log failed: %s", e)
+
+    # ------------------------------------------------------------ sync thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                last = self._write_batch(batch)
+            except OSError as e:
+                self._fail(e)
+                return
+            if last is not None:
+                assert self._call is not None
+                self._call(self.on_durable, last)
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = exc
+        log.error("txn log write failed (%s); no further writes will be accepted", exc)
+        if self._call is not None and self.on_failure is not None:
+            self._call(self.on_failure, exc)
+
+    def _write_batch(self, batch: list[object]) -> int | None:
+        last = None
+        for item in batch:
+            if item is _ROLL:
+                self._close_file()
+                continue
+            first, last, count, blob = item  # type: ignore[misc]
+            if self._fd < 0:
+                self._open_file(first)
+            self._preallocate(len(blob))
+            _write_all(self._fd, blob, self._pos)
+            self._pos += len(blob)
+            self.stats.entries += count
+        if last is not None and self.force_sync and self._fd >= 0:
+            self._sync()
+        return last
+
+    def _sync(self) -> None:
+        t0 = time.perf_counter()
+        os.fdatasync(self._fd)
+        ms = (time.perf_counter() - t0) * 1000
+        st = self.stats
+        st.fsyncs += 1
+        st.last_fsync_ms = ms
+        st.max_fsync_ms = max(st.max_fsync_ms, ms)
+        if ms > FSYNC_WARN_MS:
+            log.warning("fsync-ing the write ahead log took %dms which will adversely effect operation latency",
+                        ms)
+
+    def _open_file(self, zxid: int) -> None:
+        path = os.path.join(self.log_dir, log_name(zxid))
+        log.info("Creating new log file: %s", log_name(zxid))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = fd
+        header = FILE_HEADER.pack(LOG_MAGIC, VERSION, 0)
+        _write_all(fd, header, 0)
+        self._pos = len(header)
+        self._size = self._pos
+        # The new name must survive a crash as well as the entries inside it.
+        fsync_dir(self.log_dir)
+
+    def _preallocate(self, n: int) -> None:
+        target = self._size
+        while True:
+            grown = pad_size(self._pos + n, target, self.pre_alloc_size)
+            if grown == target:
+                break
+            target = grown
+        if target > self._size:
+            try:
+                os.posix_fallocate(self._fd, self._size, target - self._size)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                os.pwrite(self._fd, b"\0", target - 1)  # a sparse tail, as Apache's FilePadding
+            self._size = target
+
+    def _close_file(self) -> None:
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        try:
+            if self.force_sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
