@@ -33,6 +33,7 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         max_session_timeout=cfg.effective_max_session_timeout,
         server_id=cfg.server_id or 0,
         max_client_cnxns=cfg.max_client_cnxns,
+        max_cnxns=cfg.max_cnxns,
         max_buffer=cfg.jute_max_buffer,
         extended_types=cfg.extended_types_enabled,
         super_digest=cfg.super_digest,

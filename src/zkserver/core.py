@@ -63,6 +63,7 @@ class CoreSettings:
     max_session_timeout: int = 40000
     server_id: int = 0
     max_client_cnxns: int = 60
+    max_cnxns: int = 0
     max_buffer: int = 0xFFFFF
     extended_types: bool = False
     super_digest: str | None = None
@@ -185,6 +186,9 @@ class ServerCore:
         limit = self.settings.max_client_cnxns
         if limit and self.conns_per_ip.get(ip, 0) >= limit:
             log.warning("Too many connections from %s - max is %d", ip, limit)
+            return False
+        if self.settings.max_cnxns and len(self.conns) >= self.settings.max_cnxns:
+            log.warning("Too many connections - max is %d", self.settings.max_cnxns)
             return False
         self.conns[cid] = Conn(cid, ip)
         self.conns_per_ip[ip] = self.conns_per_ip.get(ip, 0) + 1

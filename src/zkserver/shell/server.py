@@ -94,6 +94,16 @@ class ClientProtocol(asyncio.Protocol):
             core.frame_received(self.cid, frame)
         self.runner.schedule_pump()
 
+    # A client that sends without reading its replies must not make us buffer without bound:
+    # while its transport's write buffer is over the high-water mark, stop reading from it.
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.runner.unregister(self.cid)
         self.runner.schedule_pump()
