@@ -63,7 +63,7 @@ def _server_stats(server: ServerRunner) -> str:
         f"Outstanding: {len(core.pipeline)}\n"
         f"Zxid: 0x{core.tree.last_processed_zxid:x}\n"
         "Mode: standalone\n"
-        f"Node count: {len(core.tree.nodes)}\n"
+        f"Node count: {len(core.tree.nodes) + 1}\n"  # Apache counts the root twice ("" and "/")
     )
 
 
@@ -75,7 +75,10 @@ def _stat(server: ServerRunner) -> str:
     out = f"Zookeeper version: {FULL_VERSION}\nClients:\n"
     for conn in server.core.conns.values():
         peer = server.peer_of(conn.cid)
-        out += f" /{peer}[1](queued=0,recved={conn.stats.received},sent={conn.stats.sent})\n"
+        # Apache shows the asking connection with interest ops 0 and its 4-byte command counted.
+        asking = conn.cid == server.asking_cid
+        interest, received = (0, conn.stats.received + 1) if asking else (1, conn.stats.received)
+        out += f" /{peer}[{interest}](queued=0,recved={received},sent={conn.stats.sent})\n"
     return out + "\n" + _server_stats(server)
 
 

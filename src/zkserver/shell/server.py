@@ -123,6 +123,7 @@ class ServerRunner:
         self.four_letter_whitelist = options.four_letter_whitelist
         self.stats = ServerStats()
         self.protocols: dict[int, ClientProtocol] = {}
+        self.asking_cid = 0  # the connection a four-letter word is being answered on
         self._next_cid = 1
         self._pump_scheduled = False
         self._server: asyncio.base_events.Server | None = None
@@ -203,6 +204,8 @@ class ServerRunner:
         return f"{peer[0]}:{peer[1]}" if peer else "unknown"
 
     def four_letter_word(self, proto: ClientProtocol, word: str) -> None:
+        self.core.packets_received += 1
+        self.asking_cid = proto.cid
         text = fourlw.run(word, self)
         assert proto.transport is not None
         proto.transport.write(text.encode())
