@@ -38,6 +38,7 @@ from .jute.records import (
     encode_stat,
     encode_watcher_event,
     read_multi,
+    read_path,
     read_path_version,
     read_set_acl,
     read_set_data,
@@ -121,9 +122,11 @@ class Effects:
     appends: list[tuple[TxnHeader, object]] = field(default_factory=list)
 
 
+# `check` is valid only inside a multi (Apache's Request.isValid); deleteContainer is valid from
+# clients too, and skips the ACL check as the container sweeper's does.
 WRITE_OPS = frozenset({
-    Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA,
-    Op.SET_ACL, Op.CHECK, Op.MULTI, Op.RECONFIG,
+    Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.DELETE_CONTAINER,
+    Op.SET_DATA, Op.SET_ACL, Op.MULTI, Op.RECONFIG,
 })
 
 
@@ -247,8 +250,11 @@ class ServerCore:
         session = self.sessions.sessions.get(req.session_id)
         if session is not None and session.connection is not None and session.connection is not conn:
             self._close(session.connection)
-        valid = (session is not None and self.sessions.check_password(req.session_id, req.passwd)
-                 and self.sessions.touch(req.session_id, self.clock.mono_ms()))
+        valid = session is not None and self.sessions.check_password(req.session_id, req.passwd)
+        if valid:
+            # Apache touches the session with the timeout this connection negotiated.
+            session.timeout = conn.timeout
+            valid = self.sessions.touch(req.session_id, self.clock.mono_ms())
         if valid:
             session.connection = conn
         self._finish_connect(conn, valid)
@@ -288,6 +294,8 @@ class ServerCore:
     # ------------------------------------------------------------ requests
 
     def _request(self, conn: Conn, frame: memoryview | bytes) -> None:
+        if len(frame) < REQUEST_HEADER.size:
+            raise JuteError(f"request of {len(frame)} bytes has no room for its header")
         xid, op = REQUEST_HEADER.unpack_from(frame, 0)
         body = memoryview(frame)[8:]
         sid = conn.session_id
@@ -306,7 +314,8 @@ class ServerCore:
             self._close(conn)
         else:
             log.warning("Received packet at server of unknown type %d", op)
-            self._reply(req, Err.UNIMPLEMENTED, b"")
+            # Such a request never got a txn, so Apache's reply carries Request.zxid = -1.
+            self._send(conn, encode_reply(xid, -1, Err.UNIMPLEMENTED))
             self._close(conn)
 
     def _auth(self, conn: Conn, xid: int, body: memoryview) -> None:
@@ -342,11 +351,8 @@ class ServerCore:
         if req.op == Op.CLOSE_SESSION:
             self._mark_closing(req.session_id)
             return self.prep.prep_close_session(req.session_id, zxid)
-        if req.op == Op.DELETE_CONTAINER:
-            try:
-                return self.prep.prep_delete(self.prep.pending, txn, -1, [], zxid, container_only=True)
-            except KeeperError as e:
-                return Op.ERROR, ErrorTxn(e.code)
+        if req.op == Op.DELETE_CONTAINER and req.conn is None:
+            return self._prep_delete_container(txn, zxid)
         session = self.sessions.sessions.get(req.session_id)
         if session is None or session.closing:
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
@@ -356,8 +362,16 @@ class ServerCore:
             return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
         if req.op == Op.RECONFIG:
             return Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED)
+        if req.op == Op.DELETE_CONTAINER:
+            return self._prep_delete_container(read_path(r), zxid)
         rec = _decode_write(req.op, r)
         return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
+
+    def _prep_delete_container(self, path: str, zxid: int) -> tuple[int, object]:
+        try:
+            return self.prep.prep_delete(self.prep.pending, path, -1, [], zxid, container_only=True)
+        except KeeperError as e:
+            return Op.ERROR, ErrorTxn(e.code)
 
     def _mark_closing(self, session_id: int) -> None:
         session = self.sessions.sessions.get(session_id)
@@ -408,6 +422,9 @@ class ServerCore:
             self._reply(req, 0, body)
         except KeeperError as e:
             self._reply(req, e.code, b"")
+        except JuteError as e:
+            log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
+            self._close(conn)
 
     def _finish_write(self, req: Request, rc: TxnResult) -> None:
         op = req.op

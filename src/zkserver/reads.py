@@ -204,14 +204,15 @@ def remove_watches(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 def multi_read(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     w = Writer()
     for op in read_multi(r):
+        if op.op not in (Op.GET_DATA, Op.GET_CHILDREN):
+            # Apache fails the whole request ("Invalid type of readOp") as MarshallingError.
+            raise KeeperError(Err.MARSHALLING_ERROR, op.path)
         path, watch = op.record  # type: ignore[misc]
         try:
             if op.op == Op.GET_DATA:
                 body = _get_data(core, conn, path, watch)
-            elif op.op == Op.GET_CHILDREN:
-                body = Writer().ustring_vector(list(_children(core, conn, path, watch).children)).getvalue()
             else:
-                raise KeeperError(Err.BAD_ARGUMENTS, path)
+                body = Writer().ustring_vector(list(_children(core, conn, path, watch).children)).getvalue()
             w.raw(MULTI_HEADER.pack(op.op, False, 0)).raw(body)
         except KeeperError as e:
             w.raw(MULTI_HEADER.pack(Op.ERROR, False, e.code)).int(e.code)
