@@ -1,0 +1,368 @@
+"""Durable storage: log and snapshot formats, digest prediction, recovery, torn tails, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from pathlib import Path
+
+import pytest
+from kazoo.protocol.serialization import Create, Delete, SetData, Transaction
+from kazoo.security import OPEN_ACL_UNSAFE as KAZOO_OPEN
+from tests.unit.corehelper import CoreDriver
+
+from zkserver.jute.codes import Op
+from zkserver.jute.records import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    TxnHeader,
+)
+from zkserver.storage import epochs, purge
+from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, recover
+from zkserver.storage.digest import DigestPredictor, tree_digest
+from zkserver.storage.snapshot import read_snapshot, write_snapshot
+from zkserver.storage.txnlog import (
+    FileTxnLog,
+    LogFile,
+    StorageError,
+    decode_entry,
+    encode_entry,
+    pad_size,
+)
+from zkserver.tree.acl import OPEN_ACL_UNSAFE
+from zkserver.tree.datatree import DataTree
+
+ACL = OPEN_ACL_UNSAFE
+SID = 0x1234
+
+
+def hdr(zxid: int, kind: int, sid: int = SID) -> TxnHeader:
+    return TxnHeader(sid, zxid, zxid, 1_700_000_000_000 + zxid, kind)
+
+
+def sample_txns(n: int = 60, seed: int = 1) -> list[tuple[TxnHeader, object]]:
+    """A valid txn sequence over a small tree: creates, sets, deletes, ACLs, multis, sessions."""
+    rng = random.Random(seed)
+    live: list[str] = []
+    ephs: list[str] = []  # never parents, never deleted here, but they keep their parent alive
+    out: list[tuple[TxnHeader, object]] = [(hdr(1, Op.CREATE_SESSION), CreateSessionTxn(30000))]
+    zxid = 1
+    while len(out) < n:
+        zxid += 1
+        roll = rng.random()
+        if roll < 0.4 or not live:
+            parent = rng.choice(["", *live]) if live else ""
+            path = f"{parent}/n{zxid}"
+            eph = rng.random() < 0.2
+            out.append((hdr(zxid, Op.CREATE), CreateTxn(Op.CREATE, path, b"d%d" % zxid, ACL, eph, -1)))
+            (ephs if eph else live).append(path)
+        elif roll < 0.6:
+            out.append((hdr(zxid, Op.SET_DATA), SetDataTxn(rng.choice(live), os.urandom(rng.randrange(20)), zxid)))
+        elif roll < 0.7:
+            out.append((hdr(zxid, Op.SET_ACL), SetACLTxn(rng.choice(live), ((1, "world", "anyone"),), 1)))
+        elif roll < 0.8:
+            leaves = [p for p in live if not any(q.startswith(p + "/") for q in live + ephs)]
+            path = rng.choice(leaves)
+            live.remove(path)
+            out.append((hdr(zxid, Op.DELETE), DeleteTxn(path)))
+        elif roll < 0.9:
+            path = f"/m{zxid}"
+            subs = [(Op.CREATE, CreateTxn(Op.CREATE, path, b"", ACL, False, -1)),
+                    (Op.SET_DATA, SetDataTxn(path, b"x", 1)), (Op.CHECK, CheckVersionTxn(path, 1))]
+            out.append((hdr(zxid, Op.MULTI), MultiTxn(subs)))
+            live.append(path)
+        else:
+            out.append((hdr(zxid, Op.ERROR), ErrorTxn(-101)))
+    return out
+
+
+def opts_for(tmp_path: Path, **kw) -> StorageOptions:
+    o = StorageOptions(data_dir=str(tmp_path / "data"), **kw)
+    os.makedirs(o.snap_dir, exist_ok=True)
+    return o
+
+
+def write_log(o: StorageOptions, txns: list[tuple[TxnHeader, object]], prealloc: int = 4096) -> str:
+    tree = DataTree()
+    pred = DigestPredictor(tree)
+    log = FileTxnLog(o.log_dir, lambda z: None, pre_alloc_size=prealloc, digest=pred.after)
+    log.append(txns)
+    log.close()
+    return os.path.join(o.log_dir, f"log.{txns[0][0].zxid:x}")
+
+
+def replayed_tree(txns: list[tuple[TxnHeader, object]]) -> DataTree:
+    t = DataTree()
+    for h, txn in txns:
+        t.apply(h, txn)
+    t.events = []
+    return t
+
+
+def tree_state(t: DataTree) -> dict:
+    return {p: (n.data, n.acl, n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion,
+                n.owner, tuple(sorted(n.children))) for p, n in t.nodes.items()}
+
+
+# ---------------------------------------------------------------- format
+
+
+def test_entry_round_trip_every_txn_type() -> None:
+    for h, txn in [*sample_txns(200, seed=7), (hdr(999, Op.CLOSE_SESSION), CloseSessionTxn(["/a", "/b"]))]:
+        raw = encode_entry(h, txn, 42)
+        back_hdr, back_txn, digest = decode_entry(raw[12:-1])
+        assert back_hdr == h
+        assert digest == (2, 42)
+        if not isinstance(txn, MultiTxn):
+            assert back_txn == txn
+
+
+def test_pad_size_follows_apache() -> None:
+    assert pad_size(16, 16, 1000) == 1016
+    assert pad_size(100, 10000, 1000) == 10000  # far from the end: no growth
+    assert pad_size(5000, 1000, 1000) == 6000  # past the end: next multiple beyond
+    assert pad_size(5000, 1000, 0) == 1000
+
+
+def test_log_write_read_and_preallocation(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(300)
+    path = write_log(o, txns, prealloc=8192)
+    assert os.path.getsize(path) % 8192 == 0
+    lf = LogFile(path)
+    got = [(e.hdr, e.digest) for e in lf]
+    assert lf.problem is None
+    assert [h for h, _ in got] == [h for h, _ in txns]
+    # Entries of failed single ops carry no digest, as Apache writes them.
+    assert all((d is None) == (h.type == Op.ERROR) for h, d in got)
+
+
+# ---------------------------------------------------------------- digest
+
+
+def test_predicted_digest_matches_full_digest_after_each_txn() -> None:
+    txns = sample_txns(300, seed=3)
+    tree = DataTree()
+    pred = DigestPredictor(tree)
+    predicted = [pred.after(h, t) for h, t in txns]  # all in flight before any is applied
+    for (h, t), p in zip(txns, predicted, strict=True):
+        tree.apply(h, t)
+        if p is not None:
+            assert p == tree_digest(tree), hex(h.zxid)
+
+
+def test_predicted_digest_with_pipelined_core_writes() -> None:
+    drv = CoreDriver(auto_persist=False)
+    client = drv.session()
+    pred = DigestPredictor(drv.core.tree)
+    start = len(drv.appended)
+    for i in range(30):
+        client.send(Create(f"/p{i % 7}", b"x" * i, KAZOO_OPEN, 0))
+        client.send(SetData(f"/p{i % 5}", b"y%d" % i, -1))
+        if i % 4 == 3:
+            client.send(Delete(f"/p{i % 7}", -1))
+        if i % 6 == 0:
+            client.send(Transaction([Create(f"/t{i}", b"", KAZOO_OPEN, 0), Delete("/nope", -1)]))
+    drv.pump()
+    fresh = drv.appended[start:]
+    predicted = [pred.after(h, t) for h, t in fresh]
+    for (h, _), p in zip(fresh, predicted, strict=True):
+        drv.persist(h.zxid)
+        if p is not None:
+            assert p == tree_digest(drv.core.tree)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def test_snapshot_round_trip(tmp_path: Path) -> None:
+    txns = sample_txns(200, seed=5)
+    tree = replayed_tree(txns)
+    tree.nodes["/zookeeper/config"].data = b"server.1=x"
+    path = write_snapshot(str(tmp_path), tree, {SID: 30000, 77: 4000})
+    assert os.path.basename(path) == f"snapshot.{tree.last_processed_zxid:x}"
+    snap = read_snapshot(path)
+    assert snap.sessions == {SID: 30000, 77: 4000}
+    assert tree_state(snap.tree) == tree_state(tree)
+    assert snap.tree.ephemerals == {k: v for k, v in tree.ephemerals.items() if v}
+    assert snap.digest == (tree.last_processed_zxid, 2, tree_digest(tree))
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("tmp.")]
+
+
+def test_snapshot_corruption_is_detected(tmp_path: Path) -> None:
+    tree = replayed_tree(sample_txns(50))
+    path = write_snapshot(str(tmp_path), tree, {})
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0x40
+    Path(path).write_bytes(bytes(data))
+    with pytest.raises(StorageError):
+        read_snapshot(path)
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def test_recover_snapshot_plus_log(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(120)
+    write_log(o, txns)
+    mid = replayed_tree(txns[:50])
+    write_snapshot(o.snap_dir, mid, {SID: 30000})
+    rec = recover(o)
+    assert rec.snapshot_zxid == txns[49][0].zxid
+    assert rec.replayed == 70
+    assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+    assert rec.tree.last_processed_zxid == txns[-1][0].zxid
+    assert rec.digest_checked in (True, None)
+
+
+def test_invalid_snapshot_is_skipped_for_an_older_one(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(120)
+    write_log(o, txns)
+    write_snapshot(o.snap_dir, DataTree(), {})
+    newer = write_snapshot(o.snap_dir, replayed_tree(txns[:80]), {})
+    Path(newer).write_bytes(Path(newer).read_bytes()[:-30] + b"\0" * 25 + b"\x00\x00\x00\x01/")
+    rec = recover(o)
+    assert rec.snapshot_zxid == 0
+    assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+
+
+def test_sessions_come_back_and_orphan_ephemerals_go(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    other = 0x99
+    txns = [(hdr(1, Op.CREATE_SESSION), CreateSessionTxn(30000)),
+            (hdr(2, Op.CREATE_SESSION, other), CreateSessionTxn(5000)),
+            (hdr(3, Op.CREATE, other), CreateTxn(Op.CREATE, "/eph", b"", ACL, True, -1)),
+            (hdr(4, Op.CLOSE_SESSION, other), CloseSessionTxn([]))]
+    write_log(o, txns[:3])
+    rec = recover(o)
+    assert rec.sessions == {SID: 30000, other: 5000}
+    assert "/eph" in rec.tree.nodes
+    write_log(o, txns[3:])
+    rec = recover(o)
+    assert rec.sessions == {SID: 30000}
+    assert "/eph" not in rec.tree.nodes
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_torn_tail_is_truncated_at_any_point(tmp_path: Path, seed: int) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(80, seed=seed)
+    path = write_log(o, txns)
+    end = LogFile(path)
+    list(end)
+    rng = random.Random(seed)
+    cut = rng.randrange(16, end.end)
+    data = Path(path).read_bytes()[:cut]
+    if seed % 2:  # as after a crash into a preallocated file: zeros follow the tear
+        data += b"\0" * 5000
+    Path(path).write_bytes(data)
+    rec = recover(o)
+    n = rec.tree.last_processed_zxid
+    kept = [t for t in txns if t[0].zxid <= n]
+    assert tree_state(rec.tree) == tree_state(replayed_tree(kept))
+    assert len(kept) == len(list(LogFile(path)))
+    # The file now ends at its last good entry, and recovery again changes nothing.
+    assert rec.truncated == [path] or cut == end.end
+    again = recover(o)
+    assert tree_state(again.tree) == tree_state(rec.tree)
+    assert again.truncated == []
+
+
+def test_checksum_corruption_in_the_last_log_truncates(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(80)
+    path = write_log(o, txns)
+    entries = list(LogFile(path))
+    data = bytearray(Path(path).read_bytes())
+    data[entries[40].offset + 20] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    rec = recover(o)
+    assert rec.tree.last_processed_zxid == txns[39][0].zxid
+    assert rec.truncated == [path]
+
+
+def test_corruption_before_later_logs_stops_startup(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(80)
+    first = write_log(o, txns[:40])
+    write_log(o, txns[40:])
+    entries = list(LogFile(first))
+    data = bytearray(Path(first).read_bytes())
+    data[entries[10].offset + 20] ^= 0xFF
+    Path(first).write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="refusing to start"):
+        recover(o)
+
+
+def test_logs_needed_follows_apache() -> None:
+    logs = [(1, "a"), (10, "b"), (20, "c")]
+    assert logs_needed(logs, 15) == [(10, "b"), (20, "c")]
+    assert logs_needed(logs, 10) == [(10, "b"), (20, "c")]
+    assert logs_needed(logs, 0) == logs
+
+
+# ---------------------------------------------------------------- running storage
+
+
+def test_group_commit_on_the_sync_thread(tmp_path: Path) -> None:
+    o = opts_for(tmp_path, snap_count=40)
+    txns = sample_txns(200)
+
+    async def run() -> list[int]:
+        loop = asyncio.get_running_loop()
+        durable: list[int] = []
+        tree = DataTree()
+        st = DiskStorage(o, tree, dict, durable.append)
+        st.start(loop)
+        for h, t in txns:
+            st.append([(h, t)])
+            if h.zxid % 17 == 0:
+                await asyncio.sleep(0.001)
+        while not durable or durable[-1] != txns[-1][0].zxid:
+            await asyncio.sleep(0.01)
+        st.close()
+        return durable
+
+    durable = asyncio.run(run())
+    assert durable == sorted(durable)
+    assert len(durable) < len(txns)  # batches: fewer fsync reports than txns
+    rec = recover(o)
+    assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+
+
+# ---------------------------------------------------------------- purge and epochs
+
+
+def test_purge_keeps_what_recovery_needs(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    for z in (0, 10, 20, 30, 40):
+        Path(o.snap_dir, f"snapshot.{z:x}").write_bytes(b"x")
+    for z in (1, 8, 15, 25, 35, 45):
+        Path(o.log_dir, f"log.{z:x}").write_bytes(b"x")
+    removed = purge.purge(o.snap_dir, o.log_dir, 3)
+    names = sorted(os.path.basename(p) for p in removed)
+    # Keep snapshots 0x14, 0x1e, 0x28 and the log that starts before 0x14 (log.f) onwards.
+    assert names == ["log.1", "log.8", "snapshot.0", "snapshot.a"]
+    with pytest.raises(ValueError):
+        purge.files_to_purge(o.snap_dir, o.log_dir, 2)
+
+
+def test_epoch_files(tmp_path: Path) -> None:
+    assert epochs.read_long(str(tmp_path), epochs.CURRENT_EPOCH) is None
+    epochs.write_long(str(tmp_path), epochs.CURRENT_EPOCH, 7)
+    epochs.write_long(str(tmp_path), epochs.CURRENT_EPOCH, 8)
+    assert (tmp_path / "currentEpoch").read_text() == "8"
+    assert epochs.read_long(str(tmp_path), epochs.CURRENT_EPOCH) == 8
+    (tmp_path / "acceptedEpoch").write_text("garbage")
+    with pytest.raises(StorageError):
+        epochs.read_long(str(tmp_path), epochs.ACCEPTED_EPOCH)
