@@ -141,8 +141,13 @@ class ServerRunner:
             self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return
         sessions = self.core.sessions.sessions
         self.log = DiskStorage(opts, rec.tree, lambda: {sid: s.timeout for sid, s in sessions.items()},
-                               self.core.persisted, self._storage_failed)
+                               self._persisted, self._storage_failed)
         self.log.ensure_initial_snapshot()
+
+    def _persisted(self, zxid: int) -> None:
+        # The sync thread reports from outside any pump: the replies it releases need one.
+        self.core.persisted(zxid)
+        self.schedule_pump()
 
     def _storage_failed(self, exc: BaseException) -> None:
         # Nothing after the failed write can be made durable: stop taking requests at all.

@@ -237,6 +237,20 @@ class DiskStorage:
         self.taker = SnapshotTaker(self.opts.snap_dir, loop.add_reader, loop.remove_reader,
                                    self.opts.digest_enabled)
         self.log.start(loop.call_soon_threadsafe)
+        self._loop = loop
+        if self.opts.autopurge_purge_interval > 0:
+            self._schedule_purge()
+
+    def _schedule_purge(self) -> None:
+        self._purge_timer = self._loop.call_later(self.opts.autopurge_purge_interval * 3600, self._autopurge)
+
+    def _autopurge(self) -> None:
+        # Deleting files can block on a slow disk: do it off the loop, as Apache's PurgeTask thread.
+        from .purge import purge
+
+        o = self.opts
+        self._loop.run_in_executor(None, purge, o.snap_dir, o.log_dir, max(o.autopurge_snap_retain_count, 3))
+        self._schedule_purge()
 
     def ensure_initial_snapshot(self) -> None:
         """Apache writes snapshot.0 on an empty data dir and refuses logs without a snapshot;
@@ -262,6 +276,8 @@ class DiskStorage:
         self.taker.take(self.tree, self.sessions())
 
     def close(self) -> None:
+        if getattr(self, "_purge_timer", None) is not None:
+            self._purge_timer.cancel()
         self.log.close()
         if self.taker is not None:
             self.taker.wait()
