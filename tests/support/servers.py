@@ -6,11 +6,14 @@ globally, so the caller (normally a fixture in tests/conftest.py) must call ``st
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ import pytest
 from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
@@ -101,6 +105,7 @@ class RunningServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -178,6 +183,17 @@ class RunningServer:
             f"{self.kind} server on port {self.port} {what}\n"
             f"argv: {' '.join(self.argv)}\nlog {self.log_path}, last lines:\n{self.log_tail()}"
         )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: have Linux SIGKILL the server when the test process dies.
+
+    Teardown stops servers normally; this covers a test process that never reaches teardown
+    (SIGKILL, pytest-timeout's os._exit), which would otherwise leave an orphan JVM holding a
+    port. The signal follows the launching *thread*, so it is only armed from the main thread.
+    """
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- zoo.cfg
