@@ -101,3 +101,33 @@ def test_kill9_during_pipelined_writes_loses_nothing_acknowledged(tmp_path: Path
         server.stop()
     logs = list((tmp_path / "zk" / "data" / "version-2").glob("snapshot.*"))
     assert len(logs) > 1, "the load should have taken snapshots along the way"
+
+
+def test_sessions_survive_a_restart_and_expire_if_clients_do_not_return(tmp_path: Path) -> None:
+    server = start_zkserver(tmp_path / "zk")
+    try:
+        stays = KazooClient(hosts=server.hosts, timeout=6.0)
+        stays.start(timeout=10)
+        leaves = KazooClient(hosts=server.hosts, timeout=2.0)
+        leaves.start(timeout=10)
+        stays.create("/mine", b"", ephemeral=True)
+        leaves.create("/gone", b"", ephemeral=True)
+        sid = stays.client_id[0]
+        server.kill()
+        leaves.stop()  # this client never comes back
+        server.launch()
+        server.wait_ready()
+        deadline = time.monotonic() + 10
+        while stays.client_id is None or not stays.connected:
+            assert time.monotonic() < deadline, "the client did not reconnect"
+            time.sleep(0.05)
+        assert stays.client_id[0] == sid  # same session, restored from disk
+        assert stays.exists("/mine") is not None
+        while stays.exists("/gone") is not None:
+            assert time.monotonic() < deadline, "the abandoned session never expired"
+            time.sleep(0.1)
+        stays.stop()
+        stays.close()
+        leaves.close()
+    finally:
+        server.stop()

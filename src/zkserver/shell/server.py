@@ -17,6 +17,7 @@ from .. import fourlw
 from ..core import CoreSettings, Request, ServerCore
 from ..proto.framing import FrameError, FrameSplitter
 from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
+from ..storage.epochs import load_or_create_secret
 from ..storage.memory import MemoryTxnLog
 from .clock import SystemClock
 
@@ -135,7 +136,9 @@ class ServerRunner:
         """Recover the tree and sessions from disk (raises StorageError with the reason)."""
         prepare_dirs(opts)
         rec = recover(opts, self.options.settings.extended_types)
-        self.core = ServerCore(self.options.settings, self.clock, secret or os.urandom(32), tree=rec.tree)
+        # Restored sessions keep their passwords only if the secret survives restarts too.
+        secret = secret or load_or_create_secret(opts.snap_dir)
+        self.core = ServerCore(self.options.settings, self.clock, secret, tree=rec.tree)
         now = self.clock.mono_ms()
         for sid, timeout in rec.sessions.items():
             self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return

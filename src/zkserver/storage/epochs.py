@@ -37,3 +37,30 @@ def read_long(directory: str, name: str) -> int | None:
         return int(text)
     except ValueError:
         raise StorageError(f"{path} does not hold a number: {text[:40]!r}") from None
+
+
+SECRET_FILE = "zkserver.secret"
+
+
+def load_or_create_secret(directory: str) -> bytes:
+    """The per-server secret that session passwords derive from. It must outlive the process,
+    or a client whose session was restored from disk could not prove it owns it."""
+    path = os.path.join(directory, SECRET_FILE)
+    try:
+        with open(path, "rb") as f:
+            secret = f.read()
+        if len(secret) >= 16:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = os.urandom(32)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secret)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(directory)
+    return secret
