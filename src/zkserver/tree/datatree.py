@@ -218,13 +218,16 @@ class DataTree:
     def delete_node(self, path: str, zxid: int) -> None:
         parent_path = parent_of(path)
         parent = self.nodes.get(parent_path)
-        node = self.nodes.get(path)
-        if parent is None or node is None:
+        if parent is None:
             raise KeeperError(Err.NO_NODE, path)
+        # As Apache, the parent's pzxid moves even when the child is already gone (a delete
+        # replayed over a fuzzy snapshot must leave the parent as the original delete did).
         parent.children.pop(path[path.rfind("/") + 1 :], None)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
-        del self.nodes[path]
+        node = self.nodes.pop(path, None)
+        if node is None:
+            raise KeeperError(Err.NO_NODE, path)
         kind = self.owner_kind(node.owner)
         if kind == "container":
             self.containers.pop(path, None)
