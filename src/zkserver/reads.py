@@ -171,7 +171,8 @@ def _watch_modes(kind: int) -> list[tuple[str, int | None]]:
         return [("child", PERSISTENT), ("data", PERSISTENT)]
     if kind == WatcherType.PERSISTENT_RECURSIVE:
         return [("data", RECURSIVE)]
-    raise KeeperError(Err.BAD_ARGUMENTS)
+    # Apache's WatcherType.fromInt throws, which its request processor answers as MarshallingError.
+    raise KeeperError(Err.MARSHALLING_ERROR)
 
 
 def _tables(core: ServerCore, kind: int, checking: bool = False):
