@@ -49,7 +49,7 @@ class NodeState:
     owner: int = 0
     child_count: int = 0
     acl: ACLList = ()
-    data: bytes = b""
+    data: bytes | None = None
 
 
 class Pending:
@@ -151,8 +151,8 @@ class Preparer:
         if owner_kind(parent.owner, self.extended_types) == "session":
             raise KeeperError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
         new_cversion = parent.cversion + 1
-        data = req.data or b""
-        self.quotas.check(path, None, data)
+        data = req.data
+        self.quotas.check(path, None, data or b"")
         # The opcode, not the mode flag, picks the txn type, and the tree takes the owner
         # from the txn type: a plain create with the container flag makes a plain node.
         if op == Op.CREATE_CONTAINER:
@@ -191,7 +191,7 @@ class Preparer:
         self.auth.require(node.acl, 2, ids, path)  # WRITE
         self.quotas.check(path, node.data, data or b"")
         new_version = _check_version(node.version, version, path)
-        view.put(path, replace(node, zxid=zxid, version=new_version, data=data or b""))
+        view.put(path, replace(node, zxid=zxid, version=new_version, data=data))
         return Op.SET_DATA, SetDataTxn(path, data, new_version)
 
     def prep_set_acl(self, view: Pending, path: str, acl: list | None, version: int,

@@ -123,7 +123,7 @@ def who_am_i(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 def add_watch(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, mode = read_path_int(r)
     if mode not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
-        raise KeeperError(Err.BAD_ARGUMENTS, path)
+        raise KeeperError(Err.MARSHALLING_ERROR, path)  # Apache's WatcherMode.fromZooDef throws
     core.tree.add_persistent_watch(path, conn, recursive=mode == AddWatchMode.PERSISTENT_RECURSIVE)
     return pack_int(0)  # ErrorResponse{err=0}
 

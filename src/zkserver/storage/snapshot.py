@@ -120,9 +120,10 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
     for acl, i in index.items():
         out.write(_LONG.pack(i) + _acl_bytes(acl))
     for spath, _, n in _walk(tree):
-        data = n.data or b""
+        # A node created with null data keeps it null (length -1), as Apache writes it.
+        data_field = b"\xff\xff\xff\xff" if n.data is None else _INT.pack(len(n.data)) + n.data
         out.write(b"".join((
-            _ustring(spath), _INT.pack(len(data)), data, _LONG.pack(index[n.acl]),
+            _ustring(spath), data_field, _LONG.pack(index[n.acl]),
             STAT_PERSISTED.pack(n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion,
                                 n.owner, n.pzxid),
         )))

@@ -55,7 +55,7 @@ def dump_snapshot(path: str, out: TextIO, with_data: bool = False) -> int:
         out.write(f"----\n{p}\n  cZxid = 0x{n.czxid:x}\n  ctime = {_when(n.ctime)}\n  mZxid = 0x{n.mzxid:x}\n"
                   f"  mtime = {_when(n.mtime)}\n  pZxid = 0x{n.pzxid:x}\n  cversion = {n.cversion}\n"
                   f"  dataVersion = {n.version}\n  aclVersion = {n.aversion}\n"
-                  f"  ephemeralOwner = 0x{n.owner & 0xFFFFFFFFFFFFFFFF:x}\n  dataLength = {len(n.data)}\n")
+                  f"  ephemeralOwner = 0x{n.owner & 0xFFFFFFFFFFFFFFFF:x}\n  dataLength = {len(n.data or b'')}\n")
         if with_data:
             out.write(f"  data = {n.data!r}\n")
     out.write("----\nSession Details (sid, timeout, ephemeralCount):\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from ..jute.codes import Err, Perm
@@ -46,36 +47,47 @@ def _java_split_count(s: str, sep: str) -> int:
     return len(parts)
 
 
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_ip(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as Apache's IP provider reads it: IPv4 octets go through Integer.parseInt,
+    so `10.0.0.01` is 10.0.0.1."""
+    parts = addr.split(".")
+    if len(parts) == 4 and all(_JAVA_INT.fullmatch(p) for p in parts):
+        octets = [int(p) for p in parts]
+        if all(0 <= o <= 255 for o in octets):
+            return ipaddress.IPv4Address(bytes(octets))
+        return None
+    if ":" not in addr:
+        return None
     try:
-        return ipaddress.ip_address(addr)
+        return ipaddress.IPv6Address(addr)
     except ValueError:
         return None
 
 
 def ip_acl_valid(expr: str) -> bool:
-    addr_text, _, bits_text = expr.partition("/")
+    addr_text, slash, bits_text = expr.partition("/")
     addr = _parse_ip(addr_text)
     if addr is None:
         return False
-    if bits_text:
-        try:
-            bits = int(bits_text)
-        except ValueError:
+    if slash:
+        if not _JAVA_INT.fullmatch(bits_text):
             return False
-        return 0 <= bits <= addr.max_prefixlen
+        return 0 <= int(bits_text) <= addr.max_prefixlen
     return True
 
 
 def ip_matches(client_ip: str, expr: str) -> bool:
     if not ip_acl_valid(expr):
         return False
-    addr_text, _, bits_text = expr.partition("/")
+    addr_text, slash, bits_text = expr.partition("/")
     client = _parse_ip(client_ip)
     acl_addr = _parse_ip(addr_text)
     if client is None or acl_addr is None or client.version != acl_addr.version:
         return False
-    bits = int(bits_text) if bits_text else acl_addr.max_prefixlen
+    bits = int(bits_text) if slash else acl_addr.max_prefixlen
     net = ipaddress.ip_network(f"{acl_addr}/{bits}", strict=False)
     return client in net
 
@@ -146,7 +158,7 @@ class AuthPolicy:
             raise KeeperError(Err.INVALID_ACL, path)
         out: list[ACL] = []
         for perms, scheme, ident in unique:
-            if scheme is None or ident is None:
+            if scheme is None or (ident is None and scheme != "auth"):
                 raise KeeperError(Err.INVALID_ACL, path)
             if scheme == "world" and ident == "anyone":
                 out.append((perms, scheme, ident))

@@ -68,7 +68,7 @@ class ZNode:
         "mzxid", "owner", "pzxid", "version",
     )
 
-    def __init__(self, data: bytes, acl: ACLList, czxid: int, time: int, owner: int):
+    def __init__(self, data: bytes | None, acl: ACLList, czxid: int, time: int, owner: int):
         self.data = data
         self.acl = acl
         self.czxid = czxid
@@ -198,7 +198,7 @@ class DataTree:
         if parent_cversion > parent.cversion:
             parent.cversion = parent_cversion
             parent.pzxid = zxid
-        node = ZNode(data or b"", acl, zxid, time, owner)
+        node = ZNode(data, acl, zxid, time, owner)  # null data stays null: clients see None
         parent.children[path[path.rfind("/") + 1 :]] = None
         self.nodes[path] = node
         kind = self.owner_kind(owner)
@@ -210,7 +210,7 @@ class DataTree:
             self.ephemerals.setdefault(owner, {})[path] = None
         if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
             self._recount_quota(parent_path[len(QUOTA_PATH):])
-        self._update_quota(path, len(node.data), 1)
+        self._update_quota(path, len(data or b""), 1)
         self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
         return node
@@ -239,7 +239,7 @@ class DataTree:
                 paths.pop(path, None)
                 if not paths:
                     del self.ephemerals[node.owner]
-        self._update_quota(path, -len(node.data), -1)
+        self._update_quota(path, -len(node.data or b""), -1)
         notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
@@ -248,8 +248,8 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise KeeperError(Err.NO_NODE, path)
-        self._update_quota(path, len(data or b"") - len(node.data), 0)
-        node.data = data or b""
+        self._update_quota(path, len(data or b"") - len(node.data or b""), 0)
+        node.data = data
         node.mtime = time
         node.mzxid = zxid
         node.version = version
@@ -289,7 +289,7 @@ class DataTree:
         if stat_node is None or root not in self.nodes:
             return
         count = self.count_descendants(root) + 1
-        total = sum(len(n.data) for p, n in self.nodes.items() if p == root or p.startswith(root + "/"))
+        total = sum(len(n.data or b"") for p, n in self.nodes.items() if p == root or p.startswith(root + "/"))
         stat_node.data = format_stats({"count": count, "bytes": total})
 
     def kill_session(self, session_id: int, zxid: int, paths: list[str] | None) -> None:
