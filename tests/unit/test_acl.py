@@ -189,9 +189,11 @@ class TestFixup:
         assert ip_acl_valid(expr) is valid
 
     def test_ip_with_empty_prefix_length_is_invalid(self):
+        """IPAuthenticationProvider.isValid: split on '/' (limit 2), Integer.parseInt('') fails."""
         assert ip_acl_valid("10.0.0.1/") is False
 
     def test_ip_octet_with_leading_zero_is_valid(self):
+        """IPAuthenticationProvider.v4addr2Bytes parses each octet with Integer.parseInt: 01 is 1."""
         assert ip_acl_valid("10.0.0.01") is True
         assert ip_matches("10.0.0.1", "10.0.0.01") is True
 
@@ -205,6 +207,8 @@ class TestFixup:
         assert self.code([(31, "world", "anyone"), (31, "digest", "bad")]) == Err.INVALID_ACL
 
     def test_auth_with_null_id_expands(self):
+        """PrepRequestProcessor.fixupACL rejects only a null Id or scheme; an 'auth' entry's id is
+        never looked at."""
         assert self.fix([(31, "auth", None)], [ALICE]) == ((31, *ALICE),)
 
 
@@ -287,6 +291,8 @@ class TestCoreAuth:
         assert GetData.deserialize(other.ok(GetData("/mine", False)), 0)[0] == b"secret"
 
     def test_kazoo_creator_all_acl(self):
+        """kazoo's CREATOR_ALL_ACL is Id('auth', ''), which kazoo's write_string puts on the wire as a
+        null string; Apache accepts it and expands it to the caller's digest id."""
         d = CoreDriver()
         c = d.session()
         auth(c)

@@ -318,6 +318,19 @@ class TestWrites:
         assert created_stat(c, "/q/s-", flags=3)[0] == "/q/s-0000000003"
         assert created_stat(c, "/q/", flags=2)[0] == "/q/0000000004"
 
+    def test_null_data_reads_back_as_null(self):
+        """Apache keeps a null byte[] as null: GetDataResponse writes it as length -1."""
+        d = new()
+        c = d.session()
+        _, st = created_stat(c, "/nul", None)
+        assert st.dataLength == 0
+        assert GetData.deserialize(c.ok(GetData("/nul", False)), 0)[0] is None
+        c.ok(SetData("/nul", b"x", -1))
+        c.ok(SetData("/nul", None, -1))
+        data, st = GetData.deserialize(c.ok(GetData("/nul", False)), 0)
+        assert data is None and st.dataLength == 0 and st.version == 2
+        assert GetData.deserialize(c.ok(GetData("/", False)), 0)[0] == b""  # DataTree root: new byte[0]
+
     def test_set_data_versions_and_mtime(self):
         clock = FakeClock()
         d = CoreDriver(clock=clock)

@@ -289,6 +289,8 @@ class TestPersistent:
         assert c.events() == [(CREATED, "/later")]
 
     def test_add_watch_with_unknown_mode_is_a_marshalling_error(self, env):
+        """WatcherMode.fromZooDef throws IllegalArgumentException, which FinalRequestProcessor
+        catches as Exception: MarshallingError, and the connection stays open."""
         _, _, c = env
         f = c.call(AddWatch("/x", 7))
         assert not c.closed
@@ -389,6 +391,7 @@ class TestCheckAndRemove:
 
     @pytest.mark.parametrize("request_type", [CheckWatches, RemoveWatches])
     def test_unknown_watcher_type_is_a_marshalling_error(self, env, request_type):
+        """Watcher.WatcherType.fromInt throws RuntimeException -> MarshallingError."""
         _, _, c = env
         c.ok(AddWatch("/x", PERSISTENT_MODE))
         assert c.call(request_type("/x", 9)).err == MarshallingError.code
