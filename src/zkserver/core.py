@@ -71,6 +71,7 @@ class CoreSettings:
     skip_acl: bool = False
     enforce_quota: bool = False
     digest_auth_enabled: bool = True
+    exists_checks_read: bool = True  # 3.9.2+; False gives 3.8.0's exists (no READ check)
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
     container_max_never_used_ms: int = 0

@@ -54,7 +54,7 @@ def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     if "\0" in path:
         raise KeeperError(Err.BAD_ARGUMENTS, path)
     node = core.tree.get(path)
-    if node is not None:
+    if node is not None and core.settings.exists_checks_read:
         core.auth.require(node.acl, Perm.READ, conn.ids, path)
     if watch:
         core.tree.add_watch(path, conn, child=False)

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from tests.differential.conftest import CANDIDATE_CFG
 from tests.differential.harness import DifferentialMismatch, Lockstep, Side, run_random
 from tests.differential.ops import create
 from tests.support.servers import RunningServer
@@ -47,7 +48,7 @@ def _run(reference: RunningServer, candidate: RunningServer, seed: int, n_ops: i
 @pytest.mark.timeout(RUN_TIMEOUT)
 @pytest.mark.parametrize("seed", seeds_from_env())
 def test_apache_vs_zkserver(seed: int, server_factory) -> None:
-    _run(server_factory("apache"), server_factory("zkserver"), seed, N_OPS)
+    _run(server_factory("apache"), server_factory("zkserver", CANDIDATE_CFG["zkserver"]), seed, N_OPS)
 
 
 @pytest.mark.parametrize("seed", HARNESS_SEEDS)
