@@ -472,13 +472,17 @@ class ServerCore:
             if kind == Op.ERROR:
                 w.raw(MULTI_HEADER.pack(Op.ERROR, False, sub.err)).int(sub.err)
                 continue
-            w.raw(MULTI_HEADER.pack(kind, False, 0))
             if kind == Op.CREATE:
-                w.ustring(sub.path)
+                w.raw(MULTI_HEADER.pack(Op.CREATE, False, 0)).ustring(sub.path)
             elif kind in (Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
-                w.ustring(sub.path).raw(encode_stat(sub.stat))
+                # A result with a Stat is a create2 result on the wire, whatever the request's opcode.
+                w.raw(MULTI_HEADER.pack(Op.CREATE2, False, 0)).ustring(sub.path).raw(encode_stat(sub.stat))
             elif kind == Op.SET_DATA:
-                w.raw(encode_stat(sub.stat))
+                w.raw(MULTI_HEADER.pack(Op.SET_DATA, False, 0)).raw(encode_stat(sub.stat))
+            elif kind in (Op.DELETE, Op.DELETE_CONTAINER):
+                w.raw(MULTI_HEADER.pack(Op.DELETE, False, 0))
+            else:
+                w.raw(MULTI_HEADER.pack(kind, False, 0))
         w.raw(MULTI_HEADER.pack(-1, True, -1))
         return w.getvalue()
 
