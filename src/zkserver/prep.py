@@ -31,6 +31,7 @@ from .jute.records import (
 )
 from .tree.acl import AuthPolicy, Identity, KeeperError
 from .tree.datatree import SPECIAL_PATHS, DataTree, owner_kind, parent_of, ttl_owner
+from .tree.javaorder import JavaHashSet
 from .tree.paths import validate_path
 from .tree.quota import QuotaPolicy
 
@@ -94,12 +95,14 @@ class Pending:
             del self.changes[p]
 
     def ephemerals_of(self, session_id: int) -> list[str]:
-        paths = dict.fromkeys(self.tree.ephemerals.get(session_id, ()))
+        """The session's ephemerals once in-flight writes land, in the order Apache lists them."""
+        committed = self.tree.ephemerals.get(session_id)
+        paths = committed.clone() if committed is not None else JavaHashSet()
         for path, state in self.changes.items():
             if not state.exists:
-                paths.pop(path, None)
+                paths.discard(path)
             elif state.owner == session_id:
-                paths[path] = None
+                paths.add(path)
         return list(paths)
 
 

@@ -102,7 +102,8 @@ def get_all_children_number(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 def get_ephemerals(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     prefix = r.ustring()
-    paths = list(core.tree.ephemerals.get(conn.session_id, ()))
+    mine = core.tree.ephemerals.get(conn.session_id)
+    paths = list(mine.clone()) if mine is not None else []  # Apache iterates a clone
     if prefix is not None and prefix.strip() not in ("", "/"):
         paths = [p for p in paths if p.startswith(prefix)]
     return Writer().ustring_vector(paths).getvalue()

@@ -29,6 +29,7 @@ from ..jute.codec import JuteError, Reader
 from ..jute.records import STAT_PERSISTED, ACLList, read_acl_list
 from ..tree.acl import OPEN_ACL_UNSAFE
 from ..tree.datatree import DataTree, ZNode
+from ..tree.javaorder import JavaHashSet
 from .digest import DIGEST_VERSION, tree_digest
 from .txnlog import FILE_HEADER, StorageError, fsync_dir, sorted_files, zxid_from_name
 
@@ -298,7 +299,7 @@ def _attach(tree: DataTree, path: str, node: ZNode) -> None:
         elif kind == "ttl":
             tree.ttls[path] = None
         elif kind == "session":
-            tree.ephemerals.setdefault(node.owner, {})[path] = None
+            tree.ephemerals.setdefault(node.owner, JavaHashSet()).add(path)
     tree.nodes[path] = node
 
 

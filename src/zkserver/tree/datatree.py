@@ -31,6 +31,7 @@ from ..jute.records import (
     TxnHeader,
 )
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, KeeperError
+from .javaorder import JavaHashSet
 from .quota import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_root_for, stat_value
 from .watches import PERSISTENT, RECURSIVE, STANDARD, WatchTable
 
@@ -105,7 +106,8 @@ class WatchEvent:
 class DataTree:
     extended_types: bool = False
     nodes: dict[str, ZNode] = field(default_factory=dict)
-    ephemerals: dict[int, dict[str, None]] = field(default_factory=dict)
+    # Java-ordered, because Apache's closeSession deletes them in HashSet order.
+    ephemerals: dict[int, JavaHashSet] = field(default_factory=dict)
     containers: dict[str, None] = field(default_factory=dict)
     ttls: dict[str, None] = field(default_factory=dict)
     data_watches: WatchTable = field(default_factory=WatchTable)
@@ -207,7 +209,7 @@ class DataTree:
         elif kind == "ttl":
             self.ttls[path] = None
         elif kind == "session":
-            self.ephemerals.setdefault(owner, {})[path] = None
+            self.ephemerals.setdefault(owner, JavaHashSet()).add(path)
         if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
             self._recount_quota(parent_path[len(QUOTA_PATH):])
         self._update_quota(path, len(data or b""), 1)
@@ -236,9 +238,7 @@ class DataTree:
         elif kind == "session":
             paths = self.ephemerals.get(node.owner)
             if paths is not None:
-                paths.pop(path, None)
-                if not paths:
-                    del self.ephemerals[node.owner]
+                paths.discard(path)  # an empty set stays: its table size is part of the order
         self._update_quota(path, -len(node.data or b""), -1)
         notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
@@ -293,7 +293,7 @@ class DataTree:
         stat_node.data = format_stats({"count": count, "bytes": total})
 
     def kill_session(self, session_id: int, zxid: int, paths: list[str] | None) -> None:
-        local = self.ephemerals.pop(session_id, {})
+        local = self.ephemerals.pop(session_id, JavaHashSet())
         for path in list(paths or ()) + [p for p in local if p not in (paths or ())]:
             if path in self.nodes:
                 self.delete_node(path, zxid)

@@ -1,0 +1,110 @@
+"""Java HashSet<String> iteration order, for the few places where Apache's order shows.
+
+Apache deletes a closing session's ephemerals in the iteration order of a java.util.HashSet
+(it is the order of the paths in the closeSession txn, and so of the NodeDeleted events
+clients see). That order is the bucket order of String.hashCode spread by HashMap.hash, with
+insertion order inside a bucket, under a table size that depends on the set's history
+(it grows, never shrinks; a clone is sized from the current size). This class keeps exactly
+that state. Buckets that Java would turn into trees (8+ colliding names) are not modelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+_LOAD_FACTOR = 0.75
+
+
+def java_string_hash(s: str) -> int:
+    """String.hashCode over UTF-16 code units, as a signed 32-bit int."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def _spread(h: int) -> int:
+    u = h & 0xFFFFFFFF
+    return u ^ (u >> 16)
+
+
+def _table_size_for(c: int) -> int:
+    n = 1
+    while n < c:
+        n <<= 1
+    return n
+
+
+class JavaHashSet:
+    """An insertion-ordered set that iterates as Java's HashSet<String> would."""
+
+    __slots__ = ("_cap", "_items", "_threshold")
+
+    def __init__(self, initial_capacity: int | None = None):
+        self._items: dict[str, int] = {}  # path -> spread hash, in insertion order
+        self._cap = 0
+        # A table is allocated on first insert: default 16, or the requested size.
+        self._threshold = _table_size_for(initial_capacity) if initial_capacity else 0
+
+    def _resize(self) -> None:
+        old_cap, old_thr = self._cap, self._threshold
+        new_thr = 0
+        if old_cap > 0:
+            new_cap = old_cap << 1
+            if old_cap >= 16:
+                new_thr = old_thr << 1
+        elif old_thr > 0:
+            new_cap = old_thr
+        else:
+            new_cap, new_thr = 16, 12
+        if new_thr == 0:
+            new_thr = int(new_cap * _LOAD_FACTOR)
+        self._cap, self._threshold = new_cap, new_thr
+
+    def add(self, s: str) -> None:
+        if s in self._items:
+            return
+        if self._cap == 0:
+            self._resize()
+        self._items[s] = _spread(java_string_hash(s))
+        if len(self._items) > self._threshold:
+            self._resize()
+
+    def discard(self, s: str) -> None:
+        self._items.pop(s, None)
+
+    def __contains__(self, s: object) -> bool:
+        return s in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        """Membership equality with any set-like collection of paths (order is not content)."""
+        if isinstance(other, JavaHashSet | set | frozenset | dict):
+            return set(self._items) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __iter__(self) -> Iterator[str]:
+        mask = self._cap - 1
+        # sorted() is stable: inside a bucket, insertion order is kept, as Java's lists do.
+        return iter(sorted(self._items, key=lambda s: self._items[s] & mask))
+
+    def clone(self) -> JavaHashSet:
+        """HashSet.clone(): a fresh table sized from the current size, filled in our order."""
+        copy = JavaHashSet()
+        if self._items:
+            copy._threshold = _table_size_for(int(len(self._items) / _LOAD_FACTOR + 1.0))
+        for s in self:
+            copy.add(s)
+        return copy
+
+    @classmethod
+    def of(cls, items: Iterable[str]) -> JavaHashSet:
+        out = cls()
+        for s in items:
+            out.add(s)
+        return out
