@@ -33,7 +33,7 @@ every connection is aborted (queued bytes are dropped), a subprocess gets SIGKIL
 * storage="disk", in-process: a new ServerRunner recovers from the data dir, as a new process
   would; it gets the old session-password secret, so clients resume their sessions.
 * subprocess: the new process recovers from the data dir (storage="disk"); in memory it
-  starts empty. Its sessions are recovered, but the process picks a new password secret.
+  starts empty. Recovered sessions can be resumed by their clients.
 
 ``expire_session`` expires a session as its timeout would: in-process the core submits the
 closeSession of the expiry path (``ServerCore.expire_session``); a subprocess is reached
