@@ -34,6 +34,7 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         server_id=cfg.server_id or 0,
         max_client_cnxns=cfg.max_client_cnxns,
         max_cnxns=cfg.max_cnxns,
+        reconfig_enabled=cfg.reconfig_enabled,
         exists_checks_read=cfg.properties.get("zookeeper.existsChecksRead", "true").lower() != "false",
         max_buffer=cfg.jute_max_buffer,
         extended_types=cfg.extended_types_enabled,

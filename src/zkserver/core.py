@@ -71,6 +71,7 @@ class CoreSettings:
     skip_acl: bool = False
     enforce_quota: bool = False
     digest_auth_enabled: bool = True
+    reconfig_enabled: bool = False
     exists_checks_read: bool = True  # 3.9.2+; False gives 3.8.0's exists (no READ check)
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
@@ -362,7 +363,9 @@ class ServerCore:
         if req.op == Op.MULTI:
             return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
         if req.op == Op.RECONFIG:
-            return Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED)
+            # Standalone Apache: ReconfigDisabled, or Unimplemented when reconfig is enabled
+            # (its standalone server is no leader to run one).
+            return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
         if req.op == Op.DELETE_CONTAINER:
             return self._prep_delete_container(read_path(r), zxid)
         rec = _decode_write(req.op, r)

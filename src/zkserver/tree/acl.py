@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from ..jute.codes import Err, Perm
 from ..jute.records import ACL
+from .javaorder import java_id_order
 
 Identity = tuple[str, str]
 SUPER_IDENTITY: Identity = ("super", "")
@@ -164,7 +165,7 @@ class AuthPolicy:
                 out.append((perms, scheme, ident))
             elif scheme == "auth":
                 # Only schemes whose providers say "authenticated" count; ip does not.
-                granted = [(perms, s, i) for s, i in identities if s == "digest" and self.digest_enabled]
+                granted = [(perms, s, i) for s, i in java_id_order(identities) if s == "digest" and self.digest_enabled]
                 if not granted:
                     raise KeeperError(Err.INVALID_ACL, path)
                 out.extend(granted)
@@ -183,7 +184,7 @@ def mask_digests(acl: Sequence[ACL]) -> list[ACL]:
 def client_infos(identities: Iterable[Identity]) -> list[tuple[str, str]]:
     """whoAmI: (scheme, user) per identity; digest users lose their hash."""
     out = []
-    for scheme, ident in identities:
+    for scheme, ident in java_id_order(identities):
         if scheme == "digest":
             user = ident.split(":", 1)[0]
         elif scheme == "super":

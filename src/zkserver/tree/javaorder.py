@@ -108,3 +108,20 @@ class JavaHashSet:
         for s in items:
             out.add(s)
         return out
+
+
+def java_id_order(ids: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The order in which Apache iterates a connection's auth ids: a ConcurrentHashMap-backed
+    set of Id, so bucket order of Id.hashCode (jute's 37*(37*17+scheme)+id), insertion order
+    inside a bucket. Tables start at 16 and double once 3/4 full; the reordering a Java
+    resize does inside a bucket is not modelled (it needs a dozen ids on one connection)."""
+    items = list(ids)
+    table = 16
+    while len(items) >= table - table // 4:
+        table <<= 1
+
+    def bucket(ident: tuple[str, str]) -> int:
+        h = (37 * (37 * 17 + java_string_hash(ident[0])) + java_string_hash(ident[1])) & 0xFFFFFFFF
+        return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (table - 1)
+
+    return sorted(items, key=bucket)
