@@ -337,6 +337,30 @@ def watches(r: str = "/w") -> list[Step]:
     ]
 
 
+def quota_stats(r: str = "/qt") -> list[Step]:
+    """Quota nodes written by hand as zkCli's setquota writes them: the server fills in the
+    stats node when it is created and keeps it current on every write below the quota root."""
+    q = f"/zookeeper/quota{r}"
+    stats = f"{q}/zookeeper_stats"
+    return [
+        step(create(r, b"root")),
+        step(create(f"{r}/a", b"12345")),
+        step(create(q, b"")),
+        step(create(f"{q}/zookeeper_limits", b"count=3,bytes=100")),
+        step(create(stats, b"count=0,bytes=0")),
+        step(get(stats), result_where("counted", lambda v: v[0] == b"count=2,bytes=9")),
+        step(create(f"{r}/b", b"xy")),
+        step(set_data(f"{r}/a", b"1")),
+        step(create(f"{r}/c")),  # over the soft count limit: logged only
+        step(get(stats), result_where("kept current", lambda v: v[0] == b"count=4,bytes=7")),
+        step(delete(f"{r}/b")),
+        step(get(stats)),
+        step(transaction(create(f"{r}/t1", b"abc"), delete(f"{r}/c"))),
+        step(get(stats)),
+        step(exists(stats)),  # the Stat of the stats node does not move with its data
+    ]
+
+
 SCENARIOS: dict[str, Callable[[], list[Step]]] = {
     "sequential_numbering": sequential_numbering,
     "child_version_and_pzxid": child_version_and_pzxid,
@@ -345,6 +369,7 @@ SCENARIOS: dict[str, Callable[[], list[Step]]] = {
     "error_codes": error_codes,
     "multi": multi,
     "watches": watches,
+    "quota_stats": quota_stats,
 }
 
 
