@@ -228,6 +228,10 @@ class ServerCore:
         except JuteError as e:
             log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
             self._close(conn)
+        except Exception:
+            # Our bug, not the peer's: say so loudly, but lose only this connection.
+            log.exception("internal error handling a packet from %s; closing that connection", conn.ip)
+            self._close(conn)
 
     # ------------------------------------------------------------ sessions
 
