@@ -17,8 +17,8 @@ from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.apache
 
-DEFAULT_SEEDS = 8
-DEFAULT_OPS = 300
+DEFAULT_SEEDS = 12
+DEFAULT_OPS = 500
 HARNESS_SEEDS = (1001, 1002)
 
 
