@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import reads
 from .jute.codec import JuteError, Reader, Writer
@@ -76,6 +76,13 @@ class CoreSettings:
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
     container_max_never_used_ms: int = 0
+    # Secure connections (security/): providers, super users, SASL server settings, enforcement.
+    x509_enabled: bool = False
+    x509_super_user: str | None = None
+    sasl_enabled: bool = False  # authProvider.N=...SASLAuthenticationProvider
+    sasl_any_user: str | None = None  # zookeeper.letAnySaslUserDoX
+    sasl: Any = None  # security.sasl.SaslSettings; None: no JAAS Server section
+    enforce_auth_schemes: tuple[str, ...] = ()  # non-empty: enforce.auth.enabled
 
 
 class Conn:
@@ -99,10 +106,21 @@ class Conn:
 
 @dataclass(slots=True)
 class ConnStats:
+    """Apache's ServerCnxn statistics; the shell's ops.stats updates the response fields."""
+
     received: int = 0
     sent: int = 0
     last_op: str = "NA"
     last_zxid: int = -1
+    established: int = 0  # wall-clock ms
+    last_opcode: int = 0  # 0: none yet
+    last_cxid: int = -1
+    last_latency: int = 0
+    last_response: int = 0  # monotonic ms
+    lat_count: int = 0
+    lat_total: int = 0
+    lat_min: int = 1 << 62
+    lat_max: int = 0
 
 
 @dataclass(slots=True)
@@ -137,7 +155,11 @@ class ServerCore:
         self.settings = settings
         self.clock = clock
         self.tree = tree or DataTree(extended_types=settings.extended_types)
-        self.auth = AuthPolicy(settings.super_digest, settings.skip_acl, settings.digest_auth_enabled)
+        self.auth = AuthPolicy(settings.super_digest, settings.skip_acl, settings.digest_auth_enabled,
+                               x509=settings.x509_enabled, x509_super_user=settings.x509_super_user,
+                               sasl=settings.sasl_enabled, sasl_any_user=settings.sasl_any_user)
+        self.sasl_servers: dict[int, Any] = {}  # cid -> security.sasl.DigestMd5Server in progress
+        self.enforce_auth = frozenset(settings.enforce_auth_schemes)
         self.prep = Preparer(self.tree, self.auth, QuotaPolicy(self.tree, settings.enforce_quota),
                              settings.extended_types)
         self.sessions = SessionTable(settings.tick_ms, settings.server_id, secret, clock.mono_ms())
@@ -151,6 +173,8 @@ class ServerCore:
         self.packets_sent = 0
         self.on_request_done: Callable[[Request, int], None] | None = None
         self.sweeper = ContainerSweeper(settings, clock.mono_ms())
+        # Set when the log can no longer make writes durable: reads go on, writes are refused.
+        self.log_failed = False
 
     # ------------------------------------------------------------ effects
 
@@ -195,7 +219,8 @@ class ServerCore:
         if self.settings.max_cnxns and len(self.conns) >= self.settings.max_cnxns:
             log.warning("Too many connections - max is %d", self.settings.max_cnxns)
             return False
-        self.conns[cid] = Conn(cid, ip)
+        conn = self.conns[cid] = Conn(cid, ip)
+        conn.stats.established = self.clock.wall_ms()
         self.conns_per_ip[ip] = self.conns_per_ip.get(ip, 0) + 1
         return True
 
@@ -203,6 +228,7 @@ class ServerCore:
         conn = self.conns.pop(cid, None)
         if conn is None:
             return
+        self.sasl_servers.pop(cid, None)
         left = self.conns_per_ip.get(conn.ip, 1) - 1
         if left:
             self.conns_per_ip[conn.ip] = left
@@ -284,6 +310,8 @@ class ServerCore:
             log.info("Expiring session 0x%x, timeout of %dms exceeded",
                      session.session_id & 0xFFFFFFFFFFFFFFFF, session.timeout)
             self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session.session_id), None)
+        if self.log_failed:
+            return
         for path in self.sweeper.due(now, self.clock.wall_ms(), self.tree):
             log.info("Attempting to delete candidate container: %s", path)
             self._submit(Request(None, 0, Op.DELETE_CONTAINER, b"", 0), path)
@@ -310,14 +338,16 @@ class ServerCore:
         if op == Op.AUTH:
             self._auth(conn, xid, body)
             return
+        if op == Op.SASL:
+            self._sasl(conn, xid, body)
+            return
+        if self.enforce_auth and not self._auth_enforced(conn, xid):
+            return
         req = Request(conn, xid, op, body, sid, received_ms=self.clock.mono_ms())
         if op in WRITE_OPS or op == Op.CLOSE_SESSION:
             self._submit(req, None)
         elif op in reads.READ_HANDLERS or op == Op.PING:
             self._enqueue(req)
-        elif op == Op.SASL:
-            self._reply(req, Err.AUTH_FAILED, b"")
-            self._close(conn)
         else:
             log.warning("Received packet at server of unknown type %d", op)
             # Such a request never got a txn, so Apache's reply carries Request.zxid = -1.
@@ -340,8 +370,79 @@ class ServerCore:
                 conn.ids.append(ident)
         self._send(conn, encode_reply(xid, 0, 0))
 
+    def add_identities(self, cid: int, ids: list[Identity]) -> None:
+        """Identities a connection proved outside the protocol (its TLS client certificate)."""
+        conn = self.conns.get(cid)
+        if conn is not None:
+            conn.ids.extend(i for i in ids if i not in conn.ids)
+
+    def _auth_enforced(self, conn: Conn, xid: int) -> bool:
+        """AuthenticationHelper.enforceAuthentication: no id of an enforced scheme, no request."""
+        if any(scheme in self.enforce_auth for scheme, _ in conn.ids):
+            return True
+        log.error("Client authentication scheme(s) %s does not match with any of the expected"
+                  " authentication scheme %s, closing session.", [s for s, _ in conn.ids], sorted(self.enforce_auth))
+        self._send(conn, encode_reply(xid, 0, Err.SESSION_CLOSED_REQUIRE_SASL_AUTH))
+        self._close(conn)
+        return False
+
+    def _sasl(self, conn: Conn, xid: int, body: memoryview) -> None:
+        """ZooKeeperServer.processSasl: one step of the connection's SASL exchange."""
+        from .security.sasl import DigestMd5Server, SaslFailure
+
+        token = Reader(body, max_len=self.settings.max_buffer).buffer() or b""
+        settings = self.settings.sasl
+        reply: bytes | None = None
+        if settings is None:  # Apache: no SASL server for the connection, the NPE path answers OK
+            log.error("cnxn.saslServer is null: cnxn object did not initialize its saslServer properly.")
+        else:
+            server = self.sasl_servers.get(conn.cid)
+            if server is None:
+                server = self.sasl_servers[conn.cid] = DigestMd5Server(settings)
+            try:
+                reply = server.step(token)
+            except SaslFailure as e:
+                if not self._sasl_failed(conn, xid, e):
+                    return
+            else:
+                if server.complete:
+                    self._sasl_complete(conn, server.authorization_id)
+        self._send(conn, encode_reply(xid, 0, 0, Writer().buffer(reply).getvalue()))
+
+    def _sasl_complete(self, conn: Conn, authz: str) -> None:
+        self.sasl_servers.pop(conn.cid, None)
+        log.info("Session 0x%x: adding SASL authorization for authorizationID: %s",
+                 (conn.session_id or 0) & 0xFFFFFFFFFFFFFFFF, authz)
+        granted: list[Identity] = [("sasl", authz)]
+        if authz in self.settings.sasl.super_users:
+            granted.append(("super", ""))
+            log.info("Session 0x%x: Authenticated Id '%s' as super user",
+                     (conn.session_id or 0) & 0xFFFFFFFFFFFFFFFF, authz)
+        self.add_identities(conn.cid, granted)
+
+    def _sasl_failed(self, conn: Conn, xid: int, e: Exception) -> bool:
+        """True when the connection stays (zookeeper.allowSaslFailedClients without enforcement)."""
+        log.warning("Client %s failed to SASL authenticate: %s", conn.ip, e)
+        required = "sasl" in self.enforce_auth
+        if self.settings.sasl.allow_failed_clients and not required:
+            log.warning("Maintaining client connection despite SASL authentication failure.")
+            return True
+        if required:
+            log.warning("Closing client connection due to server requires client SASL authentication,but"
+                        " client SASL authentication has failed, or client is not configured with SASL"
+                        " authentication.")
+        else:
+            log.warning("Closing client connection due to SASL authentication failure.")
+        err = Err.SESSION_CLOSED_REQUIRE_SASL_AUTH if required else Err.AUTH_FAILED
+        self._send(conn, encode_reply(xid, 0, err, Writer().buffer(None).getvalue()))
+        self._close(conn)
+        return False
+
     def _submit(self, req: Request, txn: object) -> None:
         """Give a write its zxid and txn now; it is applied once durable."""
+        if self.log_failed:
+            self._refuse_write(req)
+            return
         zxid = self.zxid + 1
         now = self.clock.wall_ms()
         kind, txn = self._prep(req, txn, zxid, now)  # a JuteError here consumes no zxid
@@ -350,6 +451,47 @@ class ServerCore:
         req.txn = txn
         self.fx.appends.append((req.hdr, txn))
         self.pipeline.append(req)
+
+    def storage_failed(self) -> None:
+        """The log failed a write or an fsync: nothing from the first undurable txn on will be
+        applied. Those writes get SystemError; later ones NotReadOnly (as a read-only Apache
+        server answers writes); reads keep being served from the committed tree."""
+        if self.log_failed:
+            return
+        self.log_failed = True
+        log.error("the txn log failed: refusing writes from zxid 0x%x on; reads go on", self.durable_zxid + 1)
+        waiting, self.pipeline = self.pipeline, deque()
+        for req in waiting:
+            if req.hdr is None:
+                self._finish_read(req)
+            elif req.hdr.zxid <= self.durable_zxid:
+                self._finish(req)
+            else:
+                self._fail_write(req, Err.SYSTEM_ERROR)
+        self.zxid = self.durable_zxid
+        self.prep.pending.changes.clear()
+
+    def _refuse_write(self, req: Request) -> None:
+        if req.op == Op.CLOSE_SESSION and req.conn is None:
+            # An expiry without a log: drop the connection; the session's ephemerals stay until
+            # a restart replays the log and the session expires there.
+            session = self.sessions.sessions.get(req.session_id)
+            self.sessions.remove(req.session_id)
+            if session is not None and session.connection is not None:
+                self._close(session.connection)
+            return
+        self._fail_write(req, Err.NOT_READ_ONLY)
+
+    def _fail_write(self, req: Request, err: int) -> None:
+        conn = req.conn
+        if conn is None:
+            return
+        if req.op in (Op.CREATE_SESSION, Op.CLOSE_SESSION):
+            if req.op == Op.CREATE_SESSION:
+                self.sessions.remove(req.session_id)
+            self._close(conn)  # no session can start or end without the log
+            return
+        self._reply(req, err, b"")
 
     def _prep(self, req: Request, txn: object, zxid: int, now: int) -> tuple[int, object]:
         if req.op == Op.CREATE_SESSION:

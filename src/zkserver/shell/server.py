@@ -12,9 +12,11 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from .. import fourlw
 from ..core import CoreSettings, Request, ServerCore
+from ..ops.stats import ServerStats
 from ..proto.framing import FrameError, FrameSplitter
 from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
 from ..storage.epochs import load_or_create_secret
@@ -25,38 +27,16 @@ log = logging.getLogger("zkserver.server")
 
 
 @dataclass
-class ServerStats:
-    """Request latency as Apache's ServerStats reports it (milliseconds)."""
-
-    count: int = 0
-    total: float = 0.0
-    min: float = 0.0
-    max: float = 0.0
-    started: dict[int, float] = field(default_factory=dict)
-
-    def record(self, ms: float) -> None:
-        self.min = ms if self.count == 0 else min(self.min, ms)
-        self.max = max(self.max, ms)
-        self.count += 1
-        self.total += ms
-
-    def min_latency(self) -> int:
-        return int(self.min)
-
-    def max_latency(self) -> int:
-        return int(self.max)
-
-    def avg_latency(self) -> float:
-        return round(self.total / self.count, 4) if self.count else 0.0
-
-
-@dataclass
 class ServerOptions:
     host: str | None = None
     port: int = 2181
     settings: CoreSettings = field(default_factory=CoreSettings)
     four_letter_whitelist: frozenset[str] = frozenset({"srvr"})
     storage: StorageOptions | None = None  # None: keep the txn log in memory only
+    plain_port: bool = True  # False: no clientPort in zoo.cfg, only the secure port listens
+    secure_host: str | None = None
+    secure_port: int | None = None  # secureClientPort: TLS (security.tls) beside the plain port
+    tls: Any = None  # a security.tls.TlsServer when secure_port is set
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -82,7 +62,7 @@ class ClientProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         word = self.framing.four_letter_word(data)
         if word is not None:
-            self.runner.four_letter_word(self, word)
+            self.runner.four_letter_word(self, word, data)
             return
         try:
             frames = self.framing.feed(data)
@@ -131,6 +111,8 @@ class ServerRunner:
         self._ticker: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = options.port
+        self._secure_server: asyncio.base_events.Server | None = None
+        self.secure_port = options.secure_port
 
     def _open_storage(self, opts: StorageOptions, secret: bytes | None) -> None:
         """Recover the tree and sessions from disk (raises StorageError with the reason)."""
@@ -153,13 +135,11 @@ class ServerRunner:
         self.schedule_pump()
 
     def _storage_failed(self, exc: BaseException) -> None:
-        # Nothing after the failed write can be made durable: stop taking requests at all.
-        log.error("The txn log failed (%s): closing every connection and the client port", exc)
-        if self._server is not None:
-            self._server.close()
-        for proto in list(self.protocols.values()):
-            if proto.transport is not None:
-                proto.transport.close()
+        # Nothing after the failed write can be made durable: the core refuses writes from
+        # here on and keeps serving reads.
+        log.error("The txn log failed (%s)", exc)
+        self.core.storage_failed()
+        self.schedule_pump()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -167,22 +147,34 @@ class ServerRunner:
         self._loop = asyncio.get_running_loop()
         if isinstance(self.log, DiskStorage):
             self.log.start(self._loop)
-        self._server = await self._loop.create_server(
-            lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self.options.plain_port:
+            self._server = await self._loop.create_server(
+                lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True)
+            self.port = self._server.sockets[0].getsockname()[1]
+            log.info("binding to port %s:%d", self.options.host or "0.0.0.0", self.port)
+        if self.options.secure_port is not None:
+            from ..security.tls import TlsClientProtocol
+
+            tls = self.options.tls
+            self._secure_server = await self._loop.create_server(
+                lambda: TlsClientProtocol(self, tls), self.options.secure_host, self.options.secure_port,
+                reuse_address=True)
+            self.secure_port = self._secure_server.sockets[0].getsockname()[1]
+            log.info("binding to secure port %s:%d", self.options.secure_host or "0.0.0.0", self.secure_port)
         self._schedule_tick()
-        log.info("binding to port %s:%d", self.options.host or "0.0.0.0", self.port)
 
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._secure_server):
+            if server is not None:
+                server.close()
         for proto in list(self.protocols.values()):
             if proto.transport is not None:
                 proto.transport.close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in (self._server, self._secure_server):
+            if server is not None:
+                await server.wait_closed()
         self.log.close()
 
     def _schedule_tick(self) -> None:
@@ -211,13 +203,10 @@ class ServerRunner:
         peer = proto.transport.get_extra_info("peername") if proto and proto.transport else None
         return f"{peer[0]}:{peer[1]}" if peer else "unknown"
 
-    def four_letter_word(self, proto: ClientProtocol, word: str) -> None:
+    def four_letter_word(self, proto: ClientProtocol, word: str, data: bytes = b"") -> None:
         self.core.packets_received += 1
         self.asking_cid = proto.cid
-        text = fourlw.run(word, self)
-        assert proto.transport is not None
-        proto.transport.write(text.encode())
-        proto.transport.close()
+        fourlw.respond(self, proto, word, data)
 
     # ------------------------------------------------------------ the loop turn
 
@@ -246,4 +235,4 @@ class ServerRunner:
                 proto.transport.close()
 
     def _request_done(self, req: Request, err: int) -> None:
-        self.stats.record(self.clock.mono_ms() - req.received_ms)
+        self.stats.request_done(req, self.clock.mono_ms())
