@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NotReadOnlyCallError, SystemZookeeperError
-
 from tests.support.servers import start_zkserver
 
 SMALL_DISK = "256k"
