@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from . import ZOOKEEPER_COMPAT_VERSION, __version__
 from .config import (
@@ -73,22 +74,44 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
 
 
 async def serve(cfg: ServerConfig) -> int:
+    from .ops.service import OpsServices
+
+    started = time.monotonic()
     try:
         runner = ServerRunner(server_options(cfg))
     except StorageError as e:
         print(f"zkserver: cannot start: {e}", file=sys.stderr)
         return 3
+    runner.stats.db_init_time.add(int((time.monotonic() - started) * 1000))
+    ops = OpsServices(runner, cfg)
+    await ops.start()
     await runner.start()
+    ops.attach()
     log.info("zkserver %s (ZooKeeper %s protocol) serving on port %d; dataDir=%s",
              __version__, ZOOKEEPER_COMPAT_VERSION, runner.port, cfg.data_dir)
+    _log_config_summary(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    await ops.stop()
     await runner.stop()
     return 0
+
+
+def _log_config_summary(cfg: ServerConfig) -> None:
+    log.info("config: tickTime=%d minSessionTimeout=%d maxSessionTimeout=%d maxClientCnxns=%d dataDir=%s "
+             "dataLogDir=%s snapCount=%d forceSync=%s autopurge.snapRetainCount=%d autopurge.purgeInterval=%d "
+             "fsync.warningthresholdms=%d jute.maxbuffer=%d", cfg.tick_time, cfg.effective_min_session_timeout,
+             cfg.effective_max_session_timeout, cfg.max_client_cnxns, cfg.data_dir, cfg.data_log_dir,
+             cfg.snap_count, "yes" if cfg.force_sync else "no", cfg.autopurge_snap_retain_count,
+             cfg.autopurge_purge_interval, cfg.fsync_warning_threshold_ms, cfg.jute_max_buffer)
+    log.info("config: 4lw.commands.whitelist=%s admin.enableServer=%s admin=%s:%d%s metricsProvider=%s",
+             ",".join(sorted(cfg.four_letter_whitelist)), cfg.admin_enable_server, cfg.admin_server_address,
+             cfg.admin_server_port, cfg.admin_command_url, cfg.metrics_provider_class)
+
 
 
 def _run_loop(coro) -> int:
@@ -105,12 +128,29 @@ def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
     except ConfigError as e:
         print(f"zkserver: invalid configuration: {e}", file=sys.stderr)
         return 2
+    from .ops.logs import add_file_handler, log_file_path
+
+    path = log_file_path(args.log_dir, cfg.properties, cfg.data_log_dir)
+    problem = add_file_handler(path)
+    if problem is not None:
+        log.warning("not logging to %s: %s", path, problem)
     for warning in cfg.warnings:
         log.warning("%s", warning)
     if not is_standalone(cfg):
         print(f"zkserver: {ensemble_refusal_message(cfg)}", file=sys.stderr)
         return 2
     return _run_loop(serve(cfg))
+
+
+def cmd_status(args: argparse.Namespace, props: dict[str, str]) -> int:
+    from .ops.status import status
+
+    try:
+        cfg = load_config(args.config, props)
+    except ConfigError as e:
+        print(f"zkserver: invalid configuration: {e}", file=sys.stderr)
+        return 2
+    return status(cfg)
 
 
 def cmd_storage_tool(args: argparse.Namespace, props: dict[str, str]) -> int:
@@ -155,16 +195,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zkserver: {e}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(prog="zkserver", description="A ZooKeeper-compatible server.")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument("--log-dir", help="where zkserver.log rotates (default: zookeeper.log.dir, "
+                                          "$ZOO_LOG_DIR, else dataLogDir)")
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="run a server in the foreground (-Dname=value sets a property)")
     start.add_argument("config", nargs="?", help="zoo.cfg (default: port 2181, dataDir ./data)")
+    status = sub.add_parser("status", help="ask a server for its mode, as zkServer.sh status does")
+    status.add_argument("config", nargs="?", help="zoo.cfg (default: port 2181 on localhost)")
     _add_storage_commands(sub)
     args = parser.parse_args(rest)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    from .ops.logs import setup_stderr
+
+    try:
+        setup_stderr(args.log_level)
+    except ValueError:
+        print(f"zkserver: unknown log level {args.log_level!r}", file=sys.stderr)
+        return 2
     if args.command == "start":
         return cmd_start(args, props)
+    if args.command == "status":
+        return cmd_status(args, props)
     if args.command in ("txnlog-dump", "snapshot-dump", "purge"):
         return cmd_storage_tool(args, props)
     return 2

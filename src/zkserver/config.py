@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+PROMETHEUS_METRICS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 X509_AUTH_PROVIDER = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
 
 # The commands FourLetterCommands knows; "*" in the whitelist enables all of them.
@@ -923,7 +924,8 @@ class _Loader:
             self.values[name] = self.parse(key, value, parser)
         elif key in _JVM_ONLY_KEYS:
             self.parse(key, value, _JVM_ONLY_KEYS[key])
-            self.warn(key, "JVM-only setting; ignored")
+            if key == "jvm.pause.monitor":  # the thresholds drive our event-loop stall monitor
+                self.warn(key, "the event-loop stall monitor (jvm_pause_time_ms) always runs; ignored")
         elif key.startswith("metricsProvider."):
             self.metrics_config[key[len("metricsProvider."):]] = value
         elif _is_membership_key(key) and has_dynamic_file:
@@ -1275,9 +1277,12 @@ def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
         return "hierarchical quorums are not served yet; ignored"
     if key in ("secureClientPort", "secureClientPortAddress", "portUnification"):
         return "TLS client connections are not served yet; ignored"
-    if key.startswith("metricsProvider.") and not (
-            key == "metricsProvider.className" and metrics_class == DEFAULT_METRICS_PROVIDER):
-        return "metrics providers are not served yet; ignored"
+    if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,
+                                                                       PROMETHEUS_METRICS_PROVIDER):
+        return f"metrics provider {metrics_class} is not served (only Apache's Prometheus provider); ignored"
+    if key.startswith("metricsProvider.") and key != "metricsProvider.className" and (
+            metrics_class == DEFAULT_METRICS_PROVIDER):
+        return "metrics provider settings are used only by the Prometheus provider; ignored"
     if key in _UNPREFIXED_PROPERTIES:
         return (f"no effect in zoo.cfg: ZooKeeper reads only the system property {key}"
                 f" (set it with -D{key}=...)")
@@ -1296,9 +1301,8 @@ def _property_warning(name: str, value: str) -> str | None:
         return f"authentication provider {value} is not served yet; ignored"
     if name == "zookeeper.serverCnxnFactory":
         return f"{value} is a Java connection factory; zkserver uses its own; ignored"
-    if name.startswith("zookeeper.admin.") and not (
-            name == "zookeeper.admin.enableServer" and value.strip().lower() == "false"):
-        return "the AdminServer is not served yet; ignored"
+    if name in ("zookeeper.admin.portUnification", "zookeeper.admin.forceHttps", "zookeeper.admin.needClientAuth"):
+        return "the AdminServer serves plain HTTP only; ignored"
     return None
 
 

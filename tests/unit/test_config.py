@@ -747,9 +747,10 @@ def test_metrics_provider_settings() -> None:
         ("ssl.keyStore.location=/k", "zoo.cfg:3: ssl.keyStore.location: TLS is not served yet"),
         ("authProvider.1=org.Sasl", "zoo.cfg:3: authProvider.1: authentication provider org.Sasl is not served"),
         ("serverCnxnFactory=org.N", "zoo.cfg:3: serverCnxnFactory: org.N is a Java connection factory"),
-        ("metricsProvider.httpPort=7001", "zoo.cfg:3: metricsProvider.httpPort: metrics providers are not"),
-        ("admin.serverPort=9090", "zoo.cfg:3: admin.serverPort: the AdminServer is not served yet"),
-        ("jvm.pause.monitor=true", "zoo.cfg:3: jvm.pause.monitor: JVM-only setting; ignored"),
+        ("metricsProvider.httpPort=7001",
+         "zoo.cfg:3: metricsProvider.httpPort: metrics provider settings are used only"),
+        ("admin.forceHttps=true", "zoo.cfg:3: admin.forceHttps: the AdminServer serves plain HTTP only"),
+        ("jvm.pause.monitor=true", "zoo.cfg:3: jvm.pause.monitor: the event-loop stall monitor"),
         ("group.1=1", "zoo.cfg:3: group.1: hierarchical quorums are not served yet"),
     ],
 )

@@ -226,6 +226,9 @@ class FileTxnLog:
         self.force_sync = force_sync
         self.digest = digest
         self.stats = LogStats()
+        self.warn_threshold_ms = FSYNC_WARN_MS  # fsync.warningthresholdms
+        # Called on the sync thread with each fsync's milliseconds (ops metrics; must be cheap).
+        self.on_fsync: Callable[[float], None] | None = None
         self.failed: BaseException | None = None
         self.last_zxid = 0
         self._cond = threading.Condition()
@@ -338,9 +341,12 @@ class FileTxnLog:
         st.fsyncs += 1
         st.last_fsync_ms = ms
         st.max_fsync_ms = max(st.max_fsync_ms, ms)
-        if ms > FSYNC_WARN_MS:
-            log.warning("fsync-ing the write ahead log took %dms which will adversely effect operation latency",
-                        ms)
+        if self.on_fsync is not None:
+            self.on_fsync(ms)
+        if ms > self.warn_threshold_ms:
+            log.warning("fsync-ing the write ahead log in %s took %dms which will adversely effect operation "
+                        "latency. File size is %d bytes. See the ZooKeeper troubleshooting guide",
+                        threading.current_thread().name, ms, self._pos)
 
     def _open_file(self, zxid: int) -> None:
         path = os.path.join(self.log_dir, log_name(zxid))
