@@ -20,6 +20,7 @@ from .config import (
     parse_system_properties,
 )
 from .core import CoreSettings
+from .security import setup as security
 from .shell.server import ServerOptions, ServerRunner
 from .storage.database import StorageOptions
 from .storage.txnlog import StorageError
@@ -46,6 +47,7 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         container_check_interval_ms=cfg.container_check_interval_ms,
         container_max_per_minute=cfg.container_max_per_minute,
         container_max_never_used_ms=cfg.container_max_never_used_interval_ms,
+        **security.core_kwargs(cfg),  # x509/sasl providers, SASL users, enforce.auth
     )
 
 
@@ -56,6 +58,10 @@ def server_options(cfg: ServerConfig) -> ServerOptions:
         settings=core_settings(cfg),
         four_letter_whitelist=cfg.four_letter_whitelist,
         storage=None if cfg.properties.get("zkserver.storage") == "memory" else storage_options(cfg),
+        plain_port=cfg.client_port is not None or cfg.secure_client_port is None,
+        secure_host=cfg.secure_client_port_address,
+        secure_port=cfg.secure_client_port,
+        tls=security.tls_server(cfg),
     )
 
 
@@ -82,6 +88,9 @@ async def serve(cfg: ServerConfig) -> int:
     except StorageError as e:
         print(f"zkserver: cannot start: {e}", file=sys.stderr)
         return 3
+    except ConfigError as e:  # e.g. an unreadable key store or JAAS file
+        print(f"zkserver: invalid configuration: {e}", file=sys.stderr)
+        return 2
     runner.stats.db_init_time.add(int((time.monotonic() - started) * 1000))
     ops = OpsServices(runner, cfg)
     await ops.start()
@@ -111,7 +120,6 @@ def _log_config_summary(cfg: ServerConfig) -> None:
     log.info("config: 4lw.commands.whitelist=%s admin.enableServer=%s admin=%s:%d%s metricsProvider=%s",
              ",".join(sorted(cfg.four_letter_whitelist)), cfg.admin_enable_server, cfg.admin_server_address,
              cfg.admin_server_port, cfg.admin_command_url, cfg.metrics_provider_class)
-
 
 
 def _run_loop(coro) -> int:

@@ -1253,6 +1253,16 @@ class _Loader:
                             warnings=self.warnings, key_lines=self.lines, **self.values)
 
 
+# security/__init__.py SERVED_PROVIDERS: the authProvider.N classes zkserver serves (x509 on the
+# secure port, SASL DIGEST-MD5, and the built-in digest and ip).
+_SERVED_AUTH_PROVIDERS = frozenset({
+    X509_AUTH_PROVIDER, "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+})
+# Apache's own connection factories: zkserver serves both plain and secure ports itself.
+_APACHE_CNXN_FACTORIES = frozenset({"org.apache.zookeeper.server.NettyServerCnxnFactory",
+                                    "org.apache.zookeeper.server.NIOServerCnxnFactory"})
 _SSL_BOOLEANS = frozenset({"hostnameVerification", "clientHostnameVerification", "crl", "ocsp",
                            "allowReverseDnsLookup"})
 
@@ -1275,8 +1285,8 @@ def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
         return "ensembles are not served yet; ignored"
     if key.startswith(("group", "weight")):
         return "hierarchical quorums are not served yet; ignored"
-    if key in ("secureClientPort", "secureClientPortAddress", "portUnification"):
-        return "TLS client connections are not served yet; ignored"
+    if key == "portUnification":
+        return "TLS and plaintext on one port (portUnification) is not served; use secureClientPort"
     if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,
                                                                        PROMETHEUS_METRICS_PROVIDER):
         return f"metrics provider {metrics_class} is not served (only Apache's Prometheus provider); ignored"
@@ -1295,11 +1305,11 @@ def _property_warning(name: str, value: str) -> str | None:
     """The warning for a system property this server reads but does not act on, if any."""
     if name.startswith("zookeeper.server.") or name.startswith("zookeeper.multiAddress."):
         return None  # covered by the server.N and ensemble key warnings
-    if name.startswith("zookeeper.ssl."):
-        return "TLS is not served yet; ignored"
-    if name.startswith("zookeeper.authProvider."):
+    if name.startswith("zookeeper.ssl.quorum."):
+        return "quorum TLS is not served yet; ignored"
+    if name.startswith("zookeeper.authProvider.") and value.strip() not in _SERVED_AUTH_PROVIDERS:
         return f"authentication provider {value} is not served yet; ignored"
-    if name == "zookeeper.serverCnxnFactory":
+    if name == "zookeeper.serverCnxnFactory" and value.strip() not in _APACHE_CNXN_FACTORIES:
         return f"{value} is a Java connection factory; zkserver uses its own; ignored"
     if name in ("zookeeper.admin.portUnification", "zookeeper.admin.forceHttps", "zookeeper.admin.needClientAuth"):
         return "the AdminServer serves plain HTTP only; ignored"

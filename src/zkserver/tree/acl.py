@@ -96,16 +96,35 @@ def ip_matches(client_ip: str, expr: str) -> bool:
 class AuthPolicy:
     """The server-wide auth settings: which schemes exist, super digest, skipACL."""
 
-    def __init__(self, super_digest: str | None = None, skip_acl: bool = False, digest_enabled: bool = True):
+    def __init__(self, super_digest: str | None = None, skip_acl: bool = False, digest_enabled: bool = True,
+                 *, x509: bool = False, x509_super_user: str | None = None, sasl: bool = False,
+                 sasl_any_user: str | None = None):
         self.super_digest = super_digest
         self.skip_acl = skip_acl
         self.digest_enabled = digest_enabled
+        # x509 / sasl: providers registered (secureClientPort, authProvider.N=...SASLAuthenticationProvider)
+        self.x509 = x509
+        self.x509_super_user = x509_super_user  # zookeeper.X509AuthenticationProvider.superUser
+        self.sasl = sasl
+        self.sasl_any_user = sasl_any_user  # zookeeper.letAnySaslUserDoX
 
     def schemes(self) -> set[str]:
         s = {"ip"}
         if self.digest_enabled:
             s.add("digest")
+        if self.x509:
+            s.add("x509")
+        if self.sasl:
+            s.add("sasl")
         return s
+
+    def _matches_other(self, scheme: str, id_value: str, ident: str) -> bool:
+        """X509AuthenticationProvider.matches and SASLAuthenticationProvider.matches."""
+        if scheme == "x509":
+            return self.x509 and (id_value == ident or id_value == self.x509_super_user)
+        if scheme == "sasl":
+            return self.sasl and (id_value in ("super", ident) or ident == self.sasl_any_user)
+        return False
 
     def authenticate(self, scheme: str, auth: bytes, client_ip: str) -> list[Identity] | None:
         """Identities an AuthPacket grants, or None for AuthFailed (unknown scheme)."""
@@ -138,6 +157,8 @@ class AuthPolicy:
                     return True
                 if scheme == "ip" and ip_matches(id_value, ident):
                     return True
+                if self._matches_other(scheme, id_value, ident):
+                    return True
         return False
 
     def require(self, acl: Sequence[ACL] | None, perm: int, identities: Iterable[Identity], path: str) -> None:
@@ -147,7 +168,16 @@ class AuthPolicy:
     def _valid_id(self, scheme: str, ident: str) -> bool:
         if scheme == "digest":
             return self.digest_enabled and _java_split_count(ident, ":") == 2
+        if scheme == "x509" and self.x509:
+            from ..security.x509 import valid_x500_name
+            return valid_x500_name(ident)
+        if scheme == "sasl" and self.sasl:
+            return _kerberos_name_valid(ident)
         return scheme == "ip" and ip_acl_valid(ident)
+
+    def _authenticated_schemes(self) -> tuple[str, ...]:
+        # Providers whose isAuthenticated() is true, besides digest (ip's is false).
+        return (("x509",) if self.x509 else ()) + (("sasl",) if self.sasl else ())
 
     def fixup(self, path: str, acl: list[ACL] | None, identities: Sequence[Identity]) -> tuple[ACL, ...]:
         """Validate a client-given ACL and expand the `auth` scheme to the caller's identities."""
@@ -165,7 +195,8 @@ class AuthPolicy:
                 out.append((perms, scheme, ident))
             elif scheme == "auth":
                 # Only schemes whose providers say "authenticated" count; ip does not.
-                granted = [(perms, s, i) for s, i in java_id_order(identities) if s == "digest" and self.digest_enabled]
+                granted = [(perms, s, i) for s, i in java_id_order(identities)
+                           if (s == "digest" and self.digest_enabled) or s in self._authenticated_schemes()]
                 if not granted:
                     raise KeeperError(Err.INVALID_ACL, path)
                 out.extend(granted)
@@ -174,6 +205,15 @@ class AuthPolicy:
             else:
                 raise KeeperError(Err.INVALID_ACL, path)
         return tuple(out)
+
+
+_KERBEROS_NAME = re.compile(r"([^/@]*)(/([^/@]*))?@([^/@]*)")
+
+
+def _kerberos_name_valid(ident: str) -> bool:
+    """SASLAuthenticationProvider.isValid: `new KerberosName(id)` accepts a simple name, or a
+    name@REALM / service/host@REALM principal; anything else with an '@' is rejected."""
+    return "@" not in ident or _KERBEROS_NAME.fullmatch(ident) is not None
 
 
 def mask_digests(acl: Sequence[ACL]) -> list[ACL]:

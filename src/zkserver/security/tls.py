@@ -1,0 +1,489 @@
+"""The secure client port: Apache's ssl.* settings as an SSLContext, and TLS over each connection.
+
+Theory of operation. `TlsSettings.from_config` reads the ssl.* keys (zoo.cfg or -Dzookeeper.ssl.*)
+exactly as ClientX509Util does; `TlsServer` turns them into an `ssl.SSLContext` and rebuilds it
+when a store file changes (Apache's Netty factory reads the stores again for every new
+connection, so a replaced certificate is used from the next connection on; we check the files'
+stamps at most once a second). `TlsClientProtocol` runs TLS itself over memory BIOs and hands the
+cleartext to the ordinary `ClientProtocol`, so the plain port's hot path is not touched and every
+failure (a plaintext client, a bad certificate, a stalled handshake) closes only that connection,
+with a log line. After the handshake the client certificate's subject becomes the connection's
+("x509", RFC 2253 name) identity, plus ("super", "") when it is the configured x509 super user,
+as X509AuthenticationProvider does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from . import X509_PROVIDER, keystores
+from .x509 import DerError, dns_in_san, ip_in_san, subject_name
+
+if TYPE_CHECKING:
+    from ..shell.server import ServerRunner
+
+log = logging.getLogger("zkserver.tls")
+
+HANDSHAKE_TIMEOUT = 10.0  # Netty SslHandler's default handshake timeout
+RELOAD_CHECK_INTERVAL = 1.0
+READ_CHUNK = 256 * 1024
+
+_PROTOCOLS = {
+    "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+# Java's generic SSLContext names enable the versions the JDK enables by default.
+_GENERIC = {"TLS": ("TLSv1.2", "TLSv1.3"), "SSL": ("TLSv1.2", "TLSv1.3"), "Default": ("TLSv1.2", "TLSv1.3")}
+# X509Util's default list (Java 9+ order: GCM first); the TLS 1.3 suites are always enabled here.
+DEFAULT_CIPHERS = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+)
+TLS13_SUITES = frozenset({"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+                          "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"})
+
+
+class TlsConfigError(Exception):
+    """The ssl.* settings cannot give a working TLS port (start-up stops with the reason)."""
+
+
+def _java_bool(text: str | None, default: bool) -> bool:
+    return default if text is None else text.strip().lower() == "true"
+
+
+def _read_secret(path: str) -> str:
+    """SecretUtils.readSecret: the file's text less one trailing line separator."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise TlsConfigError(f"cannot read the password file {path}: {e.strerror or e}") from None
+    return text[:-1] if text.endswith("\n") else text
+
+
+def iana_to_openssl(name: str) -> str | None:
+    """A Java/IANA TLS 1.2 cipher suite name as OpenSSL spells it (None: no such OpenSSL suite)."""
+    if not name.startswith("TLS_") or "_WITH_" not in name:
+        return None
+    kx, _, cipher = name[4:].partition("_WITH_")
+    prefix = {"ECDHE_ECDSA": "ECDHE-ECDSA-", "ECDHE_RSA": "ECDHE-RSA-", "DHE_RSA": "DHE-RSA-",
+              "DHE_DSS": "DHE-DSS-", "RSA": ""}.get(kx)
+    if prefix is None:
+        return None
+    parts = cipher.split("_")
+    if parts[:1] == ["CHACHA20"] and parts[1:2] == ["POLY1305"]:
+        return prefix + "CHACHA20-POLY1305"
+    if len(parts) != 4 or parts[0] not in ("AES", "CAMELLIA", "ARIA"):
+        return None
+    algo, bits, mode, mac = parts
+    if mode == "GCM":
+        return f"{prefix}{algo}{bits}-GCM-{mac}"
+    if mode == "CBC":
+        return f"{prefix}{algo}{bits}-{mac}"
+    if mode == "CCM":
+        return f"{prefix}{algo}{bits}-CCM" if mac == "" else None
+    return None
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The ssl.* settings the secure client port uses, by Apache's rules and defaults."""
+
+    key_store: str = ""
+    key_store_password: str = ""
+    key_store_type: str | None = None
+    trust_store: str = ""
+    trust_store_password: str = ""
+    trust_store_type: str | None = None
+    client_auth: str = "need"
+    protocols: tuple[str, ...] = ("TLSv1.3",)
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    verify_client_hostname: bool = False
+    allow_reverse_dns: bool = False
+    x509_super_user: str | None = None
+    warnings: list[str] = field(default_factory=list, compare=False)
+
+    @classmethod
+    def from_config(cls, ssl_keys: dict[str, str], properties: dict[str, str]) -> TlsSettings:
+        def get(key: str) -> str | None:
+            value = ssl_keys.get(key)
+            return None if value is None else value.strip()
+
+        warnings: list[str] = []
+        for key in ("ssl.crl", "ssl.ocsp"):
+            if _java_bool(get(key), False):
+                warnings.append(f"{key}=true: revocation checking needs network CRL/OCSP fetching,"
+                                " which zkserver does not do; certificates are not checked for revocation")
+        if get("ssl.context.supplier.class"):
+            raise TlsConfigError("ssl.context.supplier.class names Java code; zkserver cannot load it")
+        provider = get("ssl.sslProvider")
+        if provider and provider.upper() not in ("JDK", "OPENSSL", "OPENSSL_REFCNT"):
+            raise TlsConfigError(f"ssl.sslProvider: {provider!r} is not JDK, OPENSSL or OPENSSL_REFCNT")
+        scheme = get("ssl.authProvider") or "x509"
+        provider_class = properties.get(f"zookeeper.authProvider.{scheme}", X509_PROVIDER).strip()
+        if provider_class != X509_PROVIDER:
+            raise TlsConfigError(f"ssl.authProvider={scheme} names {provider_class}: only Apache's"
+                                 f" {X509_PROVIDER} is served (custom providers are Java code)")
+        enabled = get("ssl.enabledProtocols")
+        if enabled is None:
+            protocols: tuple[str, ...] = (get("ssl.protocol") or "TLSv1.3",)
+        else:
+            protocols = tuple(p for p in enabled.split(","))
+        ciphers_text = get("ssl.ciphersuites")
+        ciphers = DEFAULT_CIPHERS if ciphers_text is None else tuple(ciphers_text.split(","))
+        hostname = _java_bool(get("ssl.hostnameVerification"), True)
+        client_auth = (get("ssl.clientAuth") or "need").lower()
+        return cls(
+            key_store=get("ssl.keyStore.location") or "",
+            key_store_password=_password(get, "ssl.keyStore"),
+            key_store_type=get("ssl.keyStore.type") or None,
+            trust_store=get("ssl.trustStore.location") or "",
+            trust_store_password=_password(get, "ssl.trustStore"),
+            trust_store_type=get("ssl.trustStore.type") or None,
+            client_auth=client_auth,
+            protocols=protocols,
+            ciphers=ciphers,
+            verify_client_hostname=hostname and _java_bool(get("ssl.clientHostnameVerification"), False),
+            allow_reverse_dns=_java_bool(get("ssl.allowReverseDnsLookup"), False),
+            x509_super_user=properties.get("zookeeper.X509AuthenticationProvider.superUser"),
+            warnings=warnings,
+        )
+
+
+def _password(get: Any, prefix: str) -> str:
+    path = get(prefix + ".passwordPath")
+    if path:
+        return _read_secret(path)
+    value = get(prefix + ".password")
+    return value if value is not None else ""
+
+
+def _protocol_range(protocols: tuple[str, ...]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    versions = []
+    for name in protocols:
+        name = name.strip()
+        for each in _GENERIC.get(name, (name,)):
+            if each not in _PROTOCOLS:
+                raise TlsConfigError(f"ssl.enabledProtocols/ssl.protocol: unsupported protocol {name!r}")
+            versions.append(_PROTOCOLS[each])
+    if not versions:
+        raise TlsConfigError("ssl.enabledProtocols names no protocol")
+    return min(versions), max(versions)
+
+
+def build_context(s: TlsSettings) -> ssl.SSLContext:
+    """An SSL server context for these settings; raises TlsConfigError with the reason."""
+    if not s.key_store:
+        raise TlsConfigError("Keystore is required for SSL server: zookeeper.ssl.keyStore.location")
+    if s.client_auth not in ("need", "want", "none"):
+        raise TlsConfigError(f"ssl.clientAuth: {s.client_auth!r} is not none, want or need")
+    try:
+        material = keystores.load_key_store(s.key_store, s.key_store_password, s.key_store_type)
+        trusted = (keystores.load_trust_store(s.trust_store, s.trust_store_password, s.trust_store_type)
+                   if s.trust_store else None)
+    except keystores.StoreError as e:
+        raise TlsConfigError(str(e)) from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version, ctx.maximum_version = _protocol_range(s.protocols)
+    ctx.options |= ssl.OP_NO_RENEGOTIATION  # Apache sets jdk.tls.rejectClientInitiatedRenegotiation
+    _set_ciphers(ctx, s.ciphers)
+    _load_key(ctx, material)
+    ctx.verify_mode = {"need": ssl.CERT_REQUIRED, "want": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}[s.client_auth]
+    if s.client_auth != "none":
+        if trusted is None:
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # the JDK's default trust store
+        else:
+            from cryptography.hazmat.primitives.serialization import Encoding
+            ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in trusted))
+    return ctx
+
+
+def _set_ciphers(ctx: ssl.SSLContext, names: tuple[str, ...]) -> None:
+    openssl_names = []
+    for name in names:
+        name = name.strip()
+        if name in TLS13_SUITES:
+            continue  # Python's ssl module cannot narrow the TLS 1.3 suites; all stay enabled
+        converted = iana_to_openssl(name)
+        if converted is None:
+            log.warning("ssl.ciphersuites: %s is not a cipher suite OpenSSL offers; skipped", name)
+            continue
+        openssl_names.append(converted)
+    if ctx.maximum_version < ssl.TLSVersion.TLSv1_3 and not openssl_names:
+        raise TlsConfigError("ssl.ciphersuites leaves no usable TLS 1.2 cipher suite")
+    try:
+        ctx.set_ciphers(":".join(openssl_names) if openssl_names else "!ALL")
+    except ssl.SSLError:
+        if ctx.maximum_version < ssl.TLSVersion.TLSv1_3:
+            raise TlsConfigError("ssl.ciphersuites: none of the suites is available here") from None
+
+
+def _load_key(ctx: ssl.SSLContext, material: keystores.KeyMaterial) -> None:
+    # The ssl module loads keys from files only: write them encrypted with a one-time password
+    # into a private directory and remove them at once.
+    secret = os.urandom(24).hex().encode()
+    with tempfile.TemporaryDirectory(prefix="zkserver-tls-") as d:
+        cert_path, key_path = os.path.join(d, "chain.pem"), os.path.join(d, "key.pem")
+        for path, data in ((cert_path, material.chain_pem()), (key_path, material.key_pem(secret))):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        try:
+            ctx.load_cert_chain(cert_path, key_path, password=secret)
+        except ssl.SSLError as e:
+            raise TlsConfigError(f"the key store's key does not fit its certificate: {e}") from None
+
+
+class TlsServer:
+    """The current SSLContext of the secure port, rebuilt when a store file changes."""
+
+    def __init__(self, settings: TlsSettings):
+        self.settings = settings
+        self._stamp = keystores.file_stamp(settings.key_store, settings.trust_store)
+        self._ctx = build_context(settings)
+        self._checked = time.monotonic()
+        self.handshake_timeout = HANDSHAKE_TIMEOUT
+
+    def context(self) -> ssl.SSLContext:
+        now = time.monotonic()
+        if now - self._checked >= RELOAD_CHECK_INTERVAL:
+            self._checked = now
+            stamp = keystores.file_stamp(self.settings.key_store, self.settings.trust_store)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._ctx = build_context(self.settings)
+                    log.info("key or trust store changed: reloaded %s / %s",
+                             self.settings.key_store, self.settings.trust_store or "(default trust)")
+                except TlsConfigError as e:  # a half-written file: keep serving with the old one
+                    log.warning("key or trust store changed but cannot be loaded (%s); keeping the"
+                                " previous certificates", e)
+        return self._ctx
+
+    def identities(self, sslobj: ssl.SSLObject, ip: str) -> list[tuple[str, str]] | None:
+        """The ids a completed handshake grants; None rejects the connection."""
+        if self.settings.client_auth == "none":
+            return []
+        der = sslobj.getpeercert(binary_form=True)
+        if not der:
+            if self.settings.client_auth == "need":
+                log.error("TLS client %s sent no certificate (ssl.clientAuth=need)", ip)
+                return None
+            return []
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            name = subject_name(cert)
+        except (ValueError, DerError) as e:
+            log.error("TLS client %s: cannot read its certificate: %s", ip, e)
+            return None
+        if self.settings.verify_client_hostname and not self._host_ok(cert, ip):
+            log.error("TLS client %s: certificate %s does not name this address (ssl.clientHostnameVerification)",
+                      ip, name)
+            return None
+        ids: list[tuple[str, str]] = []
+        if self.settings.x509_super_user is not None and name == self.settings.x509_super_user:
+            ids.append(("super", name))
+            log.info("Authenticated Id '%s' as super user", name)
+        ids.append(("x509", name))
+        log.info("Authenticated Id '%s' for scheme 'x509'", name)
+        return ids
+
+    def _host_ok(self, cert: x509.Certificate, ip: str) -> bool:
+        if ip_in_san(cert, ip):
+            return True
+        if not self.settings.allow_reverse_dns:
+            return False
+        import socket
+        try:
+            host = socket.gethostbyaddr(ip)[0]
+        except OSError:
+            return False
+        return dns_in_san(cert, host)
+
+
+class _TlsTransport:
+    """What ClientProtocol sees as its transport: writes are encrypted, close sends close_notify."""
+
+    __slots__ = ("outer",)
+
+    def __init__(self, outer: TlsClientProtocol):
+        self.outer = outer
+
+    def write(self, data: bytes) -> None:
+        self.outer.write_app(data)
+
+    def close(self) -> None:
+        self.outer.close()
+
+    def is_closing(self) -> bool:
+        t = self.outer.transport
+        return t is None or t.is_closing()
+
+    def pause_reading(self) -> None:
+        if self.outer.transport is not None:
+            self.outer.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.outer.transport is not None:
+            self.outer.transport.resume_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self.outer.sslobj
+        t = self.outer.transport
+        return t.get_extra_info(name, default) if t is not None else default
+
+
+class TlsClientProtocol(asyncio.Protocol):
+    """One connection of the secure port: TLS here, the client protocol on the cleartext."""
+
+    def __init__(self, runner: ServerRunner, tls: TlsServer):
+        from ..shell.server import ClientProtocol
+
+        self.runner = runner
+        self.tls = tls
+        self.inner = ClientProtocol(runner)
+        self.transport: Any = None
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.sslobj: ssl.SSLObject | None = None
+        self.open = False
+        self.closed = False
+        self.ip = "0.0.0.0"
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.ip = peer[0] if peer else "0.0.0.0"
+        self.sslobj = self.tls.context().wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self._timer = asyncio.get_running_loop().call_later(self.tls.handshake_timeout, self._handshake_timeout)
+
+    def _handshake_timeout(self) -> None:
+        if not self.open and not self.closed:
+            log.warning("closing TLS connection from %s: no TLS handshake within %.0f s",
+                        self.ip, self.tls.handshake_timeout)
+            self.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.incoming.write(data)
+        if not self.open and not self._handshake():
+            return
+        self._read_app()
+
+    def _handshake(self) -> bool:
+        assert self.sslobj is not None
+        try:
+            self.sslobj.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return False
+        except (ssl.SSLError, ValueError) as e:
+            self._flush()  # the alert tells the client why
+            log.warning("closing TLS connection from %s: handshake failed: %s", self.ip, _reason(e))
+            self.abort()
+            return False
+        self._flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        ids = self.tls.identities(self.sslobj, self.ip)
+        if ids is None:
+            self.close()
+            return False
+        self.open = True
+        self.inner.connection_made(_TlsTransport(self))  # type: ignore[arg-type]
+        if ids and not self.closed:
+            self.runner.core.add_identities(self.inner.cid, ids)
+        return not self.closed
+
+    def _read_app(self) -> None:
+        assert self.sslobj is not None
+        chunks = []
+        while True:
+            try:
+                chunk = self.sslobj.read(READ_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify from the client
+                self.close()
+                break
+            except ssl.SSLError as e:
+                log.warning("closing TLS connection from %s: %s", self.ip, _reason(e))
+                self.abort()
+                return
+            if not chunk:
+                break
+            chunks.append(chunk)
+        self._flush()
+        if chunks and not self.closed:
+            self.inner.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def write_app(self, data: bytes) -> None:
+        if self.closed or self.sslobj is None:
+            return
+        try:
+            self.sslobj.write(data)
+        except ssl.SSLError as e:
+            log.warning("closing TLS connection from %s: %s", self.ip, _reason(e))
+            self.abort()
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self.outgoing.read()
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.sslobj is not None and self.open:
+            with contextlib.suppress(ssl.SSLError):
+                self.sslobj.unwrap()
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.open:
+            self.inner.connection_lost(exc)
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, ssl.SSLError) and e.reason:
+        hint = " (a plaintext client on the secure port?)" if e.reason in (
+            "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL", "UNEXPECTED_RECORD") else ""
+        return f"{e.reason}{hint}"
+    return str(e) or type(e).__name__
