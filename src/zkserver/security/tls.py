@@ -111,7 +111,7 @@ class TlsSettings:
     trust_store_password: str = ""
     trust_store_type: str | None = None
     client_auth: str = "need"
-    protocols: tuple[str, ...] = ("TLSv1.3",)
+    protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     ciphers: tuple[str, ...] = DEFAULT_CIPHERS
     verify_client_hostname: bool = False
     allow_reverse_dns: bool = False
@@ -141,7 +141,9 @@ class TlsSettings:
                                  f" {X509_PROVIDER} is served (custom providers are Java code)")
         enabled = get("ssl.enabledProtocols")
         if enabled is None:
-            protocols: tuple[str, ...] = (get("ssl.protocol") or "TLSv1.3",)
+            # Unset: Apache 3.8 enables TLSv1.2 only, 3.9 TLSv1.3 only (on Java 11+); we enable
+            # both, so clients of either version connect. ssl.protocol set: that one only.
+            protocols: tuple[str, ...] = (get("ssl.protocol"),) if get("ssl.protocol") else ("TLSv1.2", "TLSv1.3")
         else:
             protocols = tuple(p for p in enabled.split(","))
         ciphers_text = get("ssl.ciphersuites")
