@@ -24,8 +24,9 @@ from ..jute.codes import Op
 from ..jute.records import CreateSessionTxn, TxnHeader
 from ..tree.datatree import DataTree
 from .digest import DigestPredictor, tree_digest
+from .disk import OS_DISK, Disk, truncate_durably
 from .snapshot import SnapshotTaker, read_snapshot, snapshot_files, write_snapshot
-from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, fsync_dir, sorted_files
+from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, sorted_files
 
 log = logging.getLogger("zkserver.storage")
 
@@ -88,10 +89,10 @@ def prepare_dirs(opts: StorageOptions) -> None:
 # ---------------------------------------------------------------- recovery
 
 
-def recover(opts: StorageOptions, extended_types: bool = False) -> Recovered:
+def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_DISK) -> Recovered:
     """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot."""
-    rec = _load_snapshot(opts, extended_types)
-    _replay(opts, rec)
+    rec = _load_snapshot(opts, extended_types, disk)
+    _replay(opts, rec, disk)
     _drop_orphan_ephemerals(rec)
     rec.tree.events = []
     log.info("Recovered zxid 0x%x: snapshot 0x%x + %d txns, %d sessions, %d znodes",
@@ -100,17 +101,17 @@ def recover(opts: StorageOptions, extended_types: bool = False) -> Recovered:
     return rec
 
 
-def _load_snapshot(opts: StorageOptions, extended_types: bool) -> Recovered:
-    snaps = snapshot_files(opts.snap_dir)
+def _load_snapshot(opts: StorageOptions, extended_types: bool, disk: Disk) -> Recovered:
+    snaps = snapshot_files(opts.snap_dir, disk)
     for zxid, path in snaps[:MAX_SNAPSHOTS_TRIED]:
         try:
-            snap = read_snapshot(path, extended_types)
+            snap = read_snapshot(path, extended_types, disk)
         except StorageError as e:
             log.warning("Skipping invalid snapshot %s: %s", path, e)
             continue
         log.info("Loaded snapshot %s (zxid 0x%x)", path, zxid)
         return Recovered(snap.tree, snap.sessions, zxid)
-    logs = sorted_files(opts.log_dir, LOG_PREFIX)
+    logs = sorted_files(opts.log_dir, LOG_PREFIX, disk)
     if snaps and (not logs or logs[0][0] > 1):
         raise StorageError(f"no valid snapshot among {len(snaps)} in {opts.snap_dir}, and the txn logs in "
                            f"{opts.log_dir} do not start at zxid 1; cannot rebuild the data tree")
@@ -132,12 +133,12 @@ def logs_needed(logs: list[tuple[int, str]], zxid: int) -> list[tuple[int, str]]
     return logs[start:]
 
 
-def _replay(opts: StorageOptions, rec: Recovered) -> None:
-    logs = logs_needed(sorted_files(opts.log_dir, LOG_PREFIX), rec.snapshot_zxid)
+def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
+    logs = logs_needed(sorted_files(opts.log_dir, LOG_PREFIX, disk), rec.snapshot_zxid)
     tree, sessions = rec.tree, rec.sessions
     last_digest = None
     for i, (_, path) in enumerate(logs):
-        lf = LogFile(path)
+        lf = LogFile(path, disk)
         for entry in lf:
             hdr = entry.hdr
             if hdr.zxid <= tree.last_processed_zxid:
@@ -145,8 +146,13 @@ def _replay(opts: StorageOptions, rec: Recovered) -> None:
             _apply(tree, sessions, hdr, entry.txn)
             rec.replayed += 1
             last_digest = entry.digest
+        if lf.problem is None and not lf.blank_after(lf.end) and not _any_entries(logs[i + 1:], disk):
+            # A clean end (a zero length) with bytes after it, in the newest log: a power cut
+            # kept some pages of the unsynced tail and lost others. Cut them off, so that no
+            # later write can make them readable again.
+            lf.problem = f"non-zero bytes after the last entry at offset {lf.end}"
         if lf.problem is not None:
-            _torn(lf, logs[i + 1:], rec)
+            _torn(lf, logs[i + 1:], rec, disk)
             break
     if last_digest is not None and opts.digest_enabled and last_digest[0] == 2:
         ours = tree_digest(tree)
@@ -164,9 +170,9 @@ def _apply(tree: DataTree, sessions: dict[int, int], hdr: TxnHeader, txn: object
     tree.apply(hdr, txn)
 
 
-def _torn(lf: LogFile, later: list[tuple[int, str]], rec: Recovered) -> None:
+def _torn(lf: LogFile, later: list[tuple[int, str]], rec: Recovered, disk: Disk) -> None:
     """A bad entry: truncate a torn tail; refuse to drop anything that follows it."""
-    later_with_entries = [p for _, p in later if _has_entries(p)]
+    later_with_entries = [p for _, p in later if _has_entries(p, disk)]
     if later_with_entries:
         raise StorageError(f"txn log {lf.path} is corrupt ({lf.problem}) but later logs "
                            f"{', '.join(later_with_entries)} hold more txns; refusing to start. "
@@ -175,23 +181,25 @@ def _torn(lf: LogFile, later: list[tuple[int, str]], rec: Recovered) -> None:
     nonzero = not lf.blank_after(lf.end)
     if lf.bad_header:
         log.warning("Removing txn log %s: %s", lf.path, lf.problem)
-        os.unlink(lf.path)
+        disk.unlink(lf.path)
     else:
         log.warning("Truncating torn tail of txn log %s at offset %d (%s; %d bytes dropped%s)",
                     lf.path, lf.end, lf.problem, lost, ", not all zero" if nonzero else "")
-        with open(lf.path, "r+b") as f:
-            f.truncate(lf.end)
-            os.fsync(f.fileno())
+        truncate_durably(disk, lf.path, lf.end)
     for _, p in later:
         log.warning("Removing empty txn log %s after the torn tail", p)
-        os.unlink(p)
-    fsync_dir(os.path.dirname(lf.path))
+        disk.unlink(p)
+    disk.fsync_dir(os.path.dirname(lf.path))
     rec.truncated.append(lf.path)
 
 
-def _has_entries(path: str) -> bool:
-    lf = LogFile(path)
+def _has_entries(path: str, disk: Disk) -> bool:
+    lf = LogFile(path, disk)
     return any(True for _ in lf)
+
+
+def _any_entries(logs: list[tuple[int, str]], disk: Disk) -> bool:
+    return any(_has_entries(p, disk) for _, p in logs)
 
 
 def _drop_orphan_ephemerals(rec: Recovered) -> None:
@@ -208,14 +216,16 @@ class DiskStorage:
 
     def __init__(self, opts: StorageOptions, tree: DataTree, sessions: Callable[[], dict[int, int]],
                  on_durable: Callable[[int], None], on_failure: Callable[[BaseException], None] | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, disk: Disk = OS_DISK, manual: bool = False):
         self.opts = opts
+        self.disk = disk
         self.tree = tree
         self.sessions = sessions
         self.predictor = DigestPredictor(tree) if opts.digest_enabled else None
         self.log = FileTxnLog(
             opts.log_dir, on_durable, pre_alloc_size=opts.pre_alloc_size_kb * 1024, force_sync=opts.force_sync,
-            digest=self.predictor.after if self.predictor else None, on_failure=on_failure)
+            digest=self.predictor.after if self.predictor else None, on_failure=on_failure, disk=disk,
+            manual=manual)
         self.rng = rng or random.Random()
         self.taker: SnapshotTaker | None = None
         self._count = 0
@@ -255,8 +265,9 @@ class DiskStorage:
     def ensure_initial_snapshot(self) -> None:
         """Apache writes snapshot.0 on an empty data dir and refuses logs without a snapshot;
         so do we, so that Apache can open a data dir we started."""
-        if not snapshot_files(self.opts.snap_dir):
-            path = write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled)
+        if not snapshot_files(self.opts.snap_dir, self.disk):
+            path = write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled,
+                                  disk=self.disk)
             log.info("Wrote initial snapshot %s", path)
 
     def append(self, entries: list[tuple[TxnHeader, object]]) -> None:

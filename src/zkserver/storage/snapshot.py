@@ -31,7 +31,8 @@ from ..tree.acl import OPEN_ACL_UNSAFE
 from ..tree.datatree import DataTree, ZNode
 from ..tree.javaorder import JavaHashSet
 from .digest import DIGEST_VERSION, tree_digest
-from .txnlog import FILE_HEADER, StorageError, fsync_dir, sorted_files, zxid_from_name
+from .disk import OS_DISK, Disk, write_seq
+from .txnlog import FILE_HEADER, StorageError, sorted_files, zxid_from_name
 
 log = logging.getLogger("zkserver.storage.snapshot")
 
@@ -53,8 +54,9 @@ def snapshot_name(zxid: int) -> str:
 class _SealedOut:
     """Buffered writes to a file descriptor with a running Adler32 (Apache's CheckedOutputStream)."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, disk: Disk = OS_DISK):
         self.fd = fd
+        self.disk = disk
         self.buf = bytearray()
         self.adler = 1
 
@@ -66,9 +68,7 @@ class _SealedOut:
     def flush(self) -> None:
         if self.buf:
             self.adler = zlib.adler32(self.buf, self.adler)
-            view = memoryview(self.buf)
-            while view:
-                view = view[os.write(self.fd, view):]
+            write_seq(self.disk, self.fd, self.buf)
             self.buf = bytearray()
 
     def seal(self) -> None:
@@ -76,9 +76,7 @@ class _SealedOut:
         self.buf += _LONG.pack(self.adler) + _SEAL_TAIL
         # The seal's own bytes count towards the next seal's checksum.
         self.adler = zlib.adler32(self.buf[-13:], self.adler)
-        view = memoryview(self.buf)
-        while view:
-            view = view[os.write(self.fd, view):]
+        write_seq(self.disk, self.fd, self.buf)
         self.buf = bytearray()
 
 
@@ -106,9 +104,10 @@ def _walk(tree: DataTree) -> Iterator[tuple[str, str, ZNode]]:
             stack.append((child, tree.nodes[child]))
 
 
-def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True) -> None:
+def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
+                      disk: Disk = OS_DISK) -> None:
     """Serialize the tree and sessions to an open file."""
-    out = _SealedOut(fd)
+    out = _SealedOut(fd, disk)
     out.write(FILE_HEADER.pack(SNAP_MAGIC, 2, -1))
     out.write(_INT.pack(len(sessions)))
     for sid, timeout in sessions.items():
@@ -137,22 +136,23 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
     out.flush()
 
 
-def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True) -> str:
+def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
+                   disk: Disk = OS_DISK) -> str:
     """Write snapshot.<tree zxid> atomically (temp, fsync, rename, fsync dir); return its path."""
     zxid = tree.last_processed_zxid
     tmp = os.path.join(snap_dir, f"{TMP_PREFIX}{zxid:x}.{os.getpid()}")
     final = os.path.join(snap_dir, snapshot_name(zxid))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = disk.open_write(tmp)
     try:
-        write_snapshot_fd(fd, tree, sessions, digest_enabled)
-        os.fsync(fd)
+        write_snapshot_fd(fd, tree, sessions, digest_enabled, disk)
+        disk.fsync(fd)
     except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
+        disk.close(fd)
+        disk.unlink(tmp)
         raise
-    os.close(fd)
-    os.rename(tmp, final)
-    fsync_dir(snap_dir)
+    disk.close(fd)
+    disk.rename(tmp, final)
+    disk.fsync_dir(snap_dir)
     return final
 
 
@@ -187,9 +187,8 @@ class _SealedIn:
             raise StorageError(f"checksum mismatch at offset {at}")
 
 
-def _open_data(path: str) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read()
+def _open_data(path: str, disk: Disk = OS_DISK) -> bytes:
+    data = disk.read_file(path)
     if path.endswith(".gz"):
         return gzip.decompress(data)
     if path.endswith(".snappy"):
@@ -212,11 +211,11 @@ def looks_complete(path: str) -> bool:
         return False
 
 
-def read_snapshot(path: str, extended_types: bool = False) -> Snapshot:
+def read_snapshot(path: str, extended_types: bool = False, disk: Disk = OS_DISK) -> Snapshot:
     """Load one snapshot file; raise StorageError if it is not a complete, valid snapshot."""
     zxid = zxid_from_name(os.path.basename(path), SNAP_PREFIX)
     try:
-        inp = _SealedIn(_open_data(path))
+        inp = _SealedIn(_open_data(path, disk))
         r = inp.r
         magic, version, _dbid = r.int(), r.int(), r.long()
         if magic != SNAP_MAGIC or version != 2:
@@ -303,9 +302,9 @@ def _attach(tree: DataTree, path: str, node: ZNode) -> None:
     tree.nodes[path] = node
 
 
-def snapshot_files(snap_dir: str) -> list[tuple[int, str]]:
+def snapshot_files(snap_dir: str, disk: Disk = OS_DISK) -> list[tuple[int, str]]:
     """(zxid, path) of snapshot files, newest first."""
-    return sorted(sorted_files(snap_dir, SNAP_PREFIX), reverse=True)
+    return sorted(sorted_files(snap_dir, SNAP_PREFIX, disk), reverse=True)
 
 
 # ---------------------------------------------------------------- taking snapshots

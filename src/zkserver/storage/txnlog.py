@@ -12,11 +12,17 @@ the last zxid back to the loop with call_soon_threadsafe. While it syncs, more e
 up, so one fsync covers every entry appended since the last (group commit) and the loop never
 waits for the disk. A roll marker in the queue closes the current file after its entries are
 durable; the next entry opens log.<its zxid>.
+
+A failed write or fsync stops the log for good (no retry: after an fsync error the kernel may
+already have dropped the pages). Before it stops, it cuts the file back to the end of the last
+durable batch and syncs that, so the entries whose writers are told "failed" are not replayed
+by the next start. Every file operation goes through a `Disk` (storage.disk), so the same code
+runs on the simulated disk of the power-loss tests.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import logging
 import os
 import struct
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 
 from ..jute.codec import JuteError, Reader, Writer
 from ..jute.records import TxnHeader, read_txn_record
+from .disk import OS_DISK, Disk, write_all
 
 log = logging.getLogger("zkserver.storage.txnlog")
 
@@ -62,10 +69,10 @@ def zxid_from_name(name: str, prefix: str) -> int:
     return -1
 
 
-def sorted_files(directory: str, prefix: str) -> list[tuple[int, str]]:
+def sorted_files(directory: str, prefix: str, disk: Disk = OS_DISK) -> list[tuple[int, str]]:
     """(zxid, path) of the files named <prefix><hex zxid>..., oldest first."""
     try:
-        names = os.listdir(directory)
+        names = disk.listdir(directory)
     except FileNotFoundError:
         return []
     found = []
@@ -125,11 +132,10 @@ class LogFile:
     """One log file read start to end. After iterating, `end` is the offset just past the last
     good entry and `problem` says why reading stopped early (None: a clean end)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, disk: Disk = OS_DISK):
         self.path = path
         self.start_zxid = zxid_from_name(os.path.basename(path), LOG_PREFIX)
-        with open(path, "rb") as f:
-            self.data = f.read()
+        self.data = disk.read_file(path)
         self.end = 0
         self.problem: str | None = None
         self.bad_header = False
@@ -183,13 +189,13 @@ class LogFile:
 
     def blank_after(self, offset: int) -> bool:
         """True when nothing but zeros follows `offset` (a clean preallocated tail)."""
-        return not any(self.data[offset:])
+        return self.data.count(0, offset) == len(self.data) - offset
 
 
-def read_log_files(paths: list[str]) -> Iterator[tuple[LogFile, LogEntry]]:
+def read_log_files(paths: list[str], disk: Disk = OS_DISK) -> Iterator[tuple[LogFile, LogEntry]]:
     """Every good entry of the given files in order (no truncation; for tools)."""
     for path in paths:
-        lf = LogFile(path)
+        lf = LogFile(path, disk)
         for entry in lf:
             yield lf, entry
 
@@ -213,13 +219,20 @@ class FileTxnLog:
 
     `on_failure(exc)` is called (on the loop) when a write or fsync fails: after that nothing
     more is written and nothing more is reported durable.
+
+    Without `start()` the log writes and syncs inline in `append`, or, with `manual=True`,
+    queues until the caller runs the sync thread's work itself with `sync_queued()` (the
+    power-loss tests, which need batches that are written but not yet synced).
     """
 
     def __init__(self, log_dir: str, on_durable: Callable[[int], None], *,
                  pre_alloc_size: int = DEFAULT_PREALLOC, force_sync: bool = True,
                  digest: Callable[[TxnHeader, object], int | None] | None = None,
-                 on_failure: Callable[[BaseException], None] | None = None):
+                 on_failure: Callable[[BaseException], None] | None = None,
+                 disk: Disk = OS_DISK, manual: bool = False):
         self.log_dir = log_dir
+        self.disk = disk
+        self.manual = manual
         self.on_durable = on_durable
         self.on_failure = on_failure
         self.pre_alloc_size = pre_alloc_size
@@ -240,6 +253,10 @@ class FileTxnLog:
         self._fd = -1
         self._pos = 0
         self._size = 0
+        self._durable_pos = 0  # end of the last synced batch in the open file
+        self._written_zxid = 0  # last zxid written to the open file
+        self._synced_zxid = 0  # last zxid known durable
+        self._reported_zxid = 0  # last zxid reported through on_durable
 
     def start(self, call_soon_threadsafe: Callable[..., object]) -> None:
         """Start the sync thread; durability and failures are reported via the loop's
@@ -259,9 +276,9 @@ class FileTxnLog:
         first, last = entries[0][0].zxid, entries[-1][0].zxid
         self.last_zxid = last
         item = (first, last, len(entries), b"".join(parts))
-        if self._thread is None:  # no thread (tools, tests): write and sync inline
+        if self._thread is None and not self.manual:  # no thread (tools, tests): write and sync inline
             self._write_batch([item])
-            self.on_durable(last)
+            self._report(_call_now)
             return len(item[3])
         with self._cond:
             self._queue.append(item)
@@ -270,7 +287,7 @@ class FileTxnLog:
 
     def roll(self) -> None:
         """Close the current file once its entries are durable; the next append starts a new one."""
-        if self._thread is None:
+        if self._thread is None and not self.manual:
             self._close_file()
             return
         with self._cond:
@@ -285,6 +302,8 @@ class FileTxnLog:
                 self._cond.notify()
             self._thread.join()
             self._thread = None
+        elif self.manual:
+            self.sync_queued()
         if self._fd >= 0:
             try:
                 self._close_file()
@@ -294,6 +313,7 @@ class FileTxnLog:
     # ------------------------------------------------------------ sync thread
 
     def _run(self) -> None:
+        assert self._call is not None
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
@@ -301,23 +321,59 @@ class FileTxnLog:
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []
-            try:
-                last = self._write_batch(batch)
-            except OSError as e:
-                self._fail(e)
+            if not self._process(batch, self._call):
                 return
-            if last is not None:
-                assert self._call is not None
-                self._call(self.on_durable, last)
 
-    def _fail(self, exc: OSError) -> None:
+    def sync_queued(self) -> bool:
+        """Manual mode: write and sync everything queued now, as one round of the sync thread
+        would, reporting inline. False once the log has failed."""
+        batch, self._queue = self._queue, []
+        if self.failed is not None:
+            return False
+        return self._process(batch, _call_now) if batch else True
+
+    def _process(self, batch: list[object], call: Callable[..., object]) -> bool:
+        try:
+            self._write_batch(batch)
+        except OSError as e:
+            self._fail(e, call)
+            return False
+        self._report(call)
+        return True
+
+    def _report(self, call: Callable[..., object]) -> None:
+        if self._synced_zxid > self._reported_zxid:
+            self._reported_zxid = self._synced_zxid
+            call(self.on_durable, self._synced_zxid)
+
+    def _fail(self, exc: OSError, call: Callable[..., object]) -> None:
         self.failed = exc
         log.error("txn log write failed (%s); no further writes will be accepted", exc)
-        if self._call is not None and self.on_failure is not None:
-            self._call(self.on_failure, exc)
+        self._roll_back()
+        # Entries a roll made durable before the failure stay in the log: they are durable.
+        self._report(call)
+        if self.on_failure is not None:
+            call(self.on_failure, exc)
 
-    def _write_batch(self, batch: list[object]) -> int | None:
-        last = None
+    def _roll_back(self) -> None:
+        """Cut the open file back to its last durable batch, so that a restart does not
+        replay entries whose writers were told they failed."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        disk = self.disk
+        try:
+            disk.ftruncate(fd, self._durable_pos)
+            disk.fdatasync(fd)
+            log.info("txn log cut back to offset %d, its last durable entry", self._durable_pos)
+        except OSError as e:
+            log.error("could not cut the txn log back to its last durable entry (%s): a restart "
+                      "may replay txns whose clients were told they failed", e)
+        finally:
+            with contextlib.suppress(OSError):
+                disk.close(fd)
+
+    def _write_batch(self, batch: list[object]) -> None:
         for item in batch:
             if item is _ROLL:
                 self._close_file()
@@ -326,16 +382,19 @@ class FileTxnLog:
             if self._fd < 0:
                 self._open_file(first)
             self._preallocate(len(blob))
-            _write_all(self._fd, blob, self._pos)
+            write_all(self.disk, self._fd, blob, self._pos)
             self._pos += len(blob)
+            self._written_zxid = last
             self.stats.entries += count
-        if last is not None and self.force_sync and self._fd >= 0:
-            self._sync()
-        return last
+        if self._fd >= 0 and self._pos > self._durable_pos:
+            if self.force_sync:
+                self._sync()
+            self._durable_pos = self._pos
+            self._synced_zxid = self._written_zxid
 
     def _sync(self) -> None:
         t0 = time.perf_counter()
-        os.fdatasync(self._fd)
+        self.disk.fdatasync(self._fd)
         ms = (time.perf_counter() - t0) * 1000
         st = self.stats
         st.fsyncs += 1
@@ -351,14 +410,14 @@ class FileTxnLog:
     def _open_file(self, zxid: int) -> None:
         path = os.path.join(self.log_dir, log_name(zxid))
         log.info("Creating new log file: %s", log_name(zxid))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = self.disk.open_write(path)
         self._fd = fd
         header = FILE_HEADER.pack(LOG_MAGIC, VERSION, 0)
-        _write_all(fd, header, 0)
-        self._pos = len(header)
+        write_all(self.disk, fd, header, 0)
+        self._pos = self._durable_pos = len(header)
         self._size = self._pos
         # The new name must survive a crash as well as the entries inside it.
-        fsync_dir(self.log_dir)
+        self.disk.fsync_dir(self.log_dir)
 
     def _preallocate(self, n: int) -> None:
         target = self._size
@@ -368,36 +427,22 @@ class FileTxnLog:
                 break
             target = grown
         if target > self._size:
-            try:
-                os.posix_fallocate(self._fd, self._size, target - self._size)
-            except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                    raise
-                os.pwrite(self._fd, b"\0", target - 1)  # a sparse tail, as Apache's FilePadding
+            self.disk.allocate(self._fd, self._size, target - self._size)
             self._size = target
 
     def _close_file(self) -> None:
         if self._fd < 0:
             return
+        if self.force_sync and self._pos > self._durable_pos:
+            self.disk.fdatasync(self._fd)  # on failure the file stays open for _roll_back
+        self._synced_zxid = max(self._synced_zxid, self._written_zxid)
         fd, self._fd = self._fd, -1
-        try:
-            if self.force_sync:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        self.disk.close(fd)
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
+def _call_now(fn: Callable[..., object], *args: object) -> None:
+    fn(*args)
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_dir(path: str, disk: Disk = OS_DISK) -> None:
+    disk.fsync_dir(path)
