@@ -74,6 +74,8 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         pre_alloc_size_kb=cfg.pre_alloc_size_kb,
         force_sync=cfg.force_sync,
         digest_enabled=cfg.digest_enabled,
+        snapshot_compression=cfg.snapshot_compression_method,
+        serialize_last_processed_zxid=cfg.serialize_last_processed_zxid_enabled,
         autopurge_snap_retain_count=cfg.autopurge_snap_retain_count,
         autopurge_purge_interval=cfg.autopurge_purge_interval,
     )

@@ -113,3 +113,53 @@ def test_apache_reads_zkserver_files_and_data_dir(tmp_path: Path) -> None:
     assert {k: v for k, v in got.items() if k != "/"} == {k: v for k, v in expected.items() if k != "/"}
     # Apache compares our logged digests with its own tree as it replays: no complaints.
     assert "digest mismatch" not in text.lower() and "Digests are not matching" not in text
+
+
+def test_gz_snapshots_with_the_39_trailer_both_ways(tmp_path: Path) -> None:
+    """snapshot.compression.method=gz: zkserver writes snapshot.<zxid>.gz (with 3.9's
+    lastProcessedZxid section, on by default as in 3.9) that Debian's 3.8 tools and server
+    read; and it reads the .gz snapshots Apache writes."""
+    skip_if_no_apache()
+    data = tmp_path / "zdata"
+    ours = start_zkserver(tmp_path / "zk", {"dataDir": str(data), "snapCount": "10",
+                                            "snapshot.compression.method": "gz"})
+    try:
+        _workload(ours.hosts)
+        expected = _tree(ours)
+    finally:
+        ours.stop()
+    snaps = sorted((data / "version-2").glob("snapshot.*"))
+    assert len(snaps) > 1 and all(s.name.endswith(".gz") for s in snaps), snaps
+    for snap in snaps:
+        assert "Last zxid" in _tool("org.apache.zookeeper.server.SnapshotFormatter", snap)
+    shutil.copytree(data, tmp_path / "adata")
+    apache = start_apache(tmp_path / "apache", {"dataDir": str(tmp_path / "adata"), "snapCount": "10"},
+                          jvm_props={"zookeeper.snapshot.compression.method": "gz"})
+    try:
+        got = _tree(apache)
+        _workload_more(apache.hosts)
+        expected_more = _tree(apache)
+    finally:
+        apache.stop()
+    assert {k: v for k, v in got.items() if k != "/"} == {k: v for k, v in expected.items() if k != "/"}
+    # Apache wrote .gz snapshots of its own on top; zkserver reads them back.
+    assert len(list((tmp_path / "adata" / "version-2").glob("snapshot.*.gz"))) > len(snaps)
+    shutil.copytree(tmp_path / "adata", tmp_path / "zdata2")
+    again = start_zkserver(tmp_path / "zk2", {"dataDir": str(tmp_path / "zdata2")})
+    try:
+        back = _tree(again)
+    finally:
+        again.stop()
+    assert {k: v for k, v in back.items() if k != "/"} == {k: v for k, v in expected_more.items() if k != "/"}
+    assert "Skipping invalid snapshot" not in again.log_path.read_text(errors="replace")
+
+
+def _workload_more(hosts: str) -> None:
+    zk = KazooClient(hosts=hosts, timeout=10.0)
+    zk.start(timeout=10)
+    try:
+        for i in range(25):
+            zk.create(f"/more{i}", b"m%d" % i)
+    finally:
+        zk.stop()
+        zk.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import random
 from pathlib import Path
@@ -28,7 +29,7 @@ from zkserver.jute.records import (
 from zkserver.storage import epochs, purge
 from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, recover
 from zkserver.storage.digest import DigestPredictor, tree_digest
-from zkserver.storage.snapshot import read_snapshot, write_snapshot
+from zkserver.storage.snapshot import SnapFormat, read_snapshot, write_snapshot
 from zkserver.storage.txnlog import (
     FileTxnLog,
     LogFile,
@@ -195,6 +196,25 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert snap.tree.ephemerals == {k: v for k, v in tree.ephemerals.items() if v}
     assert snap.digest == (tree.last_processed_zxid, 2, tree_digest(tree))
     assert not [n for n in os.listdir(tmp_path) if n.startswith("tmp.")]
+
+
+@pytest.mark.parametrize("digest", [True, False])
+@pytest.mark.parametrize("last_zxid", [True, False])
+@pytest.mark.parametrize("compression", ["", "gz"])
+def test_snapshot_formats_round_trip(tmp_path: Path, digest: bool, last_zxid: bool, compression: str) -> None:
+    tree = replayed_tree(sample_txns(120, seed=9))
+    fmt = SnapFormat(digest, compression, last_zxid)
+    path = write_snapshot(str(tmp_path), tree, {SID: 30000}, fmt=fmt)
+    assert os.path.basename(path) == f"snapshot.{tree.last_processed_zxid:x}" + (".gz" if compression else "")
+    raw = Path(path).read_bytes()
+    assert raw[:2] == b"\x1f\x8b" if compression else raw[-5:] == b"\x00\x00\x00\x01/"
+    snap = read_snapshot(path)
+    assert tree_state(snap.tree) == tree_state(tree)
+    assert (snap.digest is not None) == digest
+    assert snap.extra.get("last_processed_zxid") == (tree.last_processed_zxid if last_zxid else None)
+    (tmp_path / "plain").mkdir()
+    plain = write_snapshot(str(tmp_path / "plain"), tree, {SID: 30000}, fmt=SnapFormat(digest, "", last_zxid))
+    assert (gzip.decompress(raw) if compression else raw) == Path(plain).read_bytes()
 
 
 def test_snapshot_corruption_is_detected(tmp_path: Path) -> None:

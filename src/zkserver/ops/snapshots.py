@@ -158,7 +158,8 @@ async def restore_snapshot(server: ServerRunner, body: bytes) -> int:
         storage.log.digest = storage.predictor.after
         wrap_digest(server)
     storage.log.roll()
-    path = write_snapshot(storage.opts.snap_dir, tree, dict(snap.sessions), storage.opts.digest_enabled)
+    path = write_snapshot(storage.opts.snap_dir, tree, dict(snap.sessions), storage.opts.digest_enabled,
+                          fmt=storage.opts.snap_format)
     server.stats.restore_time.add(int((time.monotonic() - started) * 1000))
     server.schedule_pump()
     import logging

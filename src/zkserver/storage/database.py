@@ -25,7 +25,7 @@ from ..jute.records import CreateSessionTxn, TxnHeader
 from ..tree.datatree import DataTree
 from .digest import DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
-from .snapshot import SnapshotTaker, read_snapshot, snapshot_files, write_snapshot
+from .snapshot import SnapFormat, SnapshotTaker, read_snapshot, snapshot_files, write_snapshot
 from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, sorted_files
 
 log = logging.getLogger("zkserver.storage")
@@ -43,6 +43,8 @@ class StorageOptions:
     pre_alloc_size_kb: int = 65536
     force_sync: bool = True
     digest_enabled: bool = True
+    snapshot_compression: str = ""  # zookeeper.snapshot.compression.method: "" or "gz"
+    serialize_last_processed_zxid: bool = True  # zookeeper.serializeLastProcessedZxid.enabled
     autopurge_snap_retain_count: int = 3
     autopurge_purge_interval: int = 0  # hours; 0 disables
 
@@ -53,6 +55,11 @@ class StorageOptions:
     @property
     def log_dir(self) -> str:
         return os.path.join(self.data_log_dir or self.data_dir, VERSION_DIR)
+
+    @property
+    def snap_format(self) -> SnapFormat:
+        gz = "gz" if self.snapshot_compression == "gz" else ""
+        return SnapFormat(self.digest_enabled, gz, self.serialize_last_processed_zxid)
 
 
 @dataclass
@@ -231,6 +238,9 @@ class DiskStorage:
         self._count = 0
         self._bytes = 0
         self._reset_roll()
+        if opts.snapshot_compression not in ("", "gz"):
+            log.warning("zookeeper.snapshot.compression.method=%s is not supported; snapshots are written "
+                        "uncompressed", opts.snapshot_compression)
         if not opts.force_sync:
             log.warning("forceSync=no: txns are acknowledged before they reach the disk and may be "
                         "lost in a power failure")
@@ -245,7 +255,7 @@ class DiskStorage:
 
     def start(self, loop) -> None:  # loop: asyncio.AbstractEventLoop
         self.taker = SnapshotTaker(self.opts.snap_dir, loop.add_reader, loop.remove_reader,
-                                   self.opts.digest_enabled)
+                                   self.opts.digest_enabled, fmt=self.opts.snap_format)
         self.log.start(loop.call_soon_threadsafe)
         self._loop = loop
         if self.opts.autopurge_purge_interval > 0:
@@ -267,7 +277,7 @@ class DiskStorage:
         so do we, so that Apache can open a data dir we started."""
         if not snapshot_files(self.opts.snap_dir, self.disk):
             path = write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled,
-                                  disk=self.disk)
+                                  disk=self.disk, fmt=self.opts.snap_format)
             log.info("Wrote initial snapshot %s", path)
 
     def append(self, entries: list[tuple[TxnHeader, object]]) -> None:

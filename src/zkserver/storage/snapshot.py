@@ -44,6 +44,7 @@ _LONG = struct.Struct(">q")
 _SESSION = struct.Struct(">qi")
 _ZXID_DIGEST = struct.Struct(">qiq")
 _SEAL_TAIL = b"\x00\x00\x00\x01/"  # ustring "/" that ends every seal
+_SEAL_SIZE = 8 + len(_SEAL_TAIL)
 _FLUSH_AT = 1 << 20
 
 
@@ -52,23 +53,33 @@ def snapshot_name(zxid: int) -> str:
 
 
 class _SealedOut:
-    """Buffered writes to a file descriptor with a running Adler32 (Apache's CheckedOutputStream)."""
+    """Buffered writes to a file descriptor with a running Adler32 (Apache's CheckedOutputStream),
+    through gzip when asked (the checksum covers the uncompressed bytes, as in Apache)."""
 
-    def __init__(self, fd: int, disk: Disk = OS_DISK):
+    def __init__(self, fd: int, disk: Disk = OS_DISK, gz: bool = False):
         self.fd = fd
         self.disk = disk
         self.buf = bytearray()
         self.adler = 1
+        # GZIPOutputStream's default level (Deflater.DEFAULT_COMPRESSION is zlib's 6); wbits 31:
+        # a gzip header and trailer around the deflate stream.
+        self.z = zlib.compressobj(6, zlib.DEFLATED, 31) if gz else None
 
     def write(self, b: bytes | bytearray) -> None:
         self.buf += b
         if len(self.buf) >= _FLUSH_AT:
             self.flush()
 
+    def _emit(self, data: bytes | bytearray) -> None:
+        if self.z is not None:
+            data = self.z.compress(data)
+        if data:
+            write_seq(self.disk, self.fd, data)
+
     def flush(self) -> None:
         if self.buf:
             self.adler = zlib.adler32(self.buf, self.adler)
-            write_seq(self.disk, self.fd, self.buf)
+            self._emit(self.buf)
             self.buf = bytearray()
 
     def seal(self) -> None:
@@ -76,8 +87,13 @@ class _SealedOut:
         self.buf += _LONG.pack(self.adler) + _SEAL_TAIL
         # The seal's own bytes count towards the next seal's checksum.
         self.adler = zlib.adler32(self.buf[-13:], self.adler)
-        write_seq(self.disk, self.fd, self.buf)
+        self._emit(self.buf)
         self.buf = bytearray()
+
+    def finish(self) -> None:
+        self.flush()
+        if self.z is not None:
+            write_seq(self.disk, self.fd, self.z.flush())
 
 
 def _ustring(s: str) -> bytes:
@@ -104,10 +120,27 @@ def _walk(tree: DataTree) -> Iterator[tuple[str, str, ZNode]]:
             stack.append((child, tree.nodes[child]))
 
 
+@dataclass(frozen=True)
+class SnapFormat:
+    """How snapshots are written: `zookeeper.digest.enabled` (the ZxidDigest section),
+    `zookeeper.snapshot.compression.method` ("" or "gz"; snappy is read by neither us nor
+    this writer) and `zookeeper.serializeLastProcessedZxid.enabled` (3.9's lastProcessedZxid
+    section, which 3.8 readers skip)."""
+
+    digest: bool = True
+    compression: str = ""
+    last_zxid: bool = False
+
+    @property
+    def suffix(self) -> str:
+        return ".gz" if self.compression == "gz" else ""
+
+
 def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
-                      disk: Disk = OS_DISK) -> None:
+                      disk: Disk = OS_DISK, fmt: SnapFormat | None = None) -> None:
     """Serialize the tree and sessions to an open file."""
-    out = _SealedOut(fd, disk)
+    fmt = fmt or SnapFormat(digest=digest_enabled)
+    out = _SealedOut(fd, disk, gz=fmt.compression == "gz")
     out.write(FILE_HEADER.pack(SNAP_MAGIC, 2, -1))
     out.write(_INT.pack(len(sessions)))
     for sid, timeout in sessions.items():
@@ -129,22 +162,26 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
         )))
     out.write(_ustring("/"))
     out.seal()
-    if digest_enabled:
-        zxid = tree.last_processed_zxid
+    zxid = tree.last_processed_zxid
+    if fmt.digest:
         out.write(_ZXID_DIGEST.pack(zxid, DIGEST_VERSION, tree_digest(tree) if zxid else 0))
         out.seal()
-    out.flush()
+    if fmt.last_zxid:  # the tree is exact at its zxid (a forked copy), so this is the name's zxid
+        out.write(_LONG.pack(zxid))
+        out.seal()
+    out.finish()
 
 
 def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
-                   disk: Disk = OS_DISK) -> str:
-    """Write snapshot.<tree zxid> atomically (temp, fsync, rename, fsync dir); return its path."""
+                   disk: Disk = OS_DISK, fmt: SnapFormat | None = None) -> str:
+    """Write snapshot.<tree zxid>[.gz] atomically (temp, fsync, rename, fsync dir); return its path."""
+    fmt = fmt or SnapFormat(digest=digest_enabled)
     zxid = tree.last_processed_zxid
     tmp = os.path.join(snap_dir, f"{TMP_PREFIX}{zxid:x}.{os.getpid()}")
-    final = os.path.join(snap_dir, snapshot_name(zxid))
+    final = os.path.join(snap_dir, snapshot_name(zxid) + fmt.suffix)
     fd = disk.open_write(tmp)
     try:
-        write_snapshot_fd(fd, tree, sessions, digest_enabled, disk)
+        write_snapshot_fd(fd, tree, sessions, fmt.digest, disk, fmt)
         disk.fsync(fd)
     except BaseException:
         disk.close(fd)
@@ -228,10 +265,15 @@ def read_snapshot(path: str, extended_types: bool = False, disk: Disk = OS_DISK)
         tree = _read_nodes(r, acls, extended_types)
         inp.check_seal()
         snap = Snapshot(zxid, tree, sessions, path=path, acl_count=len(acls))
-        if r.remaining >= _ZXID_DIGEST.size:
+        # What follows the tree is told apart by its size: ZxidDigest + seal (33 bytes),
+        # lastProcessedZxid + seal (21), or both (54), as Apache's writer leaves them.
+        if r.remaining >= _ZXID_DIGEST.size + _SEAL_SIZE and r.remaining != _LONG.size + _SEAL_SIZE:
             dz, dv, d = r.long(), r.int(), r.long()
             inp.check_seal()
             snap.digest = (dz, dv, d)
+        if r.remaining >= _LONG.size + _SEAL_SIZE:
+            snap.extra["last_processed_zxid"] = r.long()
+            inp.check_seal()
     except (JuteError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise StorageError(str(e)) from None
     tree.last_processed_zxid = zxid
@@ -318,11 +360,13 @@ class SnapshotTaker:
     """
 
     def __init__(self, snap_dir: str, add_reader: Callable, remove_reader: Callable,
-                 digest_enabled: bool = True, on_done: Callable[[int, bool], None] | None = None):
+                 digest_enabled: bool = True, on_done: Callable[[int, bool], None] | None = None,
+                 fmt: SnapFormat | None = None):
         self.snap_dir = snap_dir
         self.add_reader = add_reader
         self.remove_reader = remove_reader
         self.digest_enabled = digest_enabled
+        self.fmt = fmt or SnapFormat(digest=digest_enabled)
         self.on_done = on_done
         self.pid = 0
         self.zxid = 0
@@ -339,7 +383,7 @@ class SnapshotTaker:
         self.zxid = tree.last_processed_zxid
         pid = os.fork()
         if pid == 0:  # child: no loop, no logging, no locks; just the file, then _exit
-            os._exit(_child_write(self.snap_dir, tree, sessions, self.digest_enabled))
+            os._exit(_child_write(self.snap_dir, tree, sessions, self.fmt))
         self.pid = pid
         self._pidfd = os.pidfd_open(pid)
         self.add_reader(self._pidfd, self._reap)
@@ -366,7 +410,7 @@ class SnapshotTaker:
             self._reap()
 
 
-def _child_write(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool) -> int:
+def _child_write(snap_dir: str, tree: DataTree, sessions: dict[int, int], fmt: SnapFormat) -> int:
     # A signal meant for the server must not run the parent's handlers in this copy.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
@@ -375,7 +419,7 @@ def _child_write(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest
     import gc
     gc.disable()  # collecting would only touch (and so copy) the parent's pages
     try:
-        write_snapshot(snap_dir, tree, sessions, digest_enabled)
+        write_snapshot(snap_dir, tree, sessions, fmt.digest, fmt=fmt)
         return 0
     except BaseException:
         return 1
