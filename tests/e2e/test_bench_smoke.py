@@ -1,0 +1,30 @@
+"""The A/B benchmark keeps working: `python -m bench --quick` runs to the end and prints its table.
+
+No figure is checked: a benchmark is not a test (timings on a shared CI machine mean nothing).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from tests.support.servers import REPO_ROOT, skip_if_no_apache, zkserver_env
+
+pytestmark = pytest.mark.apache
+
+
+def test_quick_benchmark_prints_the_table() -> None:
+    skip_if_no_apache()
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("the benchmark's load generator needs a C compiler")
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=REPO_ROOT, env=zkserver_env(),
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "raw fsync floor" in out
+    header = next((line for line in out.splitlines() if line.startswith("workload")), "")
+    assert "apache" in header and "zkserver" in header and "ratio" in header
+    for workload in ("getData", "setData", "getChildren", "multi", "oneWrite", "fanout", "connect", "restart"):
+        assert any(line.startswith(workload) for line in out.splitlines()), f"no {workload} row:\n{out}"
