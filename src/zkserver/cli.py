@@ -21,6 +21,7 @@ from .config import (
 )
 from .core import CoreSettings
 from .security import setup as security
+from .shell import gctune
 from .shell.server import ServerOptions, ServerRunner
 from .storage.database import StorageOptions
 from .storage.txnlog import StorageError
@@ -85,6 +86,7 @@ async def serve(cfg: ServerConfig) -> int:
     from .ops.service import OpsServices
 
     started = time.monotonic()
+    gctune.loading()
     try:
         runner = ServerRunner(server_options(cfg))
     except StorageError as e:
@@ -98,6 +100,7 @@ async def serve(cfg: ServerConfig) -> int:
     await ops.start()
     await runner.start()
     ops.attach()
+    gctune.serving()
     log.info("zkserver %s (ZooKeeper %s protocol) serving on port %d; dataDir=%s",
              __version__, ZOOKEEPER_COMPAT_VERSION, runner.port, cfg.data_dir)
     _log_config_summary(cfg)

@@ -13,7 +13,8 @@ PrepRequestProcessor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass
 
 from .jute.codes import Err, Op
 from .jute.records import (
@@ -52,6 +53,14 @@ class NodeState:
     acl: ACLList = ()
     data: bytes | None = None
 
+    def changed(self, zxid: int, **fields: object) -> NodeState:
+        """A copy as of `zxid` with `fields` changed (dataclasses.replace, without its cost)."""
+        s = NodeState(zxid, self.exists, self.version, self.cversion, self.aversion, self.owner,
+                      self.child_count, self.acl, self.data)
+        for name, value in fields.items():
+            setattr(s, name, value)
+        return s
+
 
 class Pending:
     """The overlay of changes in flight, keyed by path."""
@@ -60,6 +69,9 @@ class Pending:
         self.tree = tree
         self.parent = parent
         self.changes: dict[str, NodeState] = {}
+        # (zxid, path) of every put, in zxid order: `applied` drops entries from the front
+        # instead of scanning every change in flight once per applied txn.
+        self._order: deque[tuple[int, str]] = deque()
 
     def get(self, path: str) -> NodeState | None:
         state = self.changes.get(path)
@@ -80,6 +92,7 @@ class Pending:
 
     def put(self, path: str, state: NodeState) -> None:
         self.changes[path] = state
+        self._order.append((state.zxid, path))
 
     def layer(self) -> Pending:
         return Pending(self.tree, self)
@@ -87,12 +100,16 @@ class Pending:
     def merge_into_parent(self) -> None:
         assert self.parent is not None
         self.parent.changes.update(self.changes)
+        self.parent._order.extend(self._order)
 
     def applied(self, zxid: int) -> None:
         """The tree now includes every txn up to `zxid`: drop what those wrote."""
-        stale = [p for p, s in self.changes.items() if s.zxid <= zxid]
-        for p in stale:
-            del self.changes[p]
+        order, changes = self._order, self.changes
+        while order and order[0][0] <= zxid:
+            path = order.popleft()[1]
+            state = changes.get(path)
+            if state is not None and state.zxid <= zxid:
+                del changes[path]
 
     def ephemerals_of(self, session_id: int) -> list[str]:
         """The session's ephemerals once in-flight writes land, in the order Apache lists them."""
@@ -166,7 +183,8 @@ class Preparer:
             kind = Op.CREATE2 if op == Op.CREATE2 else Op.CREATE
             owner = session_id if mode in (1, 3) else 0
         txn = CreateTxn(kind, path, req.data, acl, mode in (1, 3), new_cversion, req.ttl if is_ttl else -1)
-        view.put(parent_path, replace(parent, zxid=zxid, cversion=new_cversion, child_count=parent.child_count + 1))
+        view.put(parent_path, NodeState(zxid, True, parent.version, new_cversion, parent.aversion, parent.owner,
+                                        parent.child_count + 1, parent.acl, parent.data))
         view.put(path, NodeState(zxid, True, 0, 0, 0, owner, 0, acl, data))
         return kind, txn
 
@@ -183,7 +201,7 @@ class Preparer:
             raise KeeperError(Err.NOT_EMPTY, path)
         if container_only and owner_kind(node.owner, self.extended_types) in ("void", "session"):
             raise KeeperError(Err.BAD_VERSION, path)
-        view.put(parent_path, replace(parent, zxid=zxid, child_count=parent.child_count - 1))
+        view.put(parent_path, parent.changed(zxid, child_count=parent.child_count - 1))
         view.put(path, NodeState(zxid, False))
         return (Op.DELETE_CONTAINER if container_only else Op.DELETE), DeleteTxn(path)
 
@@ -194,7 +212,8 @@ class Preparer:
         self.auth.require(node.acl, 2, ids, path)  # WRITE
         self.quotas.check(path, node.data, data or b"")
         new_version = _check_version(node.version, version, path)
-        view.put(path, replace(node, zxid=zxid, version=new_version, data=data))
+        view.put(path, NodeState(zxid, True, new_version, node.cversion, node.aversion, node.owner,
+                                 node.child_count, node.acl, data))
         return Op.SET_DATA, SetDataTxn(path, data, new_version)
 
     def prep_set_acl(self, view: Pending, path: str, acl: list | None, version: int,
@@ -204,7 +223,7 @@ class Preparer:
         node = view.require(path)
         self.auth.require(node.acl, 16, ids, path)  # ADMIN
         new_version = _check_version(node.aversion, version, path)
-        view.put(path, replace(node, zxid=zxid, aversion=new_version, acl=fixed))
+        view.put(path, node.changed(zxid, aversion=new_version, acl=fixed))
         return Op.SET_ACL, SetACLTxn(path, fixed, new_version)
 
     def prep_check(self, view: Pending, path: str, version: int, ids: list[Identity]) -> tuple[int, object]:
@@ -219,7 +238,7 @@ class Preparer:
             parent_path = parent_of(path)
             parent = self.pending.get(parent_path)
             if parent is not None and parent.exists:
-                self.pending.put(parent_path, replace(parent, zxid=zxid, child_count=parent.child_count - 1))
+                self.pending.put(parent_path, parent.changed(zxid, child_count=parent.child_count - 1))
             self.pending.put(path, NodeState(zxid, False))
         return Op.CLOSE_SESSION, CloseSessionTxn(paths)
 

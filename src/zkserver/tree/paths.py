@@ -26,9 +26,10 @@ def path_error(path: str) -> str | None:
         return "null character not allowed"
     if "//" in path:
         return "empty node name specified"
-    for name in path[1:].split("/"):
-        if name in (".", ".."):
-            return "relative paths not allowed"
+    if "/." in path:  # only then can a name be "." or ".."
+        for name in path[1:].split("/"):
+            if name in (".", ".."):
+                return "relative paths not allowed"
     if _BAD_CHAR.search(path):
         return "invalid character"
     return None
