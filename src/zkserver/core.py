@@ -158,7 +158,7 @@ class ServerCore:
         self.auth = AuthPolicy(settings.super_digest, settings.skip_acl, settings.digest_auth_enabled,
                                x509=settings.x509_enabled, x509_super_user=settings.x509_super_user,
                                sasl=settings.sasl_enabled, sasl_any_user=settings.sasl_any_user)
-        self.sasl_servers: dict[int, Any] = {}  # cid -> security.sasl.DigestMd5Server in progress
+        self.sasl_servers: dict[int, Any] = {}  # cid -> the SASL server in progress (security.sasl.new_server)
         self.enforce_auth = frozenset(settings.enforce_auth_schemes)
         self.prep = Preparer(self.tree, self.auth, QuotaPolicy(self.tree, settings.enforce_quota),
                              settings.extended_types)
@@ -388,7 +388,7 @@ class ServerCore:
 
     def _sasl(self, conn: Conn, xid: int, body: memoryview) -> None:
         """ZooKeeperServer.processSasl: one step of the connection's SASL exchange."""
-        from .security.sasl import DigestMd5Server, SaslFailure
+        from .security.sasl import SaslFailure, new_server
 
         token = Reader(body, max_len=self.settings.max_buffer).buffer() or b""
         settings = self.settings.sasl
@@ -398,7 +398,7 @@ class ServerCore:
         else:
             server = self.sasl_servers.get(conn.cid)
             if server is None:
-                server = self.sasl_servers[conn.cid] = DigestMd5Server(settings)
+                server = self.sasl_servers[conn.cid] = new_server(settings)  # GSSAPI or DIGEST-MD5
             try:
                 reply = server.step(token)
             except SaslFailure as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,9 +56,28 @@ def sasl_server(kind: str, tmp_path: Path, props: dict[str, str] | None = None) 
     else:
         server = start_zkserver(tmp_path / kind, cfg, all_props)
     try:
+        wait_sessions(server.port)
         yield server
     finally:
         server.stop()
+
+
+def wait_sessions(port: int, timeout: float = 20.0) -> None:
+    """Apache answers ruok before it takes sessions ("ZooKeeperServer not running" closes the
+    connection): the raw-socket tests wait until a session is answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 5) as s:
+                s.settimeout(10)
+                body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
+                s.sendall(struct.pack(">i", len(body)) + body)
+                _read_frame(s)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def sasl_client(server: RunningServer, user: str, password: str) -> KazooClient:

@@ -10,6 +10,9 @@ also get ("super", ""). Anything else, a third packet, a response over 4096 byte
 user, a wrong password, is a `SaslFailure`, which the core answers as ZooKeeperServer.processSasl
 does: AuthFailed (or SessionClosedRequireSaslAuth when SASL is enforced) and the connection closes.
 
+A JAAS Server section with Krb5LoginModule selects GSSAPI instead (`new_server`, gssapi_sasl.py),
+as Apache's SecurityUtils.createSaslServer does.
+
 No maintained Python package implements the server side of DIGEST-MD5 (pure-sasl is client-only;
 the `sasl` package binds Cyrus and needs a sasldb), so this module does, in ~150 lines.
 """
@@ -22,6 +25,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import jaas
 
@@ -48,6 +52,9 @@ class SaslSettings:
     super_users: frozenset[str] = frozenset()  # zookeeper.superUser and zookeeper.superUser.*
     super_password: str | None = None  # zookeeper.SASLAuthenticationProvider.superPassword
     allow_failed_clients: bool = False  # zookeeper.allowSaslFailedClients
+    # A Krb5LoginModule in the section: GSSAPI is served instead of DIGEST-MD5, as Apache does
+    # (security.gssapi_sasl.KerberosSettings).
+    kerberos: Any = None
 
     @classmethod
     def from_properties(cls, props: dict[str, str]) -> SaslSettings | None:
@@ -66,9 +73,11 @@ class SaslSettings:
         entries = sections.get(section)
         if entries is None:
             raise SaslConfigError(f"No JAAS configuration section named '{section}' was found in '{path}'.")
+        kerberos = None
         if any(e.module == jaas.KRB5_MODULE for e in entries):
-            raise SaslConfigError(f"{path}: section {section} logs in with Kerberos (Krb5LoginModule);"
-                                  " zkserver serves SASL DIGEST-MD5 only (see docs/security.md)")
+            from .gssapi_sasl import load_settings
+
+            kerberos = load_settings(entries, props, f"{path}: section {section}")
         supers = frozenset(v for k, v in props.items()
                            if k == "zookeeper.superUser" or k.startswith("zookeeper.superUser."))
         return cls(
@@ -76,6 +85,7 @@ class SaslSettings:
             super_users=supers,
             super_password=props.get("zookeeper.SASLAuthenticationProvider.superPassword"),
             allow_failed_clients=props.get("zookeeper.allowSaslFailedClients", "false").strip().lower() == "true",
+            kerberos=kerberos,
         )
 
     def password(self, user: str) -> str | None:
@@ -85,6 +95,23 @@ class SaslSettings:
         if user == "super" and self.super_password is not None:
             return self.super_password
         return self.users[user]
+
+
+def new_server(settings: SaslSettings) -> Any:
+    """A connection's SASL server, chosen as SecurityUtils.createSaslServer does: GSSAPI when the
+    JAAS Server section logged in with Kerberos, else DIGEST-MD5."""
+    if settings.kerberos is not None:
+        from .gssapi_sasl import GssapiServer, NullSaslServer
+
+        if not settings.kerberos.has_host:
+            return NullSaslServer()
+        try:
+            return GssapiServer(settings.kerberos)
+        except Exception as e:  # the JDK: "failed to create a SaslServer", then the null path
+            log.error("Zookeeper Server failed to create a SaslServer to interact with a client during"
+                      " session initiation: %s", e)
+            return NullSaslServer()
+    return DigestMd5Server(settings)
 
 
 _DIRECTIVE = re.compile(rb'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,"]*?))\s*(?:,|$)', re.S)
