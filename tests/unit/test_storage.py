@@ -217,6 +217,15 @@ def test_snapshot_formats_round_trip(tmp_path: Path, digest: bool, last_zxid: bo
     assert (gzip.decompress(raw) if compression else raw) == Path(plain).read_bytes()
 
 
+def test_snapshot_keeps_null_data_null(tmp_path: Path) -> None:
+    tree = replayed_tree([(hdr(1, Op.CREATE), CreateTxn(Op.CREATE, "/null", None, ACL, False, -1)),
+                          (hdr(2, Op.CREATE), CreateTxn(Op.CREATE, "/empty", b"", ACL, False, -1))])
+    snap = read_snapshot(write_snapshot(str(tmp_path), tree, {}))
+    assert snap.tree.nodes["/null"].data is None  # as Apache reads a length of -1
+    assert snap.tree.nodes["/empty"].data == b""
+    assert snap.digest is not None and snap.digest[2] == tree_digest(snap.tree)
+
+
 def test_snapshot_corruption_is_detected(tmp_path: Path) -> None:
     tree = replayed_tree(sample_txns(50))
     path = write_snapshot(str(tmp_path), tree, {})

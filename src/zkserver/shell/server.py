@@ -126,7 +126,7 @@ class ServerRunner:
             self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return
         sessions = self.core.sessions.sessions
         self.log = DiskStorage(opts, rec.tree, lambda: {sid: s.timeout for sid, s in sessions.items()},
-                               self._persisted, self._storage_failed)
+                               self._persisted, self._storage_failed, digest=rec.digest)
         self.log.ensure_initial_snapshot()
 
     def _persisted(self, zxid: int) -> None:

@@ -70,6 +70,7 @@ class Recovered:
     replayed: int = 0
     truncated: list[str] = field(default_factory=list)
     digest_checked: bool | None = None  # None: no digest to compare with
+    digest: int | None = None  # the recovered tree's digest, when recovery computed it
 
 
 # ---------------------------------------------------------------- directories
@@ -145,7 +146,7 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
     tree, sessions = rec.tree, rec.sessions
     last_digest = None
     for i, (_, path) in enumerate(logs):
-        lf = LogFile(path, disk)
+        lf = LogFile(path, disk, skip_upto=rec.snapshot_zxid)
         for entry in lf:
             hdr = entry.hdr
             if hdr.zxid <= tree.last_processed_zxid:
@@ -162,7 +163,7 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
             _torn(lf, logs[i + 1:], rec, disk)
             break
     if last_digest is not None and opts.digest_enabled and last_digest[0] == 2:
-        ours = tree_digest(tree)
+        ours = rec.digest = tree_digest(tree)
         rec.digest_checked = ours == last_digest[1]
         if not rec.digest_checked:
             log.warning("Tree digest after replay is %d but the log recorded %d at zxid 0x%x",
@@ -213,6 +214,7 @@ def _drop_orphan_ephemerals(rec: Recovered) -> None:
     tree = rec.tree
     for sid in [s for s in tree.ephemerals if s not in rec.sessions]:
         tree.kill_session(sid, tree.last_processed_zxid, None)
+        rec.digest = None
 
 
 # ---------------------------------------------------------------- running
@@ -223,12 +225,14 @@ class DiskStorage:
 
     def __init__(self, opts: StorageOptions, tree: DataTree, sessions: Callable[[], dict[int, int]],
                  on_durable: Callable[[int], None], on_failure: Callable[[BaseException], None] | None = None,
-                 rng: random.Random | None = None, disk: Disk = OS_DISK, manual: bool = False):
+                 rng: random.Random | None = None, disk: Disk = OS_DISK, manual: bool = False,
+                 digest: int | None = None):
+        """`digest`: the tree's digest if already known (Recovered.digest), saving a full walk."""
         self.opts = opts
         self.disk = disk
         self.tree = tree
         self.sessions = sessions
-        self.predictor = DigestPredictor(tree) if opts.digest_enabled else None
+        self.predictor = DigestPredictor(tree, digest) if opts.digest_enabled else None
         self.log = FileTxnLog(
             opts.log_dir, on_durable, pre_alloc_size=opts.pre_alloc_size_kb * 1024, force_sync=opts.force_sync,
             digest=self.predictor.after if self.predictor else None, on_failure=on_failure, disk=disk,

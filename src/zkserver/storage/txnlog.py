@@ -43,6 +43,7 @@ VERSION = 2
 FILE_HEADER = struct.Struct(">iiq")
 ENTRY_HEAD = struct.Struct(">qi")  # Adler32 checksum, entry length
 TXN_DIGEST = struct.Struct(">iq")
+_LONG = struct.Struct(">q")
 EOR = 0x42
 LOG_PREFIX = "log."
 DEFAULT_PREALLOC = 64 * 1024 * 1024
@@ -128,17 +129,24 @@ class LogEntry:
     digest: tuple[int, int] | None
 
 
+_SKIPPED = LogEntry(0, None, None, None)  # type: ignore[arg-type]
+_ZXID_AT = 12  # TxnHeader: long clientId, int cxid, long zxid, ...
+
+
 class LogFile:
     """One log file read start to end. After iterating, `end` is the offset just past the last
-    good entry and `problem` says why reading stopped early (None: a clean end)."""
+    good entry and `problem` says why reading stopped early (None: a clean end). Entries with
+    zxids up to `skip_upto` are checked (length, checksum, end byte) but neither decoded nor
+    yielded: recovery replays only what follows its snapshot."""
 
-    def __init__(self, path: str, disk: Disk = OS_DISK):
+    def __init__(self, path: str, disk: Disk = OS_DISK, skip_upto: int = -1):
         self.path = path
         self.start_zxid = zxid_from_name(os.path.basename(path), LOG_PREFIX)
         self.data = disk.read_file(path)
         self.end = 0
         self.problem: str | None = None
         self.bad_header = False
+        self.skip_upto = skip_upto
 
     def __iter__(self) -> Iterator[LogEntry]:
         data = self.data
@@ -157,7 +165,8 @@ class LogFile:
             if entry is None:
                 return
             self.end = pos
-            yield entry
+            if entry is not _SKIPPED:
+                yield entry
 
     def _next(self, data: bytes, pos: int) -> tuple[LogEntry | None, int]:
         if pos + ENTRY_HEAD.size > len(data):
@@ -180,6 +189,8 @@ class LogFile:
         if data[body_at + length] != EOR:
             self.problem = f"entry at offset {pos} lacks its end-of-record byte"
             return None, pos
+        if length >= _ZXID_AT + 8 and _LONG.unpack_from(data, body_at + _ZXID_AT)[0] <= self.skip_upto:
+            return _SKIPPED, body_at + length + 1
         try:
             hdr, txn, digest = decode_entry(body)
         except JuteError as e:
