@@ -63,6 +63,7 @@ def server_options(cfg: ServerConfig) -> ServerOptions:
         secure_host=cfg.secure_client_port_address,
         secure_port=cfg.secure_client_port,
         tls=security.tls_server(cfg),
+        listen_backlog=cfg.client_port_listen_backlog,
     )
 
 

@@ -202,11 +202,18 @@ class ServerCore:
         if not events:
             return
         self.tree.events = []
+        key: tuple | None = None
+        frame = b""
         for ev in events:
             conn = ev.watcher
             if ev.acl is not None and not self.auth.check(ev.acl, 1, conn.ids):
                 continue  # no READ on the node: the event would leak its path (CVE-2024-23944)
-            self.notify(conn, ev.type, ev.path, ev.zxid)
+            # The watchers of one node get the same bytes: encode them once per event.
+            if key != (ev.type, ev.path, ev.zxid):
+                key = (ev.type, ev.path, ev.zxid)
+                body = encode_watcher_event(ev.type, KeeperState.SYNC_CONNECTED, ev.path)
+                frame = encode_reply(XID_NOTIFICATION, ev.zxid, 0, body)
+            self._send(conn, frame)
 
     # ------------------------------------------------------------ connections
 

@@ -73,14 +73,13 @@ def _children(core: ServerCore, conn: Conn, path: str, watch: bool):
 def get_children(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, watch = read_path_watch(r)
     node = _children(core, conn, path, watch)
-    return Writer().ustring_vector(list(node.children)).getvalue()
+    return core.tree.encoded_children(path, node)
 
 
 def get_children2(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, watch = read_path_watch(r)
     node = _children(core, conn, path, watch)
-    w = Writer().ustring_vector(list(node.children))
-    return w.raw(encode_stat(core.tree.client_stat(node))).getvalue()
+    return core.tree.encoded_children(path, node) + encode_stat(core.tree.client_stat(node))
 
 
 def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
@@ -214,7 +213,7 @@ def multi_read(core: ServerCore, conn: Conn, r: Reader) -> bytes:
             if op.op == Op.GET_DATA:
                 body = _get_data(core, conn, path, watch)
             else:
-                body = Writer().ustring_vector(list(_children(core, conn, path, watch).children)).getvalue()
+                body = core.tree.encoded_children(path, _children(core, conn, path, watch))
             w.raw(MULTI_HEADER.pack(op.op, False, 0)).raw(body)
         except KeeperError as e:
             w.raw(MULTI_HEADER.pack(Op.ERROR, False, e.code)).int(e.code)

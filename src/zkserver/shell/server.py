@@ -37,6 +37,7 @@ class ServerOptions:
     secure_host: str | None = None
     secure_port: int | None = None  # secureClientPort: TLS (security.tls) beside the plain port
     tls: Any = None  # a security.tls.TlsServer when secure_port is set
+    listen_backlog: int = -1  # clientPortListenBacklog; -1: the event loop's default (100)
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -149,7 +150,8 @@ class ServerRunner:
             self.log.start(self._loop)
         if self.options.plain_port:
             self._server = await self._loop.create_server(
-                lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True)
+                lambda: ClientProtocol(self), self.options.host, self.options.port, reuse_address=True,
+                backlog=self._backlog())
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("binding to port %s:%d", self.options.host or "0.0.0.0", self.port)
         if self.options.secure_port is not None:
@@ -158,10 +160,13 @@ class ServerRunner:
             tls = self.options.tls
             self._secure_server = await self._loop.create_server(
                 lambda: TlsClientProtocol(self, tls), self.options.secure_host, self.options.secure_port,
-                reuse_address=True)
+                reuse_address=True, backlog=self._backlog())
             self.secure_port = self._secure_server.sockets[0].getsockname()[1]
             log.info("binding to secure port %s:%d", self.options.secure_host or "0.0.0.0", self.secure_port)
         self._schedule_tick()
+
+    def _backlog(self) -> int:
+        return self.options.listen_backlog if self.options.listen_backlog > 0 else 100
 
     async def stop(self) -> None:
         if self._ticker is not None:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from ..jute.codec import pack_int
 from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Err, EventType, Op
 from ..jute.records import (
     ACLList,
@@ -61,6 +62,14 @@ def owner_kind(owner: int, extended_types: bool) -> str:
 
 def parent_of(path: str) -> str:
     return path[: path.rfind("/")] or "/"
+
+
+CACHE_CHILDREN_FROM = 16  # smaller child lists are cheaper to encode than to keep
+
+
+def _encoded_name(name: str) -> bytes:
+    b = name.encode("utf-8")
+    return pack_int(len(b)) + b
 
 
 class ZNode:
@@ -114,6 +123,9 @@ class DataTree:
     child_watches: WatchTable = field(default_factory=WatchTable)
     events: list[WatchEvent] = field(default_factory=list)
     last_processed_zxid: int = 0
+    # The encoded child-name vector of nodes with many children, as getChildren answers it;
+    # dropped whenever the node's children change (create_node, delete_node).
+    children_wire: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -135,6 +147,16 @@ class DataTree:
 
     def get(self, path: str) -> ZNode | None:
         return self.nodes.get(path)
+
+    def encoded_children(self, path: str, node: ZNode) -> bytes:
+        """jute vector<ustring> of the node's child names; cached for nodes with many children."""
+        wire = self.children_wire.get(path)
+        if wire is None:
+            names = node.children
+            wire = b"".join([pack_int(len(names)), *(_encoded_name(n) for n in names)])
+            if len(names) >= CACHE_CHILDREN_FROM:
+                self.children_wire[path] = wire
+        return wire
 
     def client_stat(self, n: ZNode) -> tuple:
         owner = n.owner if owner_kind(n.owner, self.extended_types) == "session" else 0
@@ -202,6 +224,8 @@ class DataTree:
             parent.pzxid = zxid
         node = ZNode(data, acl, zxid, time, owner)  # null data stays null: clients see None
         parent.children[path[path.rfind("/") + 1 :]] = None
+        if self.children_wire:
+            self.children_wire.pop(parent_path, None)
         self.nodes[path] = node
         kind = self.owner_kind(owner)
         if kind == "container":
@@ -225,6 +249,9 @@ class DataTree:
         # As Apache, the parent's pzxid moves even when the child is already gone (a delete
         # replayed over a fuzzy snapshot must leave the parent as the original delete did).
         parent.children.pop(path[path.rfind("/") + 1 :], None)
+        if self.children_wire:
+            self.children_wire.pop(parent_path, None)
+            self.children_wire.pop(path, None)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         node = self.nodes.pop(path, None)
