@@ -8,7 +8,7 @@ its first entry>.
 
 Theory of operation (writing). The event loop encodes entries and queues them; a dedicated
 sync thread takes everything queued, writes it with one write(), fdatasyncs once, and reports
-the last zxid back to the loop with call_soon_threadsafe. While it syncs, more entries queue
+the last zxid back to the loop (through an eventfd the loop watches). While it syncs, more entries queue
 up, so one fsync covers every entry appended since the last (group commit) and the loop never
 waits for the disk. A roll marker in the queue closes the current file after its entries are
 durable; the next entry opens log.<its zxid>.
@@ -260,6 +260,12 @@ class FileTxnLog:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._call: Callable[..., object] | None = None
+        # Durability reaches the loop through an eventfd it watches (see start).
+        self._loop_call: Callable[..., object] | None = None
+        self._remove_reader: Callable[[int], object] | None = None
+        self._wake_fd = -1
+        self._wake_zxid = 0  # set by the sync thread before it signals the eventfd
+        self._woken_zxid = 0  # the last zxid the loop passed to on_durable that way
         # Owned by the sync thread once started:
         self._fd = -1
         self._pos = 0
@@ -269,10 +275,19 @@ class FileTxnLog:
         self._synced_zxid = 0  # last zxid known durable
         self._reported_zxid = 0  # last zxid reported through on_durable
 
-    def start(self, call_soon_threadsafe: Callable[..., object]) -> None:
+    def start(self, call_soon_threadsafe: Callable[..., object],
+              add_reader: Callable[..., object] | None = None,
+              remove_reader: Callable[[int], object] | None = None) -> None:
         """Start the sync thread; durability and failures are reported via the loop's
-        call_soon_threadsafe."""
-        self._call = call_soon_threadsafe
+        call_soon_threadsafe, or, given the loop's add_reader, durability through an eventfd
+        the loop watches: the sync thread then only stores a zxid and bumps a counter (one
+        write(2)) instead of building and queueing a callback under the GIL."""
+        self._call = self._loop_call = call_soon_threadsafe
+        if add_reader is not None and remove_reader is not None and hasattr(os, "eventfd"):
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            add_reader(self._wake_fd, self._on_wake)
+            self._remove_reader = remove_reader
+            self._call = self._post
         self._thread = threading.Thread(target=self._run, name="zkserver-txnlog-sync", daemon=True)
         self._thread.start()
 
@@ -313,6 +328,12 @@ class FileTxnLog:
                 self._cond.notify()
             self._thread.join()
             self._thread = None
+        if self._wake_fd >= 0:
+            assert self._remove_reader is not None and self._loop_call is not None
+            self._remove_reader(self._wake_fd)
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+            self._loop_call(self._deliver_woken)  # a durability the loop has not seen yet
         elif self.manual:
             self.sync_queued()
         if self._fd >= 0:
@@ -351,6 +372,31 @@ class FileTxnLog:
             return False
         self._report(call)
         return True
+
+    def _post(self, fn: Callable[..., object], *args: object) -> None:
+        """Sync thread -> loop. Durability sets `_wake_zxid` and signals the eventfd; anything
+        else goes through call_soon_threadsafe, after the durability signalled before it."""
+        if fn == self.on_durable:
+            self._wake_zxid = args[0]  # type: ignore[assignment]
+            os.eventfd_write(self._wake_fd, 1)
+        else:
+            assert self._loop_call is not None
+            self._loop_call(self._after_woken, fn, *args)
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake_fd)
+        self._deliver_woken()
+
+    def _deliver_woken(self) -> None:
+        zxid = self._wake_zxid
+        if zxid > self._woken_zxid:
+            self._woken_zxid = zxid
+            self.on_durable(zxid)
+
+    def _after_woken(self, fn: Callable[..., object], *args: object) -> None:
+        self._deliver_woken()
+        fn(*args)
 
     def _report(self, call: Callable[..., object]) -> None:
         if self._synced_zxid > self._reported_zxid:
