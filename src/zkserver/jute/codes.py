@@ -8,7 +8,40 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class Op(IntEnum):
+class _CodesMeta(type):
+    """Iterating a code class gives its values in definition order, and calling it with a value
+    checks it (ValueError for an unknown one), as with an IntEnum; the values are plain ints."""
+
+    def __iter__(cls):
+        return iter(cls._names)
+
+    def __len__(cls) -> int:
+        return len(cls._names)
+
+    def __call__(cls, value: int) -> int:
+        cls.name_of(value)
+        return value
+
+
+class _Codes(metaclass=_CodesMeta):
+    """Wire constants as plain ints. Reading an IntEnum member costs ~100 ns in CPython 3.11
+    (a plain class attribute ~25 ns), and a request's hot path reads dozens of them."""
+
+    _names: dict[int, str]
+
+    def __init_subclass__(cls) -> None:
+        cls._names = {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+    @classmethod
+    def name_of(cls, value: int) -> str:
+        """The constant's name (ValueError for an unknown value, as IntEnum's lookup)."""
+        try:
+            return cls._names[value]
+        except KeyError:
+            raise ValueError(f"{value} is not a valid {cls.__name__}") from None
+
+
+class Op(_Codes):
     NOTIFICATION = 0
     CREATE = 1
     DELETE = 2
@@ -44,7 +77,7 @@ class Op(IntEnum):
     ERROR = -1
 
 
-class Err(IntEnum):
+class Err(_Codes):
     OK = 0
     SYSTEM_ERROR = -1
     RUNTIME_INCONSISTENCY = -2
@@ -79,7 +112,7 @@ class Err(IntEnum):
     THROTTLED_OP = -127
 
 
-class EventType(IntEnum):
+class EventType(_Codes):
     NONE = -1
     NODE_CREATED = 1
     NODE_DELETED = 2
@@ -90,7 +123,7 @@ class EventType(IntEnum):
     PERSISTENT_WATCH_REMOVED = 7
 
 
-class KeeperState(IntEnum):
+class KeeperState(_Codes):
     DISCONNECTED = 0
     SYNC_CONNECTED = 3
     AUTH_FAILED = 4
@@ -99,7 +132,7 @@ class KeeperState(IntEnum):
     EXPIRED = -112
 
 
-class WatcherType(IntEnum):
+class WatcherType(_Codes):
     """The `type` field of checkWatches/removeWatches requests."""
 
     CHILDREN = 1
@@ -109,7 +142,7 @@ class WatcherType(IntEnum):
     PERSISTENT_RECURSIVE = 5
 
 
-class AddWatchMode(IntEnum):
+class AddWatchMode(_Codes):
     PERSISTENT = 0
     PERSISTENT_RECURSIVE = 1
 

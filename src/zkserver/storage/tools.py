@@ -17,7 +17,7 @@ from .txnlog import LogFile
 
 def _op_name(kind: int) -> str:
     try:
-        return Op(kind).name.lower()
+        return Op.name_of(kind).lower()
     except ValueError:
         return f"type{kind}"
 
