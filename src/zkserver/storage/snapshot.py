@@ -22,7 +22,7 @@ import os
 import signal
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..jute.codec import JuteError, Reader
@@ -30,7 +30,7 @@ from ..jute.records import STAT_PERSISTED, ACLList, read_acl_list
 from ..tree.acl import OPEN_ACL_UNSAFE
 from ..tree.datatree import DataTree, ZNode
 from ..tree.javaorder import JavaHashSet
-from .digest import DIGEST_VERSION, tree_digest
+from .digest import DIGEST_VERSION, signed64
 from .disk import OS_DISK, Disk, write_seq
 from .txnlog import FILE_HEADER, StorageError, sorted_files, zxid_from_name
 
@@ -108,18 +108,6 @@ def _acl_bytes(acl: ACLList) -> bytes:
     return b"".join(parts)
 
 
-def _walk(tree: DataTree) -> Iterator[tuple[str, str, ZNode]]:
-    """(snapshot path, tree path, node) in pre-order; the root's snapshot path is ""."""
-    stack = [("/", tree.nodes["/"])]
-    while stack:
-        path, node = stack.pop()
-        yield ("" if path == "/" else path), path, node
-        prefix = "" if path == "/" else path
-        for name in reversed(list(node.children)):
-            child = prefix + "/" + name
-            stack.append((child, tree.nodes[child]))
-
-
 @dataclass(frozen=True)
 class SnapFormat:
     """How snapshots are written: `zookeeper.digest.enabled` (the ZxidDigest section),
@@ -145,31 +133,55 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
     out.write(_INT.pack(len(sessions)))
     for sid, timeout in sessions.items():
         out.write(_SESSION.pack(sid, timeout))
-    index: dict[ACLList, int] = {}
-    for _, _, node in _walk(tree):
-        if node.acl not in index:
-            index[node.acl] = len(index) + 1
+    index = {acl: i for i, acl in enumerate(dict.fromkeys(n.acl for n in tree.nodes.values()), 1)}
     out.write(_INT.pack(len(index)))
     for acl, i in index.items():
         out.write(_LONG.pack(i) + _acl_bytes(acl))
-    for spath, _, n in _walk(tree):
-        # A node created with null data keeps it null (length -1), as Apache writes it.
-        data_field = b"\xff\xff\xff\xff" if n.data is None else _INT.pack(len(n.data)) + n.data
-        out.write(b"".join((
-            _ustring(spath), data_field, _LONG.pack(index[n.acl]),
-            STAT_PERSISTED.pack(n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion,
-                                n.owner, n.pzxid),
-        )))
+    digest = _write_nodes(out, tree, index)
     out.write(_ustring("/"))
     out.seal()
     zxid = tree.last_processed_zxid
     if fmt.digest:
-        out.write(_ZXID_DIGEST.pack(zxid, DIGEST_VERSION, tree_digest(tree) if zxid else 0))
+        out.write(_ZXID_DIGEST.pack(zxid, DIGEST_VERSION, digest if zxid else 0))
         out.seal()
     if fmt.last_zxid:  # the tree is exact at its zxid (a forked copy), so this is the name's zxid
         out.write(_LONG.pack(zxid))
         out.seal()
     out.finish()
+
+
+_NULL_DATA = b"\xff\xff\xff\xff"  # a node created with null data keeps it null, as Apache writes it
+_DIGEST_STAT = struct.Struct(">qqqqqiiiq")  # digest.py's order: czxid mzxid pzxid ctime mtime versions owner
+
+
+def _write_nodes(out: _SealedOut, tree: DataTree, index: dict[ACLList, int]) -> int:
+    """Write every node and return the tree digest (computed on the way, as digest.tree_digest
+    does). The nodes go in the tree's dict order, which puts every parent before its children:
+    a node enters the dict only while its parent exists, and a parent cannot leave it while it
+    has children. Readers (ours and Apache's) need exactly that, not depth-first order."""
+    pack_int, pack_tail, pack_dig = _INT.pack, _NODE_TAIL.pack, _DIGEST_STAT.pack
+    crc32, excluded = zlib.crc32, "/zookeeper/"
+    acl_of: dict[int, int] = {}  # id(acl) -> index: ACL tuples are shared, hashing them is not cheap
+    parts: list[bytes] = []
+    total = 0
+    for path, n in tree.nodes.items():
+        key = b"" if path == "/" else path.encode("utf-8")
+        data, acl = n.data, n.acl
+        i = acl_of.get(id(acl))
+        if i is None:
+            i = acl_of[id(acl)] = index[acl]
+        parts += (pack_int(len(key)), key, _NULL_DATA if data is None else pack_int(len(data)), data or b"",
+                  pack_tail(i, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion, n.owner,
+                            n.pzxid))
+        if not path.startswith(excluded):
+            crc = crc32(data, crc32(key)) if data else crc32(key)
+            total += crc32(pack_dig(n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.cversion,
+                                    n.aversion, n.owner), crc)
+        if len(parts) >= 20000:
+            out.write(b"".join(parts))
+            parts.clear()
+    out.write(b"".join(parts))
+    return signed64(total)
 
 
 def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
