@@ -341,7 +341,8 @@ class ServerCore:
         body = memoryview(frame)[8:]
         sid = conn.session_id
         assert sid is not None
-        self.sessions.touch(sid, self.clock.mono_ms())
+        now = self.clock.mono_ms()
+        self.sessions.touch(sid, now)
         if op == Op.AUTH:
             self._auth(conn, xid, body)
             return
@@ -350,7 +351,7 @@ class ServerCore:
             return
         if self.enforce_auth and not self._auth_enforced(conn, xid):
             return
-        req = Request(conn, xid, op, body, sid, received_ms=self.clock.mono_ms())
+        req = Request(conn, xid, op, body, sid, received_ms=now)
         if op in WRITE_OPS or op == Op.CLOSE_SESSION:
             self._submit(req, None)
         elif op in reads.READ_HANDLERS or op == Op.PING:
