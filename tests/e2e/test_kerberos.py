@@ -27,7 +27,11 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
 from tests.support import javaclient
 from tests.support.kdc import CLIENT_PRINCIPAL, REALM, SERVICE_PRINCIPAL, Kdc, start_kdc
-from tests.support.servers import RunningServer, ServerStartError, skip_if_no_apache, start_apache, start_zkserver
+from tests.support.servers import (
+    RunningServer,
+    ServerStartError,
+    start_server_with_props,
+)
 
 KINDS = [pytest.param("apache", marks=pytest.mark.apache), "zkserver"]
 SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
@@ -108,11 +112,7 @@ def kerberos_server(kind: str, realm: Realm, workdir: Path, server_opts: dict[st
     all_props = {"java.security.auth.login.config": str(jaas),
                  "java.security.krb5.conf": str(realm.kdc.krb5_conf), **(props or {})}
     cfg = {"authProvider.1": SASL_PROVIDER}
-    if kind == "apache":
-        skip_if_no_apache()
-        server = start_apache(workdir / kind, cfg, all_props)
-    else:
-        server = start_zkserver(workdir / kind, cfg, all_props)
+    server = start_server_with_props(kind, workdir / kind, cfg, all_props)
     try:
         wait_serving(server.port)
         yield server

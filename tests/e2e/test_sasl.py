@@ -17,7 +17,10 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
-from tests.support.servers import RunningServer, skip_if_no_apache, start_apache, start_zkserver
+from tests.support.servers import (
+    RunningServer,
+    start_server_with_props,
+)
 
 pytest.importorskip("puresasl")
 KINDS = [pytest.param("apache", marks=pytest.mark.apache), "zkserver"]
@@ -50,11 +53,7 @@ def sasl_server(kind: str, tmp_path: Path, props: dict[str, str] | None = None) 
     jaas = write_jaas(tmp_path)
     cfg = {"authProvider.1": SASL_PROVIDER}
     all_props = {"java.security.auth.login.config": str(jaas), **(props or {})}
-    if kind == "apache":
-        skip_if_no_apache()
-        server = start_apache(tmp_path / kind, cfg, all_props)
-    else:
-        server = start_zkserver(tmp_path / kind, cfg, all_props)
+    server = start_server_with_props(kind, tmp_path / kind, cfg, all_props)
     try:
         wait_sessions(server.port)
         yield server

@@ -324,6 +324,15 @@ def start_zkserver(
 STARTERS: dict[str, Callable[..., RunningServer]] = {"apache": start_apache, "zkserver": start_zkserver}
 
 
+def start_server_with_props(kind: str, workdir: Path, cfg: Mapping[str, str | None] | None,
+                            props: Mapping[str, object]) -> RunningServer:
+    """Either kind with -D style properties (JVM flags for Apache, -D items for zkserver)."""
+    if kind == "apache":
+        skip_if_no_apache()
+        return start_apache(workdir, cfg, props)
+    return start_zkserver(workdir, cfg, props)
+
+
 def start_server(kind: str, workdir: Path, cfg: Mapping[str, str | None] | None = None) -> RunningServer:
     """Start a server of either kind with the shared defaults (skips if Apache is missing)."""
     if kind == "apache":
