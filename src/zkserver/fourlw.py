@@ -159,24 +159,26 @@ def _wchs(server: ServerRunner) -> str:
     return f"{conns} connections watching {paths} paths\nTotal watches:{total}\n"
 
 
-def _wchc(server: ServerRunner) -> Iterator[str]:
+def _chunked_watch_dump(entries: Iterator[tuple[str, list[str]]]) -> Iterator[str]:
+    """`head` then a tab-indented line per item, sent in chunks so a huge dump never holds
+    the loop for long."""
     batch: list[str] = []
-    for sid, paths in view.iter_watches_by_session(server):
-        batch.append(f"0x{view.hex_id(sid)}\n" + "".join(f"\t{p}\n" for p in paths))
+    for head, items in entries:
+        batch.append(f"{head}\n" + "".join(f"\t{item}\n" for item in items))
         if len(batch) >= view.CHUNK:
             yield "".join(batch)
             batch = []
     yield "".join(batch) + "\n"
+
+
+def _wchc(server: ServerRunner) -> Iterator[str]:
+    return _chunked_watch_dump(
+        (f"0x{view.hex_id(sid)}", list(paths)) for sid, paths in view.iter_watches_by_session(server))
 
 
 def _wchp(server: ServerRunner) -> Iterator[str]:
-    batch: list[str] = []
-    for path, sids in view.iter_watches_by_path(server):
-        batch.append(f"{path}\n" + "".join(f"\t0x{view.hex_id(s)}\n" for s in sids))
-        if len(batch) >= view.CHUNK:
-            yield "".join(batch)
-            batch = []
-    yield "".join(batch) + "\n"
+    return _chunked_watch_dump(
+        (path, [f"0x{view.hex_id(s)}" for s in sids]) for path, sids in view.iter_watches_by_path(server))
 
 
 def _hash(server: ServerRunner) -> str:

@@ -128,30 +128,31 @@ def add_watch(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     return pack_int(0)  # ErrorResponse{err=0}
 
 
-def set_watches(core: ServerCore, conn: Conn, r: Reader, v2: bool) -> bytes:
-    sw = SetWatches.read(r, v2)
+def _rearm_or_catch_up(core: ServerCore, conn: Conn, paths: list[str], relative_zxid: int, child: bool) -> None:
+    """Data or child watches of a reconnecting client: fire what it missed, re-arm the rest."""
     tree = core.tree
-    for path in sw.data:
+    changed_event = EventType.NODE_CHILDREN_CHANGED if child else EventType.NODE_DATA_CHANGED
+    table = tree.child_watches if child else tree.data_watches
+    for path in paths:
         node = tree.get(path)
         if node is None:
             core.notify(conn, EventType.NODE_DELETED, path, -1)
-        elif node.mzxid > sw.relative_zxid:
-            core.notify(conn, EventType.NODE_DATA_CHANGED, path, -1)
+        elif (node.pzxid if child else node.mzxid) > relative_zxid:
+            core.notify(conn, changed_event, path, -1)
         else:
-            tree.data_watches.add(path, conn, STANDARD)
+            table.add(path, conn, STANDARD)
+
+
+def set_watches(core: ServerCore, conn: Conn, r: Reader, v2: bool) -> bytes:
+    sw = SetWatches.read(r, v2)
+    tree = core.tree
+    _rearm_or_catch_up(core, conn, sw.data, sw.relative_zxid, child=False)
     for path in sw.exist:
         if tree.get(path) is not None:
             core.notify(conn, EventType.NODE_CREATED, path, -1)
         else:
             tree.data_watches.add(path, conn, STANDARD)
-    for path in sw.child:
-        node = tree.get(path)
-        if node is None:
-            core.notify(conn, EventType.NODE_DELETED, path, -1)
-        elif node.pzxid > sw.relative_zxid:
-            core.notify(conn, EventType.NODE_CHILDREN_CHANGED, path, -1)
-        else:
-            tree.child_watches.add(path, conn, STANDARD)
+    _rearm_or_catch_up(core, conn, sw.child, sw.relative_zxid, child=True)
     for path in sw.persistent:
         tree.add_persistent_watch(path, conn, recursive=False)
     for path in sw.recursive:
