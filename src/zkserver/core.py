@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import reads
 from .jute.codec import JuteError, Reader, Writer
 from .jute.codes import XID_NOTIFICATION, XID_PING, Err, KeeperState, Op
 from .jute.records import (
@@ -44,6 +43,7 @@ from .jute.records import (
     read_set_data,
 )
 from .prep import Preparer
+from .reads import READ_HANDLERS, ReadHandler
 from .session import SessionTable
 from .tree.acl import AuthPolicy, Identity, KeeperError
 from .tree.datatree import DataTree, TxnResult
@@ -128,7 +128,7 @@ class Request:
     conn: Conn | None
     xid: int
     op: int
-    body: memoryview | bytes
+    frame: bytes  # the whole request frame; its body starts at BODY_AT
     session_id: int
     hdr: TxnHeader | None = None
     txn: object = None
@@ -148,6 +148,9 @@ WRITE_OPS = frozenset({
     Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.DELETE_CONTAINER,
     Op.SET_DATA, Op.SET_ACL, Op.MULTI, Op.RECONFIG,
 })
+
+
+BODY_AT = REQUEST_HEADER.size
 
 
 class ServerCore:
@@ -171,7 +174,9 @@ class ServerCore:
         self.fx = Effects()
         self.packets_received = 0
         self.packets_sent = 0
-        self.on_request_done: Callable[[Request, int], None] | None = None
+        # (conn, opcode, xid, latency ms, is a write, now ms) of every answered request
+        self.on_request_done: Callable[[Conn, int, int, int, bool, int], None] | None = None
+        self.now_ms = clock.mono_ms()  # read at each entry point that can answer requests
         self.sweeper = ContainerSweeper(settings, clock.mono_ms())
         # Set when the log can no longer make writes durable: reads go on, writes are refused.
         self.log_failed = False
@@ -183,8 +188,14 @@ class ServerCore:
         return fx
 
     def _send(self, conn: Conn, frame: bytes) -> None:
-        if conn.cid in self.conns:
-            self.fx.out.setdefault(conn.cid, []).append(frame)
+        cid = conn.cid
+        if cid in self.conns:
+            out = self.fx.out
+            frames = out.get(cid)
+            if frames is None:
+                out[cid] = [frame]
+            else:
+                frames.append(frame)
             conn.stats.sent += 1
             self.packets_sent += 1
 
@@ -247,24 +258,37 @@ class ServerCore:
         if session is not None and session.connection is conn:
             session.connection = None
 
-    def frame_received(self, cid: int, frame: memoryview | bytes) -> None:
+    def frame_received(self, cid: int, frame: bytes) -> None:
+        self.frames_received(cid, (frame,))
+
+    def frames_received(self, cid: int, frames: Iterable[bytes]) -> None:
+        """The complete frames one read from a connection produced, in order. The clock is read
+        and the session touched once for them all: per request, both showed in read profiles."""
         conn = self.conns.get(cid)
-        if conn is None or conn.closing:
+        if conn is None:
             return
-        self.packets_received += 1
-        conn.stats.received += 1
-        try:
-            if conn.session_id is None:
-                self._connect(conn, frame)
-            else:
-                self._request(conn, frame)
-        except JuteError as e:
-            log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
-            self._close(conn)
-        except Exception:
-            # Our bug, not the peer's: say so loudly, but lose only this connection.
-            log.exception("internal error handling a packet from %s; closing that connection", conn.ip)
-            self._close(conn)
+        now = self.now_ms = self.clock.mono_ms()
+        touched = False
+        for frame in frames:
+            if conn.closing:
+                return
+            self.packets_received += 1
+            conn.stats.received += 1
+            try:
+                if conn.session_id is None:
+                    self._connect(conn, frame)
+                    continue
+                if not touched:
+                    self.sessions.touch(conn.session_id, now)
+                    touched = True
+                self._request(conn, frame, now)
+            except JuteError as e:
+                log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
+                self._close(conn)
+            except Exception:
+                # Our bug, not the peer's: say so loudly, but lose only this connection.
+                log.exception("internal error handling a packet from %s; closing that connection", conn.ip)
+                self._close(conn)
 
     # ------------------------------------------------------------ sessions
 
@@ -312,7 +336,7 @@ class ServerCore:
             self._close(conn)
 
     def tick(self) -> None:
-        now = self.clock.mono_ms()
+        now = self.now_ms = self.clock.mono_ms()
         for session in self.sessions.expired(now):
             log.info("Expiring session 0x%x, timeout of %dms exceeded",
                      session.session_id & 0xFFFFFFFFFFFFFFFF, session.timeout)
@@ -329,32 +353,37 @@ class ServerCore:
         if session is None or session.closing:
             return False
         session.closing = True
+        self.now_ms = self.clock.mono_ms()
         self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session_id), None)
         return True
 
     # ------------------------------------------------------------ requests
 
-    def _request(self, conn: Conn, frame: memoryview | bytes) -> None:
-        if len(frame) < REQUEST_HEADER.size:
+    def _request(self, conn: Conn, frame: bytes, now: int) -> None:
+        if len(frame) < BODY_AT:
             raise JuteError(f"request of {len(frame)} bytes has no room for its header")
         xid, op = REQUEST_HEADER.unpack_from(frame, 0)
-        body = memoryview(frame)[8:]
+        handler = READ_HANDLERS.get(op)
+        if handler is not None and not self.enforce_auth:
+            if self.pipeline:  # it must see, and answer after, the writes ahead of it
+                self.pipeline.append(Request(conn, xid, op, frame, conn.session_id or 0, received_ms=now))
+            else:
+                self._read(conn, xid, op, frame, handler, now)
+            return
         sid = conn.session_id
         assert sid is not None
-        now = self.clock.mono_ms()
-        self.sessions.touch(sid, now)
         if op == Op.AUTH:
-            self._auth(conn, xid, body)
+            self._auth(conn, xid, memoryview(frame)[BODY_AT:])
             return
         if op == Op.SASL:
-            self._sasl(conn, xid, body)
+            self._sasl(conn, xid, memoryview(frame)[BODY_AT:])
             return
         if self.enforce_auth and not self._auth_enforced(conn, xid):
             return
-        req = Request(conn, xid, op, body, sid, received_ms=now)
+        req = Request(conn, xid, op, frame, sid, received_ms=now)
         if op in WRITE_OPS or op == Op.CLOSE_SESSION:
             self._submit(req, None)
-        elif op in reads.READ_HANDLERS or op == Op.PING:
+        elif handler is not None or op == Op.PING:
             self._enqueue(req)
         else:
             log.warning("Received packet at server of unknown type %d", op)
@@ -467,6 +496,7 @@ class ServerCore:
         if self.log_failed:
             return
         self.log_failed = True
+        self.now_ms = self.clock.mono_ms()
         log.error("the txn log failed: refusing writes from zxid 0x%x on; reads go on", self.durable_zxid + 1)
         waiting, self.pipeline = self.pipeline, deque()
         for req in waiting:
@@ -512,7 +542,7 @@ class ServerCore:
         session = self.sessions.sessions.get(req.session_id)
         if session is None or session.closing:
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
-        r = Reader(req.body, max_len=self.settings.max_buffer)
+        r = Reader(req.frame, BODY_AT, self.settings.max_buffer)
         ids = req.conn.ids if req.conn is not None else []
         if req.op == Op.MULTI:
             return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
@@ -545,6 +575,7 @@ class ServerCore:
     def persisted(self, zxid: int) -> None:
         """The log is durable up to `zxid`: apply and answer everything that was waiting on it."""
         self.durable_zxid = max(self.durable_zxid, zxid)
+        self.now_ms = self.clock.mono_ms()
         pipeline = self.pipeline
         while pipeline:
             head = pipeline[0]
@@ -571,18 +602,22 @@ class ServerCore:
         if req.op == Op.PING:
             self._send(conn, encode_reply(XID_PING, self.tree.last_processed_zxid, 0))
             return
-        session = self.sessions.sessions.get(req.session_id)
+        self._read(conn, req.xid, req.op, req.frame, READ_HANDLERS[req.op], req.received_ms)
+
+    def _read(self, conn: Conn, xid: int, op: int, frame: bytes, handler: ReadHandler, received_ms: int) -> None:
+        session = self.sessions.sessions.get(conn.session_id)  # type: ignore[arg-type]
         try:
             if session is None or session.closing:
                 raise KeeperError(Err.SESSION_EXPIRED)
-            r = Reader(req.body, max_len=self.settings.max_buffer)
-            body = reads.READ_HANDLERS[req.op](self, conn, r)
-            self._reply(req, 0, body)
+            body = handler(self, conn, Reader(frame, BODY_AT, self.settings.max_buffer))
+            err = 0
         except KeeperError as e:
-            self._reply(req, e.code, b"")
+            body, err = b"", e.code
         except JuteError as e:
             log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
             self._close(conn)
+            return
+        self._answer(conn, xid, op, err, body, received_ms, False)
 
     def _finish_write(self, req: Request, rc: TxnResult) -> None:
         op = req.op
@@ -644,14 +679,16 @@ class ServerCore:
         return w.getvalue()
 
     def _reply(self, req: Request, err: int, body: bytes) -> None:
-        conn = req.conn
-        if conn is None:
-            return
+        if req.conn is not None:
+            self._answer(req.conn, req.xid, req.op, err, body, req.received_ms, req.hdr is not None)
+
+    def _answer(self, conn: Conn, xid: int, op: int, err: int, body: bytes, received_ms: int, write: bool) -> None:
         zxid = self.tree.last_processed_zxid
         conn.stats.last_zxid = zxid
-        self._send(conn, encode_reply(req.xid, zxid, err, body))
+        self._send(conn, encode_reply(xid, zxid, err, body))
         if self.on_request_done is not None:
-            self.on_request_done(req, err)
+            now = self.now_ms
+            self.on_request_done(conn, op, xid, now - received_ms, write, now)
 
 
 class ContainerSweeper:

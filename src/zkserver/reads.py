@@ -222,7 +222,9 @@ def multi_read(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     return w.getvalue()
 
 
-READ_HANDLERS: dict[int, Callable[..., bytes]] = {
+ReadHandler = Callable[["ServerCore", "Conn", Reader], bytes]
+
+READ_HANDLERS: dict[int, ReadHandler] = {
     Op.GET_DATA: get_data,
     Op.EXISTS: exists,
     Op.GET_CHILDREN: get_children,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .codec import JuteError, Reader, Writer, pack_int
+from .codec import JuteError, Reader, Writer
 from .codes import Op
 
 ACL = tuple[int, str, str]
@@ -21,7 +21,7 @@ ACLList = tuple[ACL, ...]
 STAT = struct.Struct(">qqqqiiiqiiq")
 # StatPersisted: the same without dataLength and numChildren (snapshots).
 STAT_PERSISTED = struct.Struct(">qqqqiiiqq")
-REPLY_HEADER = struct.Struct(">iqi")
+_REPLY_FRAME = struct.Struct(">iiqi")  # length prefix + ReplyHeader
 REQUEST_HEADER = struct.Struct(">ii")
 TXN_HEADER = struct.Struct(">qiqqi")
 MULTI_HEADER = struct.Struct(">i?i")
@@ -201,7 +201,7 @@ def encode_stat(s: tuple) -> bytes:
 
 def encode_reply(xid: int, zxid: int, err: int, body: bytes | bytearray = b"") -> bytes:
     """A complete length-prefixed reply frame."""
-    return pack_int(16 + len(body)) + REPLY_HEADER.pack(xid, zxid, err) + body
+    return _REPLY_FRAME.pack(16 + len(body), xid, zxid, err) + body
 
 
 def encode_watcher_event(event_type: int, state: int, path: str) -> bytes:

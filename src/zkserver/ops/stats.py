@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..core import ConnStats, Request
+    from ..core import Conn, ConnStats
 
 _RING = 1024  # observations kept per summary for its quantiles (Apache: a 10-minute window)
 _MASK = _RING - 1
@@ -130,18 +130,13 @@ class ServerStats:
 
     # ------------------------------------------------------------ hot path
 
-    def request_done(self, req: Request, now_ms: int) -> None:
-        """One request answered: server, read/update and per-connection latency, op count."""
-        ms = now_ms - req.received_ms
+    def request_done(self, conn: Conn, op: int, xid: int, ms: int, write: bool, now_ms: int) -> None:
+        """One request answered after `ms`: server, read/update and per-connection latency, op count."""
         if ms < 0:
             return
         self.latency.add(ms)
-        (self.read_latency if req.hdr is None else self.update_latency).add(ms)
-        op = req.op
+        (self.update_latency if write else self.read_latency).add(ms)
         self.op_counts[(op + _OP_OFFSET) & 0x7F] += 1
-        conn = req.conn
-        if conn is None:
-            return
         st = conn.stats
         st.lat_count += 1
         st.lat_total += ms
@@ -150,7 +145,7 @@ class ServerStats:
         if ms < st.lat_min:
             st.lat_min = ms
         st.last_opcode = op
-        st.last_cxid = req.xid
+        st.last_cxid = xid
         st.last_latency = ms
         st.last_response = now_ms
 

@@ -42,19 +42,28 @@ class FrameSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         """Every complete frame now buffered, in order."""
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            view: bytes | bytearray = buf
+        else:
+            view = data  # the common case: frames are sliced out of the read itself, no copy
         frames: list[bytes] = []
         pos = 0
-        end = len(buf)
+        end = len(view)
+        unpack = _LEN.unpack_from
         while end - pos >= 4:
-            (n,) = _LEN.unpack_from(buf, pos)
+            (n,) = unpack(view, pos)
             if n < 0 or n > self.max_len:
                 raise FrameError(f"Len error: advertised length {n} is negative or over jute.maxbuffer={self.max_len}")
-            if end - pos - 4 < n:
+            stop = pos + 4 + n
+            if stop > end:
                 break
-            frames.append(bytes(buf[pos + 4 : pos + 4 + n]))
-            pos += 4 + n
+            frames.append(bytes(view[pos + 4 : stop]) if view is buf else view[pos + 4 : stop])
+            pos = stop
         if pos:
-            del buf[:pos]
             self._first = False
+        if view is buf:
+            del buf[:pos]
+        elif pos < end:
+            buf += view[pos:]
         return frames

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import fourlw
-from ..core import CoreSettings, Request, ServerCore
+from ..core import CoreSettings, ServerCore
 from ..ops.stats import ServerStats
 from ..proto.framing import FrameError, FrameSplitter
 from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
@@ -71,9 +71,7 @@ class ClientProtocol(asyncio.Protocol):
             log.warning("closing connection from %s: %s", self.peer_ip(), e)
             self.transport.close()
             return
-        core = self.runner.core
-        for frame in frames:
-            core.frame_received(self.cid, frame)
+        self.runner.core.frames_received(self.cid, frames)
         self.runner.schedule_pump()
 
     # A client that sends without reading its replies must not make us buffer without bound:
@@ -101,9 +99,9 @@ class ServerRunner:
             self.log = MemoryTxnLog(self.core.persisted)
         else:
             self._open_storage(options.storage, secret)
-        self.core.on_request_done = self._request_done
         self.four_letter_whitelist = options.four_letter_whitelist
         self.stats = ServerStats()
+        self.core.on_request_done = self.stats.request_done
         self.protocols: dict[int, ClientProtocol] = {}
         self.asking_cid = 0  # the connection a four-letter word is being answered on
         self._next_cid = 1
@@ -246,6 +244,3 @@ class ServerRunner:
             if proto is not None and proto.transport is not None:
                 proto.transport.close()
         self._pumping = False
-
-    def _request_done(self, req: Request, err: int) -> None:
-        self.stats.request_done(req, self.clock.mono_ms())
