@@ -34,32 +34,41 @@ class Reader:
     def remaining(self) -> int:
         return self._end - self.pos
 
-    def _need(self, n: int) -> None:
-        if self.pos + n > self._end:
-            raise JuteError(f"record truncated: need {n} bytes at offset {self.pos}, have {self._end - self.pos}")
+    # The readers below inline their bounds checks: they run several times per request.
+
+    def _truncated(self, n: int) -> JuteError:
+        return JuteError(f"record truncated: need {n} bytes at offset {self.pos}, have {self._end - self.pos}")
 
     def int(self) -> int:
-        self._need(4)
-        (v,) = _INT.unpack_from(self._buf, self.pos)
-        self.pos += 4
-        return v
+        pos = self.pos
+        if pos + 4 > self._end:
+            raise self._truncated(4)
+        self.pos = pos + 4
+        return _INT.unpack_from(self._buf, pos)[0]
 
     def long(self) -> int:
-        self._need(8)
-        (v,) = _LONG.unpack_from(self._buf, self.pos)
-        self.pos += 8
-        return v
+        pos = self.pos
+        if pos + 8 > self._end:
+            raise self._truncated(8)
+        self.pos = pos + 8
+        return _LONG.unpack_from(self._buf, pos)[0]
 
     def bool(self) -> bool:
-        self._need(1)
-        v = self._buf[self.pos] != 0
-        self.pos += 1
-        return v
+        pos = self.pos
+        if pos >= self._end:
+            raise self._truncated(1)
+        self.pos = pos + 1
+        return self._buf[pos] != 0
 
     def _length(self) -> int:
+        """A buffer's or string's length, -1 for null; the bytes it claims are there."""
         n = self.int()
-        if n < -1:
-            raise JuteError(f"negative length {n}")
+        if n > self._end - self.pos or n < -1:
+            if n < -1:
+                raise JuteError(f"negative length {n}")
+            if n > self.max_len:
+                raise JuteError(f"length {n} exceeds the limit {self.max_len}")
+            raise self._truncated(n)
         if n > self.max_len:
             raise JuteError(f"length {n} exceeds the limit {self.max_len}")
         return n
@@ -68,21 +77,20 @@ class Reader:
         n = self._length()
         if n == -1:
             return None
-        self._need(n)
-        v = bytes(self._buf[self.pos : self.pos + n])
-        self.pos += n
-        return v
+        pos = self.pos
+        self.pos = pos + n
+        return bytes(self._buf[pos : pos + n])
 
     def ustring(self) -> str | None:
         n = self._length()
         if n == -1:
             return None
-        self._need(n)
+        pos = self.pos
         try:
-            v = str(self._buf[self.pos : self.pos + n], "utf-8")
+            v = str(self._buf[pos : pos + n], "utf-8")
         except UnicodeDecodeError as e:
             raise JuteError(f"string is not UTF-8: {e}") from None
-        self.pos += n
+        self.pos = pos + n
         return v
 
     def vector_count(self) -> int:

@@ -113,7 +113,8 @@ class ServerStats:
         self.started_mono = time.monotonic()
         self.started_wall = time.time()
         self.trace_mask = 306  # ZooTrace's default text trace mask
-        self.latency = Summary()
+        # Every request lands in exactly one of these two; the server-wide latency (srvr's
+        # Min/avg/max) is derived from both rather than kept as a third summary per request.
         self.read_latency = Summary()
         self.update_latency = Summary()
         self.fsync_time = Summary()
@@ -134,7 +135,6 @@ class ServerStats:
         """One request answered after `ms`: server, read/update and per-connection latency, op count."""
         if ms < 0:
             return
-        self.latency.add(ms)
         (self.update_latency if write else self.read_latency).add(ms)
         self.op_counts[(op + _OP_OFFSET) & 0x7F] += 1
         st = conn.stats
@@ -172,13 +172,16 @@ class ServerStats:
         return int((time.monotonic() - self.started_mono) * 1000)
 
     def min_latency(self) -> int:
-        return self.latency.minimum()
+        lowest = min(self.read_latency.min, self.update_latency.min)
+        return 0 if lowest == _NO_MIN else lowest
 
     def max_latency(self) -> int:
-        return self.latency.max
+        return max(self.read_latency.max, self.update_latency.max)
 
     def avg_latency(self) -> float:
-        return round(self.latency.average(), 4)
+        r, u = self.read_latency, self.update_latency
+        count = r.count + u.count
+        return round((r.total + u.total) / count, 4) if count else 0.0
 
     def op_count_items(self) -> list[tuple[str, int]]:
         out = []
@@ -192,7 +195,7 @@ class ServerStats:
 
     def reset(self) -> None:
         """srst / stat_reset: latency and the ServerMetrics values (Apache's ServerStats.reset)."""
-        for s in (self.latency, self.read_latency, self.update_latency, self.fsync_time,
+        for s in (self.read_latency, self.update_latency, self.fsync_time,
                   self.snapshot_time, self.restore_time, self.db_init_time, self.loop_stall):
             s.reset()
         self.counters.clear()
