@@ -552,7 +552,10 @@ class ServerCore:
             return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
         if req.op == Op.DELETE_CONTAINER:
             return self._prep_delete_container(read_path(r), zxid)
-        rec = _decode_write(req.op, r)
+        decode = _WRITE_DECODERS.get(req.op)
+        if decode is None:
+            raise JuteError(f"not a write opcode: {req.op}")
+        rec = decode(r)
         return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
 
     def _prep_delete_container(self, path: str, zxid: int) -> tuple[int, object]:
@@ -647,12 +650,12 @@ class ServerCore:
         self._close(conn)
 
     def _write_reply_body(self, op: int, rc: TxnResult) -> bytes:
+        if op == Op.SET_DATA or op == Op.SET_ACL or op == Op.CHECK:
+            return encode_stat(rc.stat) if rc.stat is not None else b""
         if op == Op.CREATE:
             return Writer().ustring(rc.path).getvalue()
-        if op in (Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+        if op == Op.CREATE2 or op == Op.CREATE_TTL or op == Op.CREATE_CONTAINER:
             return Writer().ustring(rc.path).raw(encode_stat(rc.stat)).getvalue()
-        if op in (Op.SET_DATA, Op.SET_ACL, Op.CHECK):
-            return encode_stat(rc.stat) if rc.stat is not None else b""
         if op == Op.MULTI:
             return self._multi_reply(rc)
         return b""
@@ -733,15 +736,18 @@ class ContainerSweeper:
         return found
 
 
-def _decode_write(op: int, r: Reader) -> object:
-    if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
-        return CreateRequest.read(r)
-    if op == Op.CREATE_TTL:
-        return CreateRequest.read(r, with_ttl=True)
-    if op in (Op.DELETE, Op.CHECK):
-        return read_path_version(r)
-    if op == Op.SET_DATA:
-        return read_set_data(r)
-    if op == Op.SET_ACL:
-        return read_set_acl(r)
-    raise JuteError(f"not a write opcode: {op}")
+def _read_create_ttl(r: Reader) -> CreateRequest:
+    return CreateRequest.read(r, with_ttl=True)
+
+
+# How each single write's request body decodes (multi, reconfig and deleteContainer aside).
+_WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
+    Op.SET_DATA: read_set_data,
+    Op.CREATE: CreateRequest.read,
+    Op.CREATE2: CreateRequest.read,
+    Op.CREATE_CONTAINER: CreateRequest.read,
+    Op.CREATE_TTL: _read_create_ttl,
+    Op.DELETE: read_path_version,
+    Op.CHECK: read_path_version,
+    Op.SET_ACL: read_set_acl,
+}
