@@ -1,10 +1,10 @@
 """ServerCore: the deterministic heart of a standalone server, driven by inputs, emitting effects.
 
-Theory of operation. The shell feeds the core: `connection_made`, `frame_received` (one
-complete frame), `connection_lost`, `tick`, and `persisted(zxid)` when the log is durable
-up to a zxid. The core never touches sockets, files, clocks or randomness; it reads time from
-the injected clock and leaves its effects in `Effects`: frames to write per connection,
-connections to close, and txns to append to the log.
+Theory of operation. The shell feeds the core: `connection_made`, `frames_received` (the
+complete frames of one socket read), `connection_lost`, `tick`, and `persisted(zxid)` when the
+log is durable up to a zxid. The core never touches sockets, files, clocks or randomness; it
+reads time from the injected clock, once per input, and leaves its effects in `Effects`:
+frames to write per connection, connections to close, and txns to append to the log.
 
 Requests go through one ordered pipeline (Apache standalone's Prep -> Sync -> Final):
   - a write is validated at once against the tree plus the writes in flight (prep.Pending),
