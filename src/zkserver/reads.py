@@ -28,6 +28,8 @@ from .tree.watches import PERSISTENT, RECURSIVE, STANDARD
 if TYPE_CHECKING:
     from .core import Conn, ServerCore
 
+_NULL_LENGTH = pack_int(-1)
+
 
 def _node_for_read(core: ServerCore, conn: Conn, path: str, perm: int = Perm.READ):
     node = core.tree.get(path)
@@ -46,7 +48,9 @@ def _get_data(core: ServerCore, conn: Conn, path: str, watch: bool) -> bytes:
     node = _node_for_read(core, conn, path)
     if watch:
         core.tree.add_watch(path, conn, child=False)
-    return Writer().buffer(node.data).raw(encode_stat(core.tree.client_stat(node))).getvalue()
+    data = node.data
+    stat = encode_stat(core.tree.client_stat(node))
+    return (_NULL_LENGTH if data is None else pack_int(len(data)) + data) + stat
 
 
 def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
