@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .jute.codec import JuteError, Reader, Writer
+from .jute.codec import JuteError, Reader, Writer, encode_ustring
 from .jute.codes import XID_NOTIFICATION, XID_PING, Err, KeeperState, Op
 from .jute.records import (
     MULTI_HEADER,
@@ -653,9 +653,9 @@ class ServerCore:
         if op == Op.SET_DATA or op == Op.SET_ACL or op == Op.CHECK:
             return encode_stat(rc.stat) if rc.stat is not None else b""
         if op == Op.CREATE:
-            return Writer().ustring(rc.path).getvalue()
+            return encode_ustring(rc.path)  # type: ignore[arg-type]
         if op == Op.CREATE2 or op == Op.CREATE_TTL or op == Op.CREATE_CONTAINER:
-            return Writer().ustring(rc.path).raw(encode_stat(rc.stat)).getvalue()
+            return encode_ustring(rc.path) + encode_stat(rc.stat)  # type: ignore[arg-type]
         if op == Op.MULTI:
             return self._multi_reply(rc)
         return b""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .jute.codec import Reader, Writer, pack_int
+from .jute.codec import Reader, Writer, encode_ustring, pack_int
 from .jute.codes import AddWatchMode, Err, EventType, Op, Perm, WatcherType
 from .jute.records import (
     MULTI_HEADER,
@@ -113,7 +113,7 @@ def get_ephemerals(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 
 def sync(core: ServerCore, conn: Conn, r: Reader) -> bytes:
-    return Writer().ustring(read_path(r)).getvalue()
+    return encode_ustring(read_path(r))
 
 
 def who_am_i(core: ServerCore, conn: Conn, r: Reader) -> bytes:

@@ -135,7 +135,11 @@ class Writer:
         return self
 
     def ustring(self, v: str | None) -> Writer:
-        return self.buffer(None if v is None else v.encode("utf-8"))
+        if v is None:
+            self.buf += b"\xff\xff\xff\xff"
+        else:
+            self.buf += encode_ustring(v)
+        return self
 
     def raw(self, v: bytes | bytearray | memoryview) -> Writer:
         self.buf += v
@@ -156,6 +160,14 @@ class Writer:
 
 
 pack_int = _INT.pack
+
+
+def encode_ustring(v: str) -> bytes:
+    """A non-null jute ustring on its own (replies that are just a path)."""
+    b = v.encode("utf-8")
+    return _INT.pack(len(b)) + b
+
+
 pack_long = _LONG.pack
 unpack_int_from = _INT.unpack_from
 pack_int_long = _INT_LONG.pack
