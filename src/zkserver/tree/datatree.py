@@ -92,6 +92,14 @@ class ZNode:
         self.owner = owner
         self.children: dict[str, None] = {}
 
+    # prep.Pending reads a committed node through the fields of its NodeState of a change in
+    # flight, instead of copying each node it validates against.
+    exists = True
+
+    @property
+    def child_count(self) -> int:
+        return len(self.children)
+
 
 @dataclass(slots=True)
 class TxnResult:
