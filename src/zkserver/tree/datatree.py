@@ -53,11 +53,13 @@ def ttl_owner(ttl: int) -> int:
 
 def owner_kind(owner: int, extended_types: bool) -> str:
     """'void', 'session', 'container' or 'ttl', as Apache's EphemeralType.get reads it."""
+    if not owner:  # most nodes
+        return "void"
     if extended_types and owner & _EXTENDED_MASK == _EXTENDED_MASK and owner != CONTAINER_EPHEMERAL_OWNER:
         return "ttl"
     if owner == CONTAINER_EPHEMERAL_OWNER:
         return "container"
-    return "void" if owner == 0 else "session"
+    return "session"
 
 
 def parent_of(path: str) -> str:
@@ -167,11 +169,14 @@ class DataTree:
         return wire
 
     def client_stat(self, n: ZNode) -> tuple:
-        owner = n.owner if owner_kind(n.owner, self.extended_types) == "session" else 0
+        owner = n.owner
+        if owner and owner_kind(owner, self.extended_types) != "session":
+            owner = 0
         nchildren = len(n.children)
+        data = n.data
         return (
             n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion * 2 - nchildren,
-            n.aversion, owner, len(n.data) if n.data else 0, nchildren, n.pzxid,
+            n.aversion, owner, len(data) if data else 0, nchildren, n.pzxid,
         )
 
     def count_descendants(self, path: str) -> int:
@@ -209,6 +214,8 @@ class DataTree:
 
     def _fire(self, table: WatchTable, path: str, etype: int, zxid: int, acl: ACLList | None,
               suppress: list[Hashable] | None = None) -> list[Hashable]:
+        if not table.recursive_count and path not in table.by_path:
+            return []  # nobody watches: most txns, and trigger's call costs more than this test
         watchers = table.trigger(path)
         for w in watchers:
             if suppress is None or w not in suppress:
@@ -343,8 +350,12 @@ class DataTree:
 
     def _apply_one(self, kind: int, hdr: TxnHeader, txn: object) -> TxnResult:
         rc = TxnResult(kind)
+        apply = _APPLY.get(type(txn))  # the record type picks how a txn applies
         try:
-            self._dispatch(kind, hdr, txn, rc)
+            if apply is not None:
+                apply(self, kind, hdr, txn, rc)
+            elif kind == Op.CLOSE_SESSION:  # read from a log written without the paths
+                self.kill_session(hdr.client_id, hdr.zxid, None)
         except KeeperError as e:
             rc.err = e.code
             if kind == Op.CREATE and e.code == Err.NODE_EXISTS and isinstance(txn, CreateTxn):
@@ -359,51 +370,64 @@ class DataTree:
             parent.cversion = cversion
             parent.pzxid = zxid
 
-    def _dispatch(self, kind: int, hdr: TxnHeader, txn: object, rc: TxnResult) -> None:
-        if isinstance(txn, CreateTxn):
-            rc.path = txn.path
-            if kind == Op.CREATE_CONTAINER:
-                owner = CONTAINER_EPHEMERAL_OWNER
-            elif kind == Op.CREATE_TTL:
-                owner = ttl_owner(txn.ttl)
-            else:
-                owner = hdr.client_id if txn.ephemeral else 0
-            node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parent_cversion,
-                                    hdr.zxid, hdr.time)
-            rc.stat = self.client_stat(node)
-        elif isinstance(txn, DeleteTxn):
-            rc.path = txn.path
-            self.delete_node(txn.path, hdr.zxid)
-        elif isinstance(txn, SetDataTxn):
-            rc.path = txn.path
-            rc.stat = self.client_stat(self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time))
-        elif isinstance(txn, SetACLTxn):
-            rc.path = txn.path
-            rc.stat = self.client_stat(self.set_acl(txn.path, txn.acl, txn.version))
-        elif kind == Op.CLOSE_SESSION:
-            paths = txn.paths_to_delete if isinstance(txn, CloseSessionTxn) else None
-            self.kill_session(hdr.client_id, hdr.zxid, paths)
-        elif isinstance(txn, ErrorTxn):
-            rc.err = txn.err
-        elif isinstance(txn, CheckVersionTxn):
-            rc.path = txn.path
-            node = self.nodes.get(txn.path)
-            rc.stat = self.client_stat(node) if node is not None else None
-        elif isinstance(txn, MultiTxn):
-            self._apply_multi(hdr, txn, rc)
+    def _apply_create(self, kind: int, hdr: TxnHeader, txn: CreateTxn, rc: TxnResult) -> None:
+        rc.path = txn.path
+        if kind == Op.CREATE_CONTAINER:
+            owner = CONTAINER_EPHEMERAL_OWNER
+        elif kind == Op.CREATE_TTL:
+            owner = ttl_owner(txn.ttl)
+        else:
+            owner = hdr.client_id if txn.ephemeral else 0
+        node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parent_cversion, hdr.zxid, hdr.time)
+        rc.stat = self.client_stat(node)
 
-    def _apply_multi(self, hdr: TxnHeader, txn: MultiTxn, rc: TxnResult) -> None:
+    def _apply_delete(self, kind: int, hdr: TxnHeader, txn: DeleteTxn, rc: TxnResult) -> None:
+        rc.path = txn.path
+        self.delete_node(txn.path, hdr.zxid)
+
+    def _apply_set_data(self, kind: int, hdr: TxnHeader, txn: SetDataTxn, rc: TxnResult) -> None:
+        rc.path = txn.path
+        rc.stat = self.client_stat(self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time))
+
+    def _apply_set_acl(self, kind: int, hdr: TxnHeader, txn: SetACLTxn, rc: TxnResult) -> None:
+        rc.path = txn.path
+        rc.stat = self.client_stat(self.set_acl(txn.path, txn.acl, txn.version))
+
+    def _apply_close_session(self, kind: int, hdr: TxnHeader, txn: CloseSessionTxn, rc: TxnResult) -> None:
+        self.kill_session(hdr.client_id, hdr.zxid, txn.paths_to_delete)
+
+    def _apply_error(self, kind: int, hdr: TxnHeader, txn: ErrorTxn, rc: TxnResult) -> None:
+        rc.err = txn.err
+
+    def _apply_check(self, kind: int, hdr: TxnHeader, txn: CheckVersionTxn, rc: TxnResult) -> None:
+        rc.path = txn.path
+        node = self.nodes.get(txn.path)
+        rc.stat = self.client_stat(node) if node is not None else None
+
+    def _apply_multi(self, kind: int, hdr: TxnHeader, txn: MultiTxn, rc: TxnResult) -> None:
         rc.multi = []
-        failed = any(kind == Op.ERROR for kind, _ in txn.txns)
+        failed = Op.ERROR in [sub_kind for sub_kind, _ in txn.txns]
         past_failure = False
-        for kind, sub in txn.txns:
-            if kind == Op.ERROR:
+        for sub_kind, sub in txn.txns:
+            if sub_kind == Op.ERROR:
                 past_failure = True
             elif failed:
                 # Ops of a failed multi report OK before the failing op and
                 # RuntimeInconsistency after it, as Apache's results do.
-                kind, sub = Op.ERROR, ErrorTxn(Err.RUNTIME_INCONSISTENCY if past_failure else 0)
-            sub_rc = self._apply_one(kind, hdr, sub)
+                sub_kind, sub = Op.ERROR, ErrorTxn(Err.RUNTIME_INCONSISTENCY if past_failure else 0)
+            sub_rc = self._apply_one(sub_kind, hdr, sub)
             rc.multi.append(sub_rc)
             if sub_rc.err and not rc.err:
                 rc.err = sub_rc.err
+
+
+_APPLY = {
+    CreateTxn: DataTree._apply_create,
+    DeleteTxn: DataTree._apply_delete,
+    SetDataTxn: DataTree._apply_set_data,
+    SetACLTxn: DataTree._apply_set_acl,
+    CloseSessionTxn: DataTree._apply_close_session,
+    ErrorTxn: DataTree._apply_error,
+    CheckVersionTxn: DataTree._apply_check,
+    MultiTxn: DataTree._apply_multi,
+}
