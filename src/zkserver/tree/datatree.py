@@ -242,7 +242,7 @@ class DataTree:
         if self.children_wire:
             self.children_wire.pop(parent_path, None)
         self.nodes[path] = node
-        kind = self.owner_kind(owner)
+        kind = owner_kind(owner, self.extended_types)
         if kind == "container":
             self.containers[path] = None
         elif kind == "ttl":
@@ -272,7 +272,7 @@ class DataTree:
         node = self.nodes.pop(path, None)
         if node is None:
             raise KeeperError(Err.NO_NODE, path)
-        kind = self.owner_kind(node.owner)
+        kind = owner_kind(node.owner, self.extended_types)
         if kind == "container":
             self.containers.pop(path, None)
         elif kind == "ttl":
