@@ -93,6 +93,14 @@ class Reader:
         self.pos = pos + n
         return v
 
+    def skip_if(self, expected: bytes) -> bool:
+        """Step over the next bytes if they are exactly `expected` (a common encoded value)."""
+        pos = self.pos
+        if self._buf[pos : pos + len(expected)] != expected:
+            return False
+        self.pos = pos + len(expected)
+        return True
+
     def vector_count(self) -> int:
         """Element count of a vector; -1 for null. Each element takes at least one byte, which
         bounds the count by the bytes left."""

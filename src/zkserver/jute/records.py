@@ -27,7 +27,15 @@ TXN_HEADER = struct.Struct(">qiqqi")
 MULTI_HEADER = struct.Struct(">i?i")
 
 
+# world:anyone with every permission, the ACL of nearly every create: recognised and written
+# as one block of bytes instead of field by field.
+_OPEN_ACL_ENTRY: ACL = (31, "world", "anyone")
+_OPEN_ACL_WIRE = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
+
+
 def read_acl_list(r: Reader) -> list[ACL] | None:
+    if r.skip_if(_OPEN_ACL_WIRE):
+        return [_OPEN_ACL_ENTRY]
     n = r.vector_count()
     if n == -1:
         return None
@@ -43,6 +51,9 @@ def read_acl_list(r: Reader) -> list[ACL] | None:
 def write_acl_list(w: Writer, acls: ACLList | list[ACL] | None) -> None:
     if acls is None:
         w.int(-1)
+        return
+    if len(acls) == 1 and acls[0] == _OPEN_ACL_ENTRY:
+        w.raw(_OPEN_ACL_WIRE)
         return
     w.int(len(acls))
     for perms, scheme, ident in acls:
