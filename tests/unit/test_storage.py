@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from kazoo.protocol.serialization import Create, Delete, SetData, Transaction
 from kazoo.security import OPEN_ACL_UNSAFE as KAZOO_OPEN
 from tests.unit.corehelper import CoreDriver
 
+from zkserver.jute.codec import Writer
 from zkserver.jute.codes import Op
 from zkserver.jute.records import (
     CheckVersionTxn,
@@ -124,6 +126,32 @@ def test_entry_round_trip_every_txn_type() -> None:
         assert digest == (2, 42)
         if not isinstance(txn, MultiTxn):
             assert back_txn == txn
+
+
+def test_fast_entry_encoders_keep_the_records_layout() -> None:
+    # setData, create and delete entries are built without a Writer; their bytes must stay
+    # those of TxnHeader.write + the record's write + TxnDigest.
+    acls = ((31, "world", "anyone"), (1, "digest", "bob:xyz="), (3, "ip", "10.0.0.1"))
+    txns = [
+        (Op.SET_DATA, SetDataTxn("/a/\u00fc", b"x" * 300, 7)), (Op.SET_DATA, SetDataTxn("/a", None, -1)),
+        (Op.SET_DATA, SetDataTxn("/", b"", 2**31 - 1)),
+        (Op.CREATE, CreateTxn(Op.CREATE, "/e", b"d", ACL, True, 4)),
+        (Op.CREATE2, CreateTxn(Op.CREATE2, "/\u00e9", None, acls, False, -1)),
+        (Op.CREATE_CONTAINER, CreateTxn(Op.CREATE_CONTAINER, "/c", b"", acls[:1], False, 2)),
+        (Op.CREATE_TTL, CreateTxn(Op.CREATE_TTL, "/t", b"t", (), False, 3, 999)),
+        (Op.DELETE, DeleteTxn("/a")), (Op.DELETE_CONTAINER, DeleteTxn("/c", Op.DELETE_CONTAINER)),
+    ]
+    for kind, txn in txns:
+        h = TxnHeader(-(2**63), -1, 2**63 - 1, 1_700_000_000_000, kind)
+        for digest in (None, 0, -(2**63)):
+            w = Writer()
+            h.write(w)
+            txn.write(w)
+            if digest is not None:
+                w.int(2).long(digest)  # TxnDigest{version 2, treeDigest}
+            body = bytes(w.buf)
+            assert encode_entry(h, txn, digest) == (
+                zlib.adler32(body).to_bytes(8, "big") + len(body).to_bytes(4, "big") + body + b"B"), (txn, digest)
 
 
 def test_pad_size_follows_apache() -> None:
