@@ -1,11 +1,13 @@
-"""In-process CPU per request: the core, the txn-log encoding and the digest, without sockets or fsync.
+"""In-process CPU per request: the shell's framing and stats, the core, the txn-log encoding and
+the digest, without sockets or fsync.
 
-A ServerCore with a DiskStorage (forceSync off, no sync thread: each batch is written and
-reported durable inline) takes batches of pre-encoded request frames from 8 connections, as
-`data_received` would hand them over; the replies are joined per connection as `pump` would
-write them. The figure is process CPU time per request, so it leaves out what the kernel does
-for sockets and the disk: use it to compare changes to the Python hot path (run it a few
-times and take the minimum on a shared machine), and `python -m bench` to compare servers.
+A ServerRunner with a DiskStorage (forceSync off, no sync thread: each batch is written and
+reported durable inline) gets rounds of pre-encoded requests: each of 8 connections' protocols
+receives its share of a round as one read, then one `pump` runs, as one loop turn would, and
+writes the replies to stand-in transports. The figure is process CPU time per request, so it
+leaves out what the kernel does for sockets and the disk: use it to compare changes to the
+Python hot path (run it a few times and take the minimum on a shared machine), and
+`python -m bench` to compare servers.
 
     python -m bench.micro [setdata|getdata|exists|create|children|multi|mixed] [--n 50000] [--gc default|freeze]
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
 import struct
 import sys
 import tempfile
@@ -24,10 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from zkserver.core import CoreSettings, ServerCore
 from zkserver.jute.codec import Writer
-from zkserver.shell.clock import SystemClock
-from zkserver.storage.database import DiskStorage, StorageOptions, prepare_dirs
+from zkserver.shell.server import ClientProtocol, ServerOptions, ServerRunner
+from zkserver.storage.database import StorageOptions
 
 OPS = ("setdata", "getdata", "exists", "create", "children", "multi", "mixed")
 ACL = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
@@ -57,51 +57,67 @@ def request(op: str, i: int) -> tuple[int, bytes]:
     return 14, w.int(-1).bool(True).int(-1).getvalue()
 
 
+class _Transport:
+    """Stands in for a uvloop transport: counts what would be written."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", 1)
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _frame(xid: int, op: int, body: bytes) -> bytes:
+    return struct.pack(">iii", 8 + len(body), xid, op) + body
+
+
 class Harness:
+    """A ServerRunner without a loop: each connection's protocol gets its requests as one
+    read, as `data_received` would, then one `pump` per round, as one loop turn would."""
+
     def __init__(self, data_dir: str):
         opts = StorageOptions(data_dir=data_dir, force_sync=False)
-        prepare_dirs(opts)
-        self.core = ServerCore(CoreSettings(), SystemClock(), os.urandom(32))
-        self.store = DiskStorage(opts, self.core.tree, lambda: {}, self.core.persisted)
-        self.xid = 1
-        self.out_bytes = 0
-
-    def pump(self) -> None:
-        core = self.core
-        fx = core.take_effects()
-        if fx.appends:
-            self.store.append(fx.appends)
-            for cid, frames in core.take_effects().out.items():
-                fx.out.setdefault(cid, []).extend(frames)
-        for frames in fx.out.values():
-            self.out_bytes += len(b"".join(frames))
-
-    def send(self, cid: int, op: int, body: bytes) -> None:
-        self.core.frame_received(cid, struct.pack(">ii", self.xid, op) + body)
-        self.xid += 1
+        self.runner = ServerRunner(ServerOptions(storage=opts))
+        self.protos = []
+        for _ in range(CONNS):
+            proto = ClientProtocol(self.runner)
+            proto.connection_made(_Transport())  # type: ignore[arg-type]
+            self.protos.append(proto)
 
     def setup(self) -> None:
-        core = self.core
-        for cid in range(1, CONNS + 1):
-            core.connection_made(cid, "127.0.0.1")
-            core.frame_received(cid, Writer().int(0).long(0).int(30000).long(0).buffer(bytes(16))
-                                .bool(False).getvalue())
-        self.pump()
-        for path in ("/bench", "/bench/d", "/bench/c", "/bench/m", "/bench/kids"):
-            self.send(1, 1, create_body(path))
-        for i in range(100):
-            self.send(1, 1, create_body(f"/bench/d/k{i:02d}"))
-        for i in range(1000):
-            self.send(1, 1, create_body(f"/bench/kids/{i:010d}", b""))
-        self.pump()
+        connect = Writer().int(0).long(0).int(30000).long(0).buffer(bytes(16)).bool(False).getvalue()
+        for proto in self.protos:
+            proto.data_received(struct.pack(">i", len(connect)) + connect)
+        self.runner.pump()
+        paths = ["/bench", "/bench/d", "/bench/c", "/bench/m", "/bench/kids"]
+        bodies = [create_body(p) for p in paths] + [create_body(f"/bench/d/k{i:02d}") for i in range(100)]
+        bodies += [create_body(f"/bench/kids/{i:010d}", b"") for i in range(1000)]
+        self.protos[0].data_received(b"".join(_frame(i + 1, 1, b) for i, b in enumerate(bodies)))
+        self.runner.pump()
 
-    def run(self, reqs: list[tuple[int, bytes]]) -> float:
-        t0 = time.process_time()
+    def rounds(self, reqs: list[tuple[int, bytes]]) -> list[list[bytes]]:
+        """Each round: BATCH requests, dealt to the connections in turn, one read each."""
+        out = []
         for start in range(0, len(reqs), BATCH):
-            for j in range(start, min(len(reqs), start + BATCH)):
-                op, body = reqs[j]
-                self.send(1 + j % CONNS, op, body)
-            self.pump()
+            chunk = list(enumerate(reqs[start:start + BATCH], start))
+            out.append([b"".join(_frame(x, op, body) for x, (op, body) in chunk[c::CONNS]) for c in range(CONNS)])
+        return out
+
+    def run(self, rounds: list[list[bytes]]) -> float:
+        t0 = time.process_time()
+        for reads in rounds:
+            for proto, data in zip(self.protos, reads, strict=True):
+                proto.data_received(data)
+            self.runner.pump()
         return time.process_time() - t0
 
 
@@ -120,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="zkmicro-") as tmp:
             h = Harness(tmp)
             h.setup()
-            reqs = [request(op, i) for i in range(args.n)]
+            rounds = h.rounds([request(op, i) for i in range(args.n)])
             if args.gc == "freeze":
                 gc.freeze()
                 gc.set_threshold(50_000, 10, 10)
-            seconds = h.run(reqs)
+            seconds = h.run(rounds)
             gc.unfreeze()
             gc.set_threshold(700, 10, 10)
             print(f"{op:9} {seconds / args.n * 1e6:7.2f} us CPU per request (gc {args.gc})", flush=True)
