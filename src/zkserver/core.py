@@ -532,6 +532,14 @@ class ServerCore:
         self._reply(req, err, b"")
 
     def _prep(self, req: Request, txn: object, zxid: int, now: int) -> tuple[int, object]:
+        decode = _WRITE_DECODERS.get(req.op)
+        if decode is not None:  # the common single writes first
+            session = self.sessions.sessions.get(req.session_id)
+            if session is None or session.closing:
+                return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
+            rec = decode(Reader(req.frame, BODY_AT, self.settings.max_buffer))
+            ids = req.conn.ids if req.conn is not None else []
+            return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
         if req.op == Op.CREATE_SESSION:
             return Op.CREATE_SESSION, txn
         if req.op == Op.CLOSE_SESSION:
@@ -552,11 +560,7 @@ class ServerCore:
             return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
         if req.op == Op.DELETE_CONTAINER:
             return self._prep_delete_container(read_path(r), zxid)
-        decode = _WRITE_DECODERS.get(req.op)
-        if decode is None:
-            raise JuteError(f"not a write opcode: {req.op}")
-        rec = decode(r)
-        return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
+        raise JuteError(f"not a write opcode: {req.op}")
 
     def _prep_delete_container(self, path: str, zxid: int) -> tuple[int, object]:
         try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import ServerConfig
 from ..storage.database import DiskStorage
 from .loopmon import LoopMonitor
-from .snapshots import install_hooks, wrap_digest
+from .snapshots import install_hooks, record_digests
 
 if TYPE_CHECKING:
     from ..shell.server import ServerRunner
@@ -49,7 +49,7 @@ def install_storage_hooks(server: ServerRunner, cfg: ServerConfig) -> None:
     threshold = cfg.fsync_warning_threshold_ms
     storage.log.warn_threshold_ms = threshold
     storage.log.on_fsync = lambda ms: stats.fsync_done(int(ms), threshold)
-    wrap_digest(server)
+    record_digests(server)
     install_hooks(server)
 
 

@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from ..shell.server import ServerRunner
 
 
-DIGEST_LOG_INTERVAL = 128  # Apache's DataTree.DIGEST_LOG_INTERVAL
-
-
 class SnapshotError(Exception):
     """The snapshot could not be taken or restored; the message says why."""
 
@@ -44,21 +41,11 @@ def _storage(server: ServerRunner) -> DiskStorage:
     return storage
 
 
-def wrap_digest(server: ServerRunner) -> None:
+def record_digests(server: ServerRunner) -> None:
     """Record every 128th zxid's tree digest as the log entry carries it (the `hash` command)."""
     storage = server.log
-    if not isinstance(storage, DiskStorage) or storage.log.digest is None:
-        return
-    inner = storage.log.digest
-    record = server.stats.record_digest
-
-    def digest(hdr, txn):  # type: ignore[no-untyped-def]
-        d = inner(hdr, txn)
-        if d is not None and hdr.zxid % DIGEST_LOG_INTERVAL == 0:
-            record(hdr.zxid, d)
-        return d
-
-    storage.log.digest = digest
+    if isinstance(storage, DiskStorage) and storage.predictor is not None:
+        storage.predictor.on_interval = server.stats.record_digest
 
 
 def install_hooks(server: ServerRunner) -> None:
@@ -156,7 +143,7 @@ async def restore_snapshot(server: ServerRunner, body: bytes) -> int:
     if storage.predictor is not None:
         storage.predictor = DigestPredictor(tree)
         storage.log.digest = storage.predictor.after
-        wrap_digest(server)
+        record_digests(server)
     storage.log.roll()
     path = write_snapshot(storage.opts.snap_dir, tree, dict(snap.sessions), storage.opts.digest_enabled,
                           fmt=storage.opts.snap_format)

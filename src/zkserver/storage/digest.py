@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 
 from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Op
 from ..jute.records import (
@@ -31,6 +32,7 @@ from ..jute.records import (
 from ..tree.datatree import DataTree, parent_of, ttl_owner
 
 DIGEST_VERSION = 2
+DIGEST_LOG_INTERVAL = 128  # Apache's DataTree.DIGEST_LOG_INTERVAL
 _EXCLUDED_PREFIX = "/zookeeper/"
 _EXCLUDED_LEN = len(_EXCLUDED_PREFIX)
 # czxid mzxid pzxid ctime mtime version cversion aversion ephemeralOwner: Apache's order.
@@ -86,6 +88,8 @@ class DigestPredictor:
         self.digest = tree_digest(tree) if digest is None else digest
         self._overlay: dict[str, _Entry] = {}
         self._touched: deque[tuple[int, str]] = deque()  # (zxid, path) in zxid order
+        # Told (zxid, digest) for every DIGEST_LOG_INTERVAL-th zxid (the `hash` command's log).
+        self.on_interval: Callable[[int, int], None] | None = None
 
     def after(self, hdr: TxnHeader, txn: object) -> int | None:
         """Account for `txn` and return the tree digest once it is applied; None for a failed
@@ -111,6 +115,8 @@ class DigestPredictor:
         elif total < -_MAX64 - 1:
             total += 1 << 64
         self.digest = total
+        if not hdr.zxid % DIGEST_LOG_INTERVAL and self.on_interval is not None:
+            self.on_interval(hdr.zxid, total)
         return total
 
     # ------------------------------------------------------------ overlay
