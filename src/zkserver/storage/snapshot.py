@@ -304,7 +304,9 @@ def _read_acls(r: Reader) -> dict[int, ACLList]:
     acls: dict[int, ACLList] = {-1: OPEN_ACL_UNSAFE}
     for _ in range(_count(r)):
         i = r.long()
-        acls[i] = tuple(read_acl_list(r) or ())
+        acl = tuple(read_acl_list(r) or ())
+        # The shared world:anyone tuple passes the ACL check on an identity test.
+        acls[i] = OPEN_ACL_UNSAFE if acl == OPEN_ACL_UNSAFE else acl
     return acls
 
 
