@@ -17,6 +17,7 @@ So replies of a session come in request order, and a read sees every write submi
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -151,6 +152,16 @@ WRITE_OPS = frozenset({
 
 
 BODY_AT = REQUEST_HEADER.size
+
+# Multi results: each one's MultiHeader{type, done, err}, then its body; an error result's body
+# is its code again.
+_MULTI_ERROR = struct.Struct(">i?ii")
+_MULTI_CREATE = MULTI_HEADER.pack(Op.CREATE, False, 0)
+_MULTI_CREATE2 = MULTI_HEADER.pack(Op.CREATE2, False, 0)
+_MULTI_SET_DATA = MULTI_HEADER.pack(Op.SET_DATA, False, 0)
+_MULTI_DELETE = MULTI_HEADER.pack(Op.DELETE, False, 0)
+_MULTI_DONE = MULTI_HEADER.pack(-1, True, -1)
+_STAT_CREATES = frozenset({Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER})
 
 
 class ServerCore:
@@ -658,32 +669,31 @@ class ServerCore:
             return encode_stat(rc.stat) if rc.stat is not None else b""
         if op == Op.CREATE:
             return encode_ustring(rc.path)  # type: ignore[arg-type]
-        if op == Op.CREATE2 or op == Op.CREATE_TTL or op == Op.CREATE_CONTAINER:
+        if op in _STAT_CREATES:
             return encode_ustring(rc.path) + encode_stat(rc.stat)  # type: ignore[arg-type]
         if op == Op.MULTI:
             return self._multi_reply(rc)
         return b""
 
     def _multi_reply(self, rc: TxnResult) -> bytes:
-        w = Writer()
+        parts: list[bytes] = []
         for sub in rc.multi or ():
             kind = sub.type
             if kind == Op.ERROR:
-                w.raw(MULTI_HEADER.pack(Op.ERROR, False, sub.err)).int(sub.err)
-                continue
-            if kind == Op.CREATE:
-                w.raw(MULTI_HEADER.pack(Op.CREATE, False, 0)).ustring(sub.path)
-            elif kind in (Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
-                # A result with a Stat is a create2 result on the wire, whatever the request's opcode.
-                w.raw(MULTI_HEADER.pack(Op.CREATE2, False, 0)).ustring(sub.path).raw(encode_stat(sub.stat))
+                parts.append(_MULTI_ERROR.pack(Op.ERROR, False, sub.err, sub.err))
             elif kind == Op.SET_DATA:
-                w.raw(MULTI_HEADER.pack(Op.SET_DATA, False, 0)).raw(encode_stat(sub.stat))
-            elif kind in (Op.DELETE, Op.DELETE_CONTAINER):
-                w.raw(MULTI_HEADER.pack(Op.DELETE, False, 0))
+                parts += (_MULTI_SET_DATA, encode_stat(sub.stat))  # type: ignore[arg-type]
+            elif kind == Op.CREATE:
+                parts += (_MULTI_CREATE, encode_ustring(sub.path))  # type: ignore[arg-type]
+            elif kind in _STAT_CREATES:
+                # A result with a Stat is a create2 result on the wire, whatever the request's opcode.
+                parts += (_MULTI_CREATE2, encode_ustring(sub.path), encode_stat(sub.stat))  # type: ignore[arg-type]
+            elif kind == Op.DELETE or kind == Op.DELETE_CONTAINER:
+                parts.append(_MULTI_DELETE)
             else:
-                w.raw(MULTI_HEADER.pack(kind, False, 0))
-        w.raw(MULTI_HEADER.pack(-1, True, -1))
-        return w.getvalue()
+                parts.append(MULTI_HEADER.pack(kind, False, 0))
+        parts.append(_MULTI_DONE)
+        return b"".join(parts)
 
     def _reply(self, req: Request, err: int, body: bytes) -> None:
         if req.conn is not None:

@@ -93,6 +93,14 @@ class Reader:
         self.pos = pos + n
         return v
 
+    def unpack(self, st: struct.Struct) -> tuple:
+        """A fixed-size group of fields in one step (a multi's op header)."""
+        pos = self.pos
+        if pos + st.size > self._end:
+            raise self._truncated(st.size)
+        self.pos = pos + st.size
+        return st.unpack_from(self._buf, pos)
+
     def skip_if(self, expected: bytes) -> bool:
         """Step over the next bytes if they are exactly `expected` (a common encoded value)."""
         pos = self.pos

@@ -9,7 +9,9 @@ directly with precompiled structs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .codec import JuteError, Reader, Writer
 from .codes import Op
@@ -176,32 +178,39 @@ class MultiOp:
     path: str
 
 
+def _read_create_ttl(r: Reader) -> CreateRequest:
+    return CreateRequest.read(r, with_ttl=True)
+
+
+# How each op a multi may carry decodes, and whether its record is a CreateRequest (path as an
+# attribute) or a tuple whose first field is the path.
+_MULTI_DECODERS: dict[int, tuple[Callable[[Reader], Any], bool]] = {
+    Op.CREATE: (CreateRequest.read, True),
+    Op.CREATE2: (CreateRequest.read, True),
+    Op.CREATE_CONTAINER: (CreateRequest.read, True),
+    Op.CREATE_TTL: (_read_create_ttl, True),
+    Op.SET_DATA: (read_set_data, False),
+    Op.DELETE: (read_path_version, False),
+    Op.CHECK: (read_path_version, False),
+    Op.GET_DATA: (read_path_watch, False),
+    Op.GET_CHILDREN: (read_path_watch, False),
+}
+
+
 def read_multi(r: Reader) -> list[MultiOp]:
-    """MultiOperationRecord: MultiHeader{type, done, err} before each op, done=true ends it."""
+    """MultiOperationRecord: MultiHeader{type, done, err} before each op, done=true ends it
+    (err is always -1 from clients)."""
     ops: list[MultiOp] = []
     while True:
-        op, done = r.int(), r.bool()
-        r.int()  # err: always -1 from clients
+        op, done, _ = r.unpack(MULTI_HEADER)
         if done:
             return ops
-        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
-            rec: object = CreateRequest.read(r)
-            path = rec.path
-        elif op == Op.CREATE_TTL:
-            rec = CreateRequest.read(r, with_ttl=True)
-            path = rec.path
-        elif op in (Op.DELETE, Op.CHECK):
-            rec = read_path_version(r)
-            path = rec[0]
-        elif op == Op.SET_DATA:
-            rec = read_set_data(r)
-            path = rec[0]
-        elif op in (Op.GET_DATA, Op.GET_CHILDREN):
-            rec = read_path_watch(r)
-            path = rec[0]
-        else:
+        decoder = _MULTI_DECODERS.get(op)
+        if decoder is None:
             raise JuteError(f"invalid op type {op} in multi")
-        ops.append(MultiOp(op, rec, path))
+        decode, is_create = decoder
+        rec = decode(r)
+        ops.append(MultiOp(op, rec, rec.path if is_create else rec[0]))
 
 
 # ---------------------------------------------------------------- replies
