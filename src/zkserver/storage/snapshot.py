@@ -30,7 +30,6 @@ from ..jute.codec import JuteError, Reader
 from ..jute.records import STAT_PERSISTED, ACLList, read_acl_list
 from ..tree.acl import OPEN_ACL_UNSAFE
 from ..tree.datatree import DataTree, ZNode
-from ..tree.javaorder import JavaHashSet
 from .digest import DIGEST_VERSION, signed64
 from .disk import OS_DISK, Disk, write_seq
 from .txnlog import FILE_HEADER, StorageError, sorted_files, zxid_from_name
@@ -352,7 +351,7 @@ def _read_nodes(r: Reader, acls: dict[int, ACLList], extended_types: bool) -> Da
                     raise StorageError(f"Invalid Datatree, unable to find parent of path {spath}")
                 parent.children[spath[cut + 1:]] = None
                 if owner:
-                    _owned(tree, spath, owner)
+                    tree.index_owned(spath, owner)
                 nodes[spath] = node
             else:
                 nodes["/"] = node
@@ -362,16 +361,6 @@ def _read_nodes(r: Reader, acls: dict[int, ACLList], extended_types: bool) -> Da
     if "/" not in nodes:
         raise StorageError("the snapshot has no root node")
     return tree
-
-
-def _owned(tree: DataTree, path: str, owner: int) -> None:
-    kind = tree.owner_kind(owner)
-    if kind == "container":
-        tree.containers[path] = None
-    elif kind == "ttl":
-        tree.ttls[path] = None
-    elif kind == "session":
-        tree.ephemerals.setdefault(owner, JavaHashSet()).add(path)
 
 
 def snapshot_files(snap_dir: str, disk: Disk = OS_DISK) -> list[tuple[int, str]]:

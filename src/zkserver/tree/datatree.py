@@ -242,6 +242,17 @@ class DataTree:
         if self.children_wire:
             self.children_wire.pop(parent_path, None)
         self.nodes[path] = node
+        if owner:
+            self.index_owned(path, owner)
+        if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
+            self._recount_quota(parent_path[len(QUOTA_PATH):])
+        self._update_quota(path, len(data or b""), 1)
+        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
+        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
+        return node
+
+    def index_owned(self, path: str, owner: int) -> None:
+        """List a node with an owner among its session's ephemerals, the containers or the TTL nodes."""
         kind = owner_kind(owner, self.extended_types)
         if kind == "container":
             self.containers[path] = None
@@ -249,12 +260,6 @@ class DataTree:
             self.ttls[path] = None
         elif kind == "session":
             self.ephemerals.setdefault(owner, JavaHashSet()).add(path)
-        if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
-            self._recount_quota(parent_path[len(QUOTA_PATH):])
-        self._update_quota(path, len(data or b""), 1)
-        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
-        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
-        return node
 
     def delete_node(self, path: str, zxid: int) -> None:
         parent_path = parent_of(path)
