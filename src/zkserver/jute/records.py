@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import JuteError, Reader, Writer
+from .codec import JuteError, Reader, Writer, encode_ustring, pack_int
 from .codes import Op
 
 ACL = tuple[int, str, str]
@@ -33,6 +33,7 @@ MULTI_HEADER = struct.Struct(">i?i")
 # as one block of bytes instead of field by field.
 _OPEN_ACL_ENTRY: ACL = (31, "world", "anyone")
 _OPEN_ACL_WIRE = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
+_NULL_VECTOR = pack_int(-1)
 
 
 def read_acl_list(r: Reader) -> list[ACL] | None:
@@ -50,16 +51,19 @@ def read_acl_list(r: Reader) -> list[ACL] | None:
     return acls
 
 
-def write_acl_list(w: Writer, acls: ACLList | list[ACL] | None) -> None:
+def encode_acl_list(acls: ACLList | list[ACL] | None) -> bytes:
+    """A jute vector<ACL>, the whole of it (txn-log entries, snapshots, getACL replies)."""
     if acls is None:
-        w.int(-1)
-        return
+        return _NULL_VECTOR
     if len(acls) == 1 and acls[0] == _OPEN_ACL_ENTRY:
-        w.raw(_OPEN_ACL_WIRE)
-        return
-    w.int(len(acls))
-    for perms, scheme, ident in acls:
-        w.int(perms).ustring(scheme).ustring(ident)
+        return _OPEN_ACL_WIRE
+    return b"".join([pack_int(len(acls)),
+                     *(pack_int(perms) + encode_ustring(scheme) + encode_ustring(ident)
+                       for perms, scheme, ident in acls)])
+
+
+def write_acl_list(w: Writer, acls: ACLList | list[ACL] | None) -> None:
+    w.raw(encode_acl_list(acls))
 
 
 # ---------------------------------------------------------------- requests

@@ -26,8 +26,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..jute.codec import JuteError, Reader
-from ..jute.records import STAT_PERSISTED, ACLList, read_acl_list
+from ..jute.codec import JuteError, Reader, encode_ustring
+from ..jute.records import STAT_PERSISTED, ACLList, encode_acl_list, read_acl_list
 from ..tree.acl import OPEN_ACL_UNSAFE
 from ..tree.datatree import DataTree, ZNode
 from .digest import DIGEST_VERSION, signed64
@@ -96,18 +96,6 @@ class _SealedOut:
             write_seq(self.disk, self.fd, self.z.flush())
 
 
-def _ustring(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return _INT.pack(len(b)) + b
-
-
-def _acl_bytes(acl: ACLList) -> bytes:
-    parts = [_INT.pack(len(acl))]
-    for perms, scheme, ident in acl:
-        parts.append(_INT.pack(perms) + _ustring(scheme) + _ustring(ident))
-    return b"".join(parts)
-
-
 @dataclass(frozen=True)
 class SnapFormat:
     """How snapshots are written: `zookeeper.digest.enabled` (the ZxidDigest section),
@@ -136,9 +124,9 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
     index = {acl: i for i, acl in enumerate(dict.fromkeys(n.acl for n in tree.nodes.values()), 1)}
     out.write(_INT.pack(len(index)))
     for acl, i in index.items():
-        out.write(_LONG.pack(i) + _acl_bytes(acl))
+        out.write(_LONG.pack(i) + encode_acl_list(acl))
     digest = _write_nodes(out, tree, index)
-    out.write(_ustring("/"))
+    out.write(encode_ustring("/"))
     out.seal()
     zxid = tree.last_processed_zxid
     if fmt.digest:

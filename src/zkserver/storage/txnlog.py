@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from ..jute.codec import JuteError, Reader, Writer
 from ..jute.codes import Op
-from ..jute.records import ACLList, CreateTxn, DeleteTxn, SetDataTxn, TxnHeader, read_txn_record, write_acl_list
+from ..jute.records import CreateTxn, DeleteTxn, SetDataTxn, TxnHeader, encode_acl_list, read_txn_record
 from .digest import DIGEST_VERSION
 from .disk import OS_DISK, Disk, write_all
 
@@ -138,26 +138,10 @@ def _create_body(hdr: TxnHeader, txn: CreateTxn, digest: int | None) -> bytes:
         tail = _INT.pack(txn.parent_cversion)
     else:
         tail = _BOOL_INT.pack(txn.ephemeral, txn.parent_cversion)
-    acl = _acl_wire.get(txn.acl)
-    if acl is None:
-        acl = _encode_acl(txn.acl)
+    acl = encode_acl_list(txn.acl)
     return _join((_HEADER_PATH.pack(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type, len(path)), path,
                   _NULL if data is None else _INT.pack(len(data)), data or b"", acl, tail,
                   b"" if digest is None else TXN_DIGEST.pack(DIGEST_VERSION, digest)))
-
-
-# Encoded ACL lists by value: a server sees few distinct ones (Apache keeps them in an ACL cache).
-_acl_wire: dict[ACLList, bytes] = {}
-_ACL_WIRE_MAX = 256
-
-
-def _encode_acl(acl: ACLList) -> bytes:
-    w = Writer()
-    write_acl_list(w, acl)
-    wire = w.getvalue()
-    if len(_acl_wire) < _ACL_WIRE_MAX:
-        _acl_wire[acl] = wire
-    return wire
 
 
 def decode_entry(body: bytes | memoryview) -> tuple[TxnHeader, object, tuple[int, int] | None]:
