@@ -206,16 +206,24 @@ _GET_COMMANDS: tuple[Command, ...] = (
 )
 
 
+def _refused(a: AdminServer, name: str, label: str, limiter: RateLimiter) -> web.StreamResponse | None:
+    """The 503 of a disabled snapshot/restore command or the 429 of a rate-limited one."""
+    if a.config.properties.get(f"zookeeper.admin.{name}.enabled", "true").lower() != "true":
+        log.warning("%s command is disabled", label)
+        return a.json_response(name, {}, 503)
+    if not limiter.allow():
+        a.server.stats.count(f"{name}_rate_limited_count")
+        log.warning("%s request was rate limited", label)
+        return a.json_response(name, {}, 429)
+    return None
+
+
 async def _snapshot(a: AdminServer, r: web.Request) -> web.StreamResponse:
     """Take a snapshot now and stream the file (`?streaming=false`: headers only)."""
     name = "snapshot"
-    if a.config.properties.get("zookeeper.admin.snapshot.enabled", "true").lower() != "true":
-        log.warning("Snapshot command is disabled")
-        return a.json_response(name, {}, 503)
-    if not a.snapshot_limiter.allow():
-        a.server.stats.count("snapshot_rate_limited_count")
-        log.warning("Snapshot request was rate limited")
-        return a.json_response(name, {}, 429)
+    refused = _refused(a, name, "Snapshot", a.snapshot_limiter)
+    if refused is not None:
+        return refused
     streaming = r.query.get("streaming", "true").lower() == "true"
     try:
         zxid, path, size = await take_snapshot(a.server)
@@ -231,13 +239,9 @@ async def _snapshot(a: AdminServer, r: web.Request) -> web.StreamResponse:
 
 async def _restore(a: AdminServer, r: web.Request) -> web.StreamResponse:
     name = "restore"
-    if a.config.properties.get("zookeeper.admin.restore.enabled", "true").lower() != "true":
-        log.warning("Restore command is disabled")
-        return a.json_response(name, {}, 503)
-    if not a.restore_limiter.allow():
-        a.server.stats.count("restore_rate_limited_count")
-        log.warning("Restore request was rate limited")
-        return a.json_response(name, {}, 429)
+    refused = _refused(a, name, "Restore", a.restore_limiter)
+    if refused is not None:
+        return refused
     body = await r.read()
     try:
         last_zxid = await restore_snapshot(a.server, body)
