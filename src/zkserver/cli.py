@@ -136,11 +136,17 @@ def _run_loop(coro) -> int:
     return uvloop.run(coro)
 
 
-def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
+def _config_or_complain(args: argparse.Namespace, props: dict[str, str]) -> ServerConfig | None:
     try:
-        cfg = load_config(args.config, props)
+        return load_config(args.config, props)
     except ConfigError as e:
         print(f"zkserver: invalid configuration: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
+    cfg = _config_or_complain(args, props)
+    if cfg is None:
         return 2
     from .ops.logs import add_file_handler, log_file_path
 
@@ -159,12 +165,8 @@ def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
 def cmd_status(args: argparse.Namespace, props: dict[str, str]) -> int:
     from .ops.status import status
 
-    try:
-        cfg = load_config(args.config, props)
-    except ConfigError as e:
-        print(f"zkserver: invalid configuration: {e}", file=sys.stderr)
-        return 2
-    return status(cfg)
+    cfg = _config_or_complain(args, props)
+    return 2 if cfg is None else status(cfg)
 
 
 def cmd_storage_tool(args: argparse.Namespace, props: dict[str, str]) -> int:
