@@ -15,7 +15,6 @@ import os
 import socket
 import struct
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
 from tests.support import javaclient
 from tests.support.kdc import CLIENT_PRINCIPAL, REALM, SERVICE_PRINCIPAL, Kdc, start_kdc
+from tests.support.rawwire import open_session, read_frame, reply_err, send_request, wait_sessions
 from tests.support.servers import (
     RunningServer,
     ServerStartError,
@@ -114,7 +114,7 @@ def kerberos_server(kind: str, realm: Realm, workdir: Path, server_opts: dict[st
     cfg = {"authProvider.1": SASL_PROVIDER}
     server = start_server_with_props(kind, workdir / kind, cfg, all_props)
     try:
-        wait_serving(server.port)
+        wait_sessions(server.port)
         yield server
     finally:
         server.stop()
@@ -123,45 +123,10 @@ def kerberos_server(kind: str, realm: Realm, workdir: Path, server_opts: dict[st
 # --------------------------------------------------------------------------- a raw RFC 4752 client
 
 
-def _read_frame(s: socket.socket) -> bytes:
-    def exact(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = s.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return data
-    return exact(struct.unpack(">i", exact(4))[0])
-
-
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.settimeout(10)
-    body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-    s.sendall(struct.pack(">i", len(body)) + body)
-    _read_frame(s)
-    return s
-
-
-def wait_serving(port: int, timeout: float = 20.0) -> None:
-    """Apache answers ruok before it takes sessions ("ZooKeeperServer not running"): wait for a session."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _connect(port).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def _who_am_i(s: socket.socket, xid: int) -> list[str] | int:
-    req = struct.pack(">ii", xid, 107)
-    s.sendall(struct.pack(">i", len(req)) + req)
-    reply = _read_frame(s)
-    err = struct.unpack(">iqi", reply[:16])[2]
+    send_request(s, xid, 107)
+    reply = read_frame(s)
+    err = reply_err(reply)
     if err:
         return err
     count, pos, out = struct.unpack(">i", reply[16:20])[0], 20, []
@@ -189,18 +154,17 @@ def raw_gssapi_login(realm: Realm, port: int, ccache: str = "alice", authzid: st
             name=gssapi.Name("zookeeper@localhost", gssapi.NameType.hostbased_service), creds=creds,
             usage="initiate", flags=[gssapi.RequirementFlag.mutual_authentication,
                                      gssapi.RequirementFlag.integrity, gssapi.RequirementFlag.confidentiality])
-        with contextlib.closing(_connect(port)) as s:
+        with open_session(port) as s:
             token = ctx.step()
             try:
                 for xid in range(1, 6):
-                    req = struct.pack(">iii", xid, 102, len(token)) + token
-                    s.sendall(struct.pack(">i", len(req)) + req)
-                    reply = _read_frame(s)
+                    send_request(s, xid, 102, struct.pack(">i", len(token)) + token)
+                    reply = read_frame(s)
                     err, n = struct.unpack(">iqii", reply[:20])[2:]
                     data = reply[20:20 + n] if n >= 0 else None
                     steps.append(err or ("null" if data is None else "token"))
                     if err:
-                        _read_frame(s)  # the server closes: raises
+                        read_frame(s)  # the server closes: raises
                     if not ctx.complete:
                         if data is None:
                             steps.append("null token before the context is established")

@@ -7,9 +7,7 @@ same outcomes: identities in ACLs, super users, failed logins, enforcement.
 from __future__ import annotations
 
 import contextlib
-import socket
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
+from tests.support.rawwire import open_session, read_frame, reply_err, send_request, wait_sessions
 from tests.support.servers import (
     RunningServer,
     start_server_with_props,
@@ -59,24 +58,6 @@ def sasl_server(kind: str, tmp_path: Path, props: dict[str, str] | None = None) 
         yield server
     finally:
         server.stop()
-
-
-def wait_sessions(port: int, timeout: float = 20.0) -> None:
-    """Apache answers ruok before it takes sessions ("ZooKeeperServer not running" closes the
-    connection): the raw-socket tests wait until a session is answered."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 5) as s:
-                s.settimeout(10)
-                body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-                s.sendall(struct.pack(">i", len(body)) + body)
-                _read_frame(s)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def sasl_client(server: RunningServer, user: str, password: str) -> KazooClient:
@@ -153,31 +134,10 @@ def test_session_require_client_sasl_auth(kind: str, tmp_path: Path) -> None:
 
 
 def raw_first_reply_err(port: int) -> int:
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.settimeout(10)
-        body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-        s.sendall(struct.pack(">i", len(body)) + body)
-        _read_frame(s)
+    with open_session(port) as s:
         path = b"/x"
-        req = struct.pack(">ii", 1, 4) + struct.pack(">i", len(path)) + path + b"\x00"  # getData
-        s.sendall(struct.pack(">i", len(req)) + req)
-        reply = _read_frame(s)
-        return struct.unpack(">iqi", reply[:16])[2]
-
-
-def _read_frame(s: socket.socket) -> bytes:
-    head = _exact(s, 4)
-    return _exact(s, struct.unpack(">i", head)[0])
-
-
-def _exact(s: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
+        send_request(s, 1, 4, struct.pack(">i", len(path)) + path + b"\x00")  # getData
+        return reply_err(read_frame(s))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -198,20 +158,15 @@ def raw_sasl_login(port: int, user: str, password: str) -> list[int | str]:
 
     sasl = SASLClient("zk-sasl-md5", "zookeeper", mechanism="DIGEST-MD5", username=user, password=password)
     errs: list[int | str] = []
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.settimeout(10)
-        body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-        s.sendall(struct.pack(">i", len(body)) + body)
-        _read_frame(s)
+    with open_session(port) as s:
         token = b""
         try:
             for xid in (1, 2):
-                req = struct.pack(">ii", xid, 102) + struct.pack(">i", len(token)) + token
-                s.sendall(struct.pack(">i", len(req)) + req)
-                reply = _read_frame(s)
-                errs.append(struct.unpack(">iqi", reply[:16])[2])
+                send_request(s, xid, 102, struct.pack(">i", len(token)) + token)
+                reply = read_frame(s)
+                errs.append(reply_err(reply))
                 if errs[-1]:
-                    _read_frame(s)  # the server closes: this raises
+                    read_frame(s)  # the server closes: this raises
                 n = struct.unpack(">i", reply[16:20])[0]
                 token = sasl.process(reply[20:20 + n]) or b""
         except (ConnectionError, OSError):
@@ -221,16 +176,11 @@ def raw_sasl_login(port: int, user: str, password: str) -> list[int | str]:
 
 def sasl_flood(port: int, tokens: list[bytes]) -> str | int:
     """Send SASL packets until the server answers an error or closes; return which."""
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
-        s.settimeout(10)
-        body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-        s.sendall(struct.pack(">i", len(body)) + body)
-        _read_frame(s)
+    with open_session(port) as s:
         try:
             for xid, token in enumerate(tokens, 1):
-                req = struct.pack(">ii", xid, 102) + struct.pack(">i", len(token)) + token
-                s.sendall(struct.pack(">i", len(req)) + req)
-                err = struct.unpack(">iqi", _read_frame(s)[:16])[2]
+                send_request(s, xid, 102, struct.pack(">i", len(token)) + token)
+                err = reply_err(read_frame(s))
                 if err:
                     return err
         except (ConnectionError, OSError):

@@ -11,7 +11,6 @@ import contextlib
 import os
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
 from tests.support.pki import Identity, Pki, make_pki, require_tools, server_ssl_cfg
 from tests.support.ports import free_port
+from tests.support.rawwire import CONNECT_REQUEST
 from tests.support.servers import RunningServer, skip_if_no_apache, start_apache, start_zkserver
 
 pytest.importorskip("cryptography")
@@ -93,11 +93,6 @@ def kazoo(server: RunningServer, pki: Pki, who: Identity | None, timeout: float 
     return client
 
 
-def connect_request() -> bytes:
-    body = struct.pack(">iqiqi16s?", 0, 0, 10000, 0, 16, bytes(16), False)
-    return struct.pack(">i", len(body)) + body
-
-
 def tls_session(port: int, pki: Pki, who: Identity | None) -> bool:
     """True when a TLS client (with `who`'s certificate, if any) gets a session from the server."""
     ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -106,7 +101,7 @@ def tls_session(port: int, pki: Pki, who: Identity | None) -> bool:
         ctx.load_cert_chain(str(who.cert), str(who.key))
     try:
         with socket.create_connection(("127.0.0.1", port), 5) as raw, ctx.wrap_socket(raw) as s:
-            s.sendall(connect_request())
+            s.sendall(CONNECT_REQUEST)
             reply = s.recv(4096)
             return len(reply) >= 4 + 36
     except (OSError, ssl.SSLError):
@@ -237,7 +232,7 @@ def test_protocols_and_ciphersuites(kind: str, pki: Pki, ids: dict[str, Identity
             try:
                 with socket.create_connection(("127.0.0.1", server.secure_port), 5) as raw, \
                         ctx.wrap_socket(raw) as s:
-                    s.sendall(connect_request())
+                    s.sendall(CONNECT_REQUEST)
                     got = len(s.recv(4096)) > 0
             except (OSError, ssl.SSLError):
                 got = False
@@ -256,7 +251,7 @@ def test_wrong_protocol_on_each_port_closes_only_that_connection(kind: str, pki:
             good.create("/n", b"1")
             # a plaintext ZooKeeper client on the TLS port
             with socket.create_connection(("127.0.0.1", server.secure_port), 5) as s:
-                s.sendall(connect_request())
+                s.sendall(CONNECT_REQUEST)
                 s.settimeout(15)
                 assert _drain(s) is not None  # closed (possibly after a TLS alert)
             # a TLS client on the plain port
