@@ -148,15 +148,20 @@ FAULTS = [  # (op, errno, short write, calls that succeed first); all on the txn
 ]
 
 
-def _fault_run(seed: int, op: str, err: int, short: bool, after: int, power_cut: bool) -> None:
-    rng = random.Random(seed)
-    disk = SimDisk(random.Random(seed + 1))
-    opts = StorageOptions(data_dir="/sim/data", snap_count=rng.choice([6, 12]), pre_alloc_size_kb=1)
+def _started(seed: int, rng: random.Random, disk: SimDisk, opts: StorageOptions) -> tuple[World, DiskDriver, Load]:
+    """A server freshly started on an empty simulated data dir, with two sessions of load."""
     disk.makedirs(opts.snap_dir)
     w = World(seed, disk, opts, FakeClock())
     drv = DiskDriver(w.clock, recover(opts, disk=disk), opts, disk, seed)
     drv.storage.ensure_initial_snapshot()
-    load = Load(drv, rng, w, 2)
+    return w, drv, Load(drv, rng, w, 2)
+
+
+def _fault_run(seed: int, op: str, err: int, short: bool, after: int, power_cut: bool) -> None:
+    rng = random.Random(seed)
+    disk = SimDisk(random.Random(seed + 1))
+    opts = StorageOptions(data_dir="/sim/data", snap_count=rng.choice([6, 12]), pre_alloc_size_kb=1)
+    _, drv, load = _started(seed, rng, disk, opts)
     drv.sync()
     for _ in range(rng.randint(0, 8)):  # some acknowledged history first
         load.send_some()
@@ -213,11 +218,7 @@ def test_a_disk_that_keeps_failing_still_keeps_every_acknowledged_write() -> Non
         rng = random.Random(seed)
         disk = SimDisk(random.Random(seed))
         opts = StorageOptions(data_dir="/sim/data", pre_alloc_size_kb=1)
-        disk.makedirs(opts.snap_dir)
-        w = World(seed, disk, opts, FakeClock())
-        drv = DiskDriver(w.clock, recover(opts, disk=disk), opts, disk, seed)
-        drv.storage.ensure_initial_snapshot()
-        load = Load(drv, rng, w, 2)
+        w, drv, load = _started(seed, rng, disk, opts)
         drv.sync()
         disk.inject("fdatasync", errno.EIO, count=1000, after=rng.randint(0, 5))
         for _ in range(10):
