@@ -25,35 +25,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench.requests import create_body, get_body, set_body
 from zkserver.jute.codec import Writer
 from zkserver.shell.server import ClientProtocol, ServerOptions, ServerRunner
 from zkserver.storage.database import StorageOptions
 
 OPS = ("setdata", "getdata", "exists", "create", "children", "multi", "mixed")
-ACL = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
 PAYLOAD = b"x" * 100
 BATCH = 128
 CONNS = 8
 
 
-def create_body(path: str, data: bytes = PAYLOAD) -> bytes:
-    return Writer().ustring(path).buffer(data).raw(ACL).int(0).getvalue()
-
-
 def request(op: str, i: int) -> tuple[int, bytes]:
     key = f"/bench/d/k{i % 100:02d}"
     if op == "getdata" or (op == "mixed" and i % 10):
-        return 4, Writer().ustring(key).bool(False).getvalue()
+        return 4, get_body(key)
     if op == "exists":
-        return 3, Writer().ustring(key).bool(False).getvalue()
+        return 3, get_body(key)
     if op in ("setdata", "mixed"):
-        return 5, Writer().ustring(key).buffer(PAYLOAD).int(-1).getvalue()
+        return 5, set_body(key, PAYLOAD)
     if op == "create":
-        return 1, create_body(f"/bench/c/n{i}")
+        return 1, create_body(f"/bench/c/n{i}", PAYLOAD)
     if op == "children":
-        return 8, Writer().ustring("/bench/kids").bool(False).getvalue()
-    w = Writer().int(1).bool(False).int(-1).raw(create_body(f"/bench/m/n{i}"))
-    w.int(5).bool(False).int(-1).ustring(key).buffer(PAYLOAD).int(-1)
+        return 8, get_body("/bench/kids")
+    w = Writer().int(1).bool(False).int(-1).raw(create_body(f"/bench/m/n{i}", PAYLOAD))
+    w.int(5).bool(False).int(-1).raw(set_body(key, PAYLOAD))
     return 14, w.int(-1).bool(True).int(-1).getvalue()
 
 
@@ -99,7 +95,8 @@ class Harness:
             proto.data_received(struct.pack(">i", len(connect)) + connect)
         self.runner.pump()
         paths = ["/bench", "/bench/d", "/bench/c", "/bench/m", "/bench/kids"]
-        bodies = [create_body(p) for p in paths] + [create_body(f"/bench/d/k{i:02d}") for i in range(100)]
+        bodies = [create_body(p, PAYLOAD) for p in paths]
+        bodies += [create_body(f"/bench/d/k{i:02d}", PAYLOAD) for i in range(100)]
         bodies += [create_body(f"/bench/kids/{i:010d}", b"") for i in range(1000)]
         self.protos[0].data_received(b"".join(_frame(i + 1, 1, b) for i, b in enumerate(bodies)))
         self.runner.pump()

@@ -53,30 +53,14 @@ from tests.support.servers import (  # noqa: E402
     zkserver_env,
 )
 
+from bench.requests import create_body, get_body, set_body  # noqa: E402
+
 # ---------------------------------------------------------------- a raw client
 
 _I = struct.Struct(">i")
 _II = struct.Struct(">ii")
 _REPLY = struct.Struct(">iqi")  # xid, zxid, err
-OPEN_ACL = _I.pack(1) + _I.pack(0x1F) + _I.pack(5) + b"world" + _I.pack(6) + b"anyone"
 CREATE, GET_DATA, SET_DATA = 1, 4, 5
-
-
-def _ustring(s: str) -> bytes:
-    b = s.encode()
-    return _I.pack(len(b)) + b
-
-
-def create_body(path: str, data: bytes) -> bytes:
-    return _ustring(path) + _I.pack(len(data)) + data + OPEN_ACL + _I.pack(0)
-
-
-def set_body(path: str, data: bytes) -> bytes:
-    return _ustring(path) + _I.pack(len(data)) + data + _I.pack(-1)
-
-
-def get_body(path: str) -> bytes:
-    return _ustring(path) + b"\0"
 
 
 class Wire:
