@@ -27,9 +27,9 @@ from .jute.codec import JuteError, Reader, Writer, encode_ustring
 from .jute.codes import XID_NOTIFICATION, XID_PING, Err, KeeperState, Op
 from .jute.records import (
     MULTI_HEADER,
+    REQUEST_DECODERS,
     REQUEST_HEADER,
     ConnectRequest,
-    CreateRequest,
     CreateSessionTxn,
     ErrorTxn,
     TxnHeader,
@@ -39,9 +39,6 @@ from .jute.records import (
     encode_watcher_event,
     read_multi,
     read_path,
-    read_path_version,
-    read_set_acl,
-    read_set_data,
 )
 from .prep import Preparer
 from .reads import READ_HANDLERS, ReadHandler
@@ -292,7 +289,7 @@ class ServerCore:
                 if not touched:
                     self.sessions.touch(conn.session_id, now)
                     touched = True
-                self._request(conn, frame, now)
+                self._request(conn, frame)
             except JuteError as e:
                 log.warning("closing connection from %s: malformed packet: %s", conn.ip, e)
                 self._close(conn)
@@ -370,11 +367,12 @@ class ServerCore:
 
     # ------------------------------------------------------------ requests
 
-    def _request(self, conn: Conn, frame: bytes, now: int) -> None:
+    def _request(self, conn: Conn, frame: bytes) -> None:
         if len(frame) < BODY_AT:
             raise JuteError(f"request of {len(frame)} bytes has no room for its header")
         xid, op = REQUEST_HEADER.unpack_from(frame, 0)
         handler = READ_HANDLERS.get(op)
+        now = self.now_ms
         if handler is not None and not self.enforce_auth:
             if self.pipeline:  # it must see, and answer after, the writes ahead of it
                 self.pipeline.append(Request(conn, xid, op, frame, conn.session_id or 0, received_ms=now))
@@ -543,35 +541,31 @@ class ServerCore:
         self._reply(req, err, b"")
 
     def _prep(self, req: Request, txn: object, zxid: int, now: int) -> tuple[int, object]:
-        decode = _WRITE_DECODERS.get(req.op)
-        if decode is not None:  # the common single writes first
-            session = self.sessions.sessions.get(req.session_id)
-            if session is None or session.closing:
-                return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
-            rec = decode(Reader(req.frame, BODY_AT, self.settings.max_buffer))
-            ids = req.conn.ids if req.conn is not None else []
-            return self.prep.prep_single(req.op, rec, req.session_id, ids, zxid, now)
-        if req.op == Op.CREATE_SESSION:
+        op = req.op
+        if op == Op.CREATE_SESSION:
             return Op.CREATE_SESSION, txn
-        if req.op == Op.CLOSE_SESSION:
+        if op == Op.CLOSE_SESSION:
             self._mark_closing(req.session_id)
             return self.prep.prep_close_session(req.session_id, zxid)
-        if req.op == Op.DELETE_CONTAINER and req.conn is None:
+        if op == Op.DELETE_CONTAINER and req.conn is None:
             return self._prep_delete_container(txn, zxid)
         session = self.sessions.sessions.get(req.session_id)
         if session is None or session.closing:
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
         r = Reader(req.frame, BODY_AT, self.settings.max_buffer)
         ids = req.conn.ids if req.conn is not None else []
-        if req.op == Op.MULTI:
+        decode = REQUEST_DECODERS.get(op)  # only writes get here
+        if decode is not None:
+            return self.prep.prep_single(op, decode(r), req.session_id, ids, zxid, now)
+        if op == Op.MULTI:
             return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
-        if req.op == Op.RECONFIG:
+        if op == Op.RECONFIG:
             # Standalone Apache: ReconfigDisabled, or Unimplemented when reconfig is enabled
             # (its standalone server is no leader to run one).
             return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
-        if req.op == Op.DELETE_CONTAINER:
+        if op == Op.DELETE_CONTAINER:
             return self._prep_delete_container(read_path(r), zxid)
-        raise JuteError(f"not a write opcode: {req.op}")
+        raise JuteError(f"not a write opcode: {op}")
 
     def _prep_delete_container(self, path: str, zxid: int) -> tuple[int, object]:
         try:
@@ -748,20 +742,3 @@ class ContainerSweeper:
             if ttl and wall_ms - node.mtime > ttl:
                 found.append(path)
         return found
-
-
-def _read_create_ttl(r: Reader) -> CreateRequest:
-    return CreateRequest.read(r, with_ttl=True)
-
-
-# How each single write's request body decodes (multi, reconfig and deleteContainer aside).
-_WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
-    Op.SET_DATA: read_set_data,
-    Op.CREATE: CreateRequest.read,
-    Op.CREATE2: CreateRequest.read,
-    Op.CREATE_CONTAINER: CreateRequest.read,
-    Op.CREATE_TTL: _read_create_ttl,
-    Op.DELETE: read_path_version,
-    Op.CHECK: read_path_version,
-    Op.SET_ACL: read_set_acl,
-}

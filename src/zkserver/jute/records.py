@@ -186,19 +186,20 @@ def _read_create_ttl(r: Reader) -> CreateRequest:
     return CreateRequest.read(r, with_ttl=True)
 
 
-# How each op a multi may carry decodes, and whether its record is a CreateRequest (path as an
-# attribute) or a tuple whose first field is the path.
-_MULTI_DECODERS: dict[int, tuple[Callable[[Reader], Any], bool]] = {
-    Op.CREATE: (CreateRequest.read, True),
-    Op.CREATE2: (CreateRequest.read, True),
-    Op.CREATE_CONTAINER: (CreateRequest.read, True),
-    Op.CREATE_TTL: (_read_create_ttl, True),
-    Op.SET_DATA: (read_set_data, False),
-    Op.DELETE: (read_path_version, False),
-    Op.CHECK: (read_path_version, False),
-    Op.GET_DATA: (read_path_watch, False),
-    Op.GET_CHILDREN: (read_path_watch, False),
+# How the body of each single write, and of each op a multi or multiRead carries, decodes.
+REQUEST_DECODERS: dict[int, Callable[[Reader], Any]] = {
+    Op.SET_DATA: read_set_data,
+    Op.CREATE: CreateRequest.read,
+    Op.CREATE2: CreateRequest.read,
+    Op.CREATE_CONTAINER: CreateRequest.read,
+    Op.CREATE_TTL: _read_create_ttl,
+    Op.DELETE: read_path_version,
+    Op.CHECK: read_path_version,
+    Op.SET_ACL: read_set_acl,
+    Op.GET_DATA: read_path_watch,
+    Op.GET_CHILDREN: read_path_watch,
 }
+_MULTI_OPS = frozenset(REQUEST_DECODERS) - {Op.SET_ACL}  # Apache's multi has no setACL
 
 
 def read_multi(r: Reader) -> list[MultiOp]:
@@ -209,12 +210,10 @@ def read_multi(r: Reader) -> list[MultiOp]:
         op, done, _ = r.unpack(MULTI_HEADER)
         if done:
             return ops
-        decoder = _MULTI_DECODERS.get(op)
-        if decoder is None:
+        if op not in _MULTI_OPS:
             raise JuteError(f"invalid op type {op} in multi")
-        decode, is_create = decoder
-        rec = decode(r)
-        ops.append(MultiOp(op, rec, rec.path if is_create else rec[0]))
+        rec = REQUEST_DECODERS[op](r)
+        ops.append(MultiOp(op, rec, rec.path if rec.__class__ is CreateRequest else rec[0]))
 
 
 # ---------------------------------------------------------------- replies
