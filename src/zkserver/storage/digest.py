@@ -19,7 +19,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 
-from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Op
+from ..jute.codes import Op
 from ..jute.records import (
     CloseSessionTxn,
     CreateTxn,
@@ -29,7 +29,7 @@ from ..jute.records import (
     SetDataTxn,
     TxnHeader,
 )
-from ..tree.datatree import DataTree, parent_of, ttl_owner
+from ..tree.datatree import DataTree, created_owner, parent_of
 
 DIGEST_VERSION = 2
 DIGEST_LOG_INTERVAL = 128  # Apache's DataTree.DIGEST_LOG_INTERVAL
@@ -170,16 +170,9 @@ class DigestPredictor:
             zxid = hdr.zxid
             stat = (s[0], zxid, s[2], s[3], hdr.time, txn.version, s[6], s[7], s[8])  # type: ignore[attr-defined]
             key = cur[2]
-            if key is None:
-                new = 0
-                head = None
-            else:
-                data = txn.data  # type: ignore[attr-defined]
-                head = zlib.crc32(data, key) if data else key
-                new = zlib.crc32(_DIGEST_STAT.pack(*stat), head)
-            self._overlay[path] = (zxid, new, key, head, stat)
-            self._touched.append((zxid, path))
-            return new - cur[1]
+            data = txn.data  # type: ignore[attr-defined]
+            head = zlib.crc32(data, key) if data and key is not None else key
+            return self._put(path, zxid, key, head, stat, cur[1])
         if cls is CreateTxn:
             return self._create(kind, txn, hdr)  # type: ignore[arg-type]
         if cls is DeleteTxn:
@@ -209,12 +202,7 @@ class DigestPredictor:
         if cversion > ps[6]:
             delta += self._put(parent_path, zxid, parent[2], parent[3],
                                (ps[0], ps[1], zxid, ps[3], ps[4], ps[5], cversion, ps[7], ps[8]), parent[1])
-        if kind == _CREATE_CONTAINER:
-            owner = CONTAINER_EPHEMERAL_OWNER
-        elif kind == _CREATE_TTL:
-            owner = ttl_owner(txn.ttl)
-        else:
-            owner = hdr.client_id if txn.ephemeral else 0
+        owner = created_owner(kind, txn, hdr.client_id)
         key = _key_crc(path)
         head = zlib.crc32(txn.data, key) if txn.data and key is not None else key
         t = hdr.time
@@ -235,4 +223,3 @@ class DigestPredictor:
 
 # Plain ints read once: a class attribute lookup per txn is measurable on the write path.
 _ERROR, _MULTI, _SET_DATA, _CLOSE_SESSION = Op.ERROR, Op.MULTI, Op.SET_DATA, Op.CLOSE_SESSION
-_CREATE_CONTAINER, _CREATE_TTL = Op.CREATE_CONTAINER, Op.CREATE_TTL

@@ -51,6 +51,15 @@ def ttl_owner(ttl: int) -> int:
     return _EXTENDED_MASK | ttl
 
 
+def created_owner(kind: int, txn: CreateTxn, client_id: int) -> int:
+    """The ephemeralOwner a create txn gives its node: the txn type decides, not the mode flag."""
+    if kind == Op.CREATE_CONTAINER:
+        return CONTAINER_EPHEMERAL_OWNER
+    if kind == Op.CREATE_TTL:
+        return ttl_owner(txn.ttl)
+    return client_id if txn.ephemeral else 0
+
+
 def owner_kind(owner: int, extended_types: bool) -> str:
     """'void', 'session', 'container' or 'ttl', as Apache's EphemeralType.get reads it."""
     if not owner:  # most nodes
@@ -377,12 +386,7 @@ class DataTree:
 
     def _apply_create(self, kind: int, hdr: TxnHeader, txn: CreateTxn, rc: TxnResult) -> None:
         rc.path = txn.path
-        if kind == Op.CREATE_CONTAINER:
-            owner = CONTAINER_EPHEMERAL_OWNER
-        elif kind == Op.CREATE_TTL:
-            owner = ttl_owner(txn.ttl)
-        else:
-            owner = hdr.client_id if txn.ephemeral else 0
+        owner = created_owner(kind, txn, hdr.client_id)
         node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parent_cversion, hdr.zxid, hdr.time)
         rc.stat = self.client_stat(node)
 
