@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .jute.codec import Reader, Writer, encode_ustring, pack_int
+from .jute.codec import Reader, Writer, encode_buffer, encode_ustring, pack_int
 from .jute.codes import AddWatchMode, Err, EventType, Op, Perm, WatcherType
 from .jute.records import (
     MULTI_HEADER,
@@ -28,7 +28,6 @@ from .tree.watches import PERSISTENT, RECURSIVE, STANDARD
 if TYPE_CHECKING:
     from .core import Conn, ServerCore
 
-_NULL_LENGTH = pack_int(-1)
 
 
 def _node_for_read(core: ServerCore, conn: Conn, path: str, perm: int = Perm.READ):
@@ -48,9 +47,7 @@ def _get_data(core: ServerCore, conn: Conn, path: str, watch: bool) -> bytes:
     node = _node_for_read(core, conn, path)
     if watch:
         core.tree.add_watch(path, conn, child=False)
-    data = node.data
-    stat = encode_stat(core.tree.client_stat(node))
-    return (_NULL_LENGTH if data is None else pack_int(len(data)) + data) + stat
+    return encode_buffer(node.data) + encode_stat(core.tree.client_stat(node))
 
 
 def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:

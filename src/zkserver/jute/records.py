@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import JuteError, Reader, Writer, encode_ustring, pack_int
+from .codec import NULL_LENGTH, JuteError, Reader, Writer, encode_buffer, encode_ustring, pack_int
 from .codes import Op
 
 ACL = tuple[int, str, str]
@@ -27,13 +27,14 @@ _REPLY_FRAME = struct.Struct(">iiqi")  # length prefix + ReplyHeader
 REQUEST_HEADER = struct.Struct(">ii")
 TXN_HEADER = struct.Struct(">qiqqi")
 MULTI_HEADER = struct.Struct(">i?i")
+_INT_LONG = struct.Struct(">iq")
+_BOOL_INT = struct.Struct(">?i")
 
 
 # world:anyone with every permission, the ACL of nearly every create: recognised and written
 # as one block of bytes instead of field by field.
 _OPEN_ACL_ENTRY: ACL = (31, "world", "anyone")
 _OPEN_ACL_WIRE = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
-_NULL_VECTOR = pack_int(-1)
 
 
 def read_acl_list(r: Reader) -> list[ACL] | None:
@@ -54,7 +55,7 @@ def read_acl_list(r: Reader) -> list[ACL] | None:
 def encode_acl_list(acls: ACLList | list[ACL] | None) -> bytes:
     """A jute vector<ACL>, the whole of it (txn-log entries, snapshots, getACL replies)."""
     if acls is None:
-        return _NULL_VECTOR
+        return NULL_LENGTH
     if len(acls) == 1 and acls[0] == _OPEN_ACL_ENTRY:
         return _OPEN_ACL_WIRE
     return b"".join([pack_int(len(acls)),
@@ -262,15 +263,17 @@ class CreateTxn:
     parent_cversion: int
     ttl: int = -1
 
-    def write(self, w: Writer) -> None:
-        w.ustring(self.path).buffer(self.data)
-        write_acl_list(w, self.acl)
+    def parts(self) -> tuple[bytes, ...]:
         if self.kind == Op.CREATE_TTL:
-            w.int(self.parent_cversion).long(self.ttl)
+            tail = _INT_LONG.pack(self.parent_cversion, self.ttl)
         elif self.kind == Op.CREATE_CONTAINER:
-            w.int(self.parent_cversion)
+            tail = pack_int(self.parent_cversion)
         else:
-            w.bool(self.ephemeral).int(self.parent_cversion)
+            tail = _BOOL_INT.pack(self.ephemeral, self.parent_cversion)
+        return encode_ustring(self.path), encode_buffer(self.data), encode_acl_list(self.acl), tail
+
+    def write(self, w: Writer) -> None:
+        w.raw(b"".join(self.parts()))
 
     @classmethod
     def read(cls, r: Reader, kind: int) -> CreateTxn:
@@ -287,8 +290,11 @@ class DeleteTxn:
     path: str
     kind: int = Op.DELETE
 
+    def parts(self) -> tuple[bytes, ...]:
+        return (encode_ustring(self.path),)
+
     def write(self, w: Writer) -> None:
-        w.ustring(self.path)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
@@ -297,8 +303,11 @@ class SetDataTxn:
     data: bytes | None
     version: int
 
+    def parts(self) -> tuple[bytes, ...]:
+        return encode_ustring(self.path), encode_buffer(self.data), pack_int(self.version)
+
     def write(self, w: Writer) -> None:
-        w.ustring(self.path).buffer(self.data).int(self.version)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
