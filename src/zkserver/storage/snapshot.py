@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..jute.codec import JuteError, Reader, encode_ustring
 from ..jute.records import STAT_PERSISTED, ACLList, encode_acl_list, read_acl_list
-from ..tree.acl import OPEN_ACL_UNSAFE
+from ..tree.acl import OPEN_ACL_UNSAFE, shared_acl
 from ..tree.datatree import DataTree, ZNode
 from .digest import DIGEST_VERSION, signed64
 from .disk import OS_DISK, Disk, write_seq
@@ -291,9 +291,7 @@ def _read_acls(r: Reader) -> dict[int, ACLList]:
     acls: dict[int, ACLList] = {-1: OPEN_ACL_UNSAFE}
     for _ in range(_count(r)):
         i = r.long()
-        acl = tuple(read_acl_list(r) or ())
-        # The shared world:anyone tuple passes the ACL check on an identity test.
-        acls[i] = OPEN_ACL_UNSAFE if acl == OPEN_ACL_UNSAFE else acl
+        acls[i] = shared_acl(tuple(read_acl_list(r) or ()))
     return acls
 
 

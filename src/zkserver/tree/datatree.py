@@ -31,7 +31,7 @@ from ..jute.records import (
     SetDataTxn,
     TxnHeader,
 )
-from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, KeeperError
+from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, KeeperError, shared_acl
 from .javaorder import JavaHashSet
 from .quota import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_root_for, stat_value
 from .watches import PERSISTENT, RECURSIVE, STANDARD, WatchTable
@@ -246,7 +246,7 @@ class DataTree:
         if parent_cversion > parent.cversion:
             parent.cversion = parent_cversion
             parent.pzxid = zxid
-        node = ZNode(data, acl, zxid, time, owner)  # null data stays null: clients see None
+        node = ZNode(data, shared_acl(acl), zxid, time, owner)  # null data stays null: clients see None
         parent.children[path[path.rfind("/") + 1 :]] = None
         if self.children_wire:
             self.children_wire.pop(parent_path, None)
@@ -317,7 +317,7 @@ class DataTree:
         if node is None:
             raise KeeperError(Err.NO_NODE, path)
         node.aversion = version
-        node.acl = acl
+        node.acl = shared_acl(acl)
         return node
 
     # ------------------------------------------------------------ quotas
