@@ -63,14 +63,12 @@ class Reader:
     def _length(self) -> int:
         """A buffer's or string's length, -1 for null; the bytes it claims are there."""
         n = self.int()
-        if n > self._end - self.pos or n < -1:
-            if n < -1:
-                raise JuteError(f"negative length {n}")
-            if n > self.max_len:
-                raise JuteError(f"length {n} exceeds the limit {self.max_len}")
-            raise self._truncated(n)
+        if n < -1:
+            raise JuteError(f"negative length {n}")
         if n > self.max_len:
             raise JuteError(f"length {n} exceeds the limit {self.max_len}")
+        if n > self._end - self.pos:
+            raise self._truncated(n)
         return n
 
     def buffer(self) -> bytes | None:
