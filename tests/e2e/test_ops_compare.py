@@ -183,8 +183,10 @@ def test_admin_json_field_names_match_apache(pair: Pair) -> None:
             continue
         assert list(ours) == list(theirs), name
         for key in ("server_stats", "client_response"):
+            # Apache serializes these two from Java beans, in the JVM's reflection order,
+            # which changes between its runs; only the top level is an ordered map.
             if key in theirs:
-                assert list(ours[key]) == list(theirs[key]), (name, key)
+                assert set(ours[key]) == set(theirs[key]), (name, key)
         assert ours["command"] == theirs["command"] == name
 
 
