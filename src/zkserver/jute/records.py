@@ -29,6 +29,7 @@ TXN_HEADER = struct.Struct(">qiqqi")
 MULTI_HEADER = struct.Struct(">i?i")
 _INT_LONG = struct.Struct(">iq")
 _BOOL_INT = struct.Struct(">?i")
+_INT_INT = struct.Struct(">ii")
 
 
 # world:anyone with every permission, the ACL of nearly every create: recognised and written
@@ -316,10 +317,11 @@ class SetACLTxn:
     acl: ACLList
     version: int
 
+    def parts(self) -> tuple[bytes, ...]:
+        return encode_ustring(self.path), encode_acl_list(self.acl), pack_int(self.version)
+
     def write(self, w: Writer) -> None:
-        w.ustring(self.path)
-        write_acl_list(w, self.acl)
-        w.int(self.version)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
@@ -327,32 +329,44 @@ class CheckVersionTxn:
     path: str
     version: int
 
+    def parts(self) -> tuple[bytes, ...]:
+        return encode_ustring(self.path), pack_int(self.version)
+
     def write(self, w: Writer) -> None:
-        w.ustring(self.path).int(self.version)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
 class CreateSessionTxn:
     timeout: int
 
+    def parts(self) -> tuple[bytes, ...]:
+        return (pack_int(self.timeout),)
+
     def write(self, w: Writer) -> None:
-        w.int(self.timeout)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
 class CloseSessionTxn:
     paths_to_delete: list[str]
 
+    def parts(self) -> tuple[bytes, ...]:
+        return pack_int(len(self.paths_to_delete)), *map(encode_ustring, self.paths_to_delete)
+
     def write(self, w: Writer) -> None:
-        w.ustring_vector(self.paths_to_delete)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
 class ErrorTxn:
     err: int
 
+    def parts(self) -> tuple[bytes, ...]:
+        return (pack_int(self.err),)
+
     def write(self, w: Writer) -> None:
-        w.int(self.err)
+        w.raw(b"".join(self.parts()))
 
 
 @dataclass(slots=True)
@@ -361,12 +375,15 @@ class MultiTxn:
 
     txns: list[tuple[int, object]]
 
-    def write(self, w: Writer) -> None:
-        w.int(len(self.txns))
+    def parts(self) -> list[bytes]:
+        out = [pack_int(len(self.txns))]
         for kind, rec in self.txns:
-            sub = Writer()
-            rec.write(sub)  # type: ignore[attr-defined]
-            w.int(kind).buffer(bytes(sub.buf))
+            sub = b"".join(rec.parts())  # type: ignore[attr-defined]
+            out += (_INT_INT.pack(kind, len(sub)), sub)
+        return out
+
+    def write(self, w: Writer) -> None:
+        w.raw(b"".join(self.parts()))
 
 
 def read_txn_record(kind: int, r: Reader) -> object | None:

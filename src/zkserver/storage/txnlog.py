@@ -32,8 +32,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..jute.codec import JuteError, Reader, Writer
-from ..jute.records import TXN_HEADER, CreateTxn, DeleteTxn, SetDataTxn, TxnHeader, read_txn_record
+from ..jute.codec import JuteError, Reader
+from ..jute.records import TXN_HEADER, TxnHeader, read_txn_record
 from .digest import DIGEST_VERSION
 from .disk import OS_DISK, Disk, write_all
 
@@ -87,25 +87,12 @@ def sorted_files(directory: str, prefix: str, disk: Disk = OS_DISK) -> list[tupl
 
 
 def encode_entry(hdr: TxnHeader, txn: object, digest: int | None) -> bytes:
-    """One complete log record: checksum, length, entry bytes, 0x42. setData, create and delete,
-    nearly every entry a busy server writes, join their record's parts into the entry at once,
-    with no Writer."""
-    if txn.__class__ in _IN_PARTS:
-        body = _join((TXN_HEADER.pack(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type),
-                      *txn.parts(),  # type: ignore[attr-defined]
-                      b"" if digest is None else TXN_DIGEST.pack(DIGEST_VERSION, digest)))
-    else:
-        w = Writer()
-        hdr.write(w)
-        if txn is not None:
-            txn.write(w)  # type: ignore[attr-defined]
-        if digest is not None:
-            w.raw(TXN_DIGEST.pack(DIGEST_VERSION, digest))
-        body = w.buf  # type: ignore[assignment]
+    """One complete log record: checksum, length, entry bytes, 0x42. The entry is joined at once
+    from the header and the record's own byte parts, with no Writer."""
+    body = _join((TXN_HEADER.pack(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type),
+                  *(txn.parts() if txn is not None else ()),  # type: ignore[attr-defined]
+                  b"" if digest is None else TXN_DIGEST.pack(DIGEST_VERSION, digest)))
     return _join((ENTRY_HEAD.pack(zlib.adler32(body), len(body)), body, b"B"))
-
-
-_IN_PARTS = frozenset({SetDataTxn, CreateTxn, DeleteTxn})  # records that give their bytes as parts
 
 
 def decode_entry(body: bytes | memoryview) -> tuple[TxnHeader, object, tuple[int, int] | None]:
