@@ -9,9 +9,12 @@ frames to write per connection, connections to close, and txns to append to the 
 Requests go through one ordered pipeline (Apache standalone's Prep -> Sync -> Final):
   - a write is validated at once against the tree plus the writes in flight (prep.Pending),
     gets the next zxid and is handed to the log;
-  - each request waits in `pipeline` until every write before it is durable; then writes are
-    applied to the tree, watch events go out, and the reply follows them.
-So replies of a session come in request order, and a read sees every write submitted before it.
+  - a write waits in `pipeline` until it is durable; then it is applied to the tree, its watch
+    events go out, and the reply follows them;
+  - a read waits there only behind requests of its own session (Apache's CommitProcessor holds a
+    session's reads behind that session's pending writes); a sync waits behind every write.
+So replies of a session come in request order, and a read sees every write its session
+submitted before it, and every write acknowledged to anyone before it arrived.
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ class ServerCore:
         self.conns: dict[int, Conn] = {}
         self.conns_per_ip: dict[str, int] = {}
         self.pipeline: deque[Request] = deque()
+        self.queued: dict[int, int] = {}  # session id -> its requests waiting in `pipeline`
         self.durable_zxid = self.zxid
         self.fx = Effects()
         self.packets_received = 0
@@ -374,8 +378,8 @@ class ServerCore:
         handler = READ_HANDLERS.get(op)
         now = self.now_ms
         if handler is not None and not self.enforce_auth:
-            if self.pipeline:  # it must see, and answer after, the writes ahead of it
-                self.pipeline.append(Request(conn, xid, op, frame, conn.session_id or 0, received_ms=now))
+            if self._must_wait(conn.session_id, op):  # it must see, and answer after, what is ahead
+                self._queue(Request(conn, xid, op, frame, conn.session_id or 0, received_ms=now))
             else:
                 self._read(conn, xid, op, frame, handler, now)
             return
@@ -496,7 +500,7 @@ class ServerCore:
         req.hdr = TxnHeader(req.session_id, req.xid, zxid, now, kind)
         req.txn = txn
         self.fx.appends.append((req.hdr, txn))
-        self.pipeline.append(req)
+        self._queue(req)
 
     def storage_failed(self) -> None:
         """The log failed a write or an fsync: nothing from the first undurable txn on will be
@@ -508,6 +512,7 @@ class ServerCore:
         self.now_ms = self.clock.mono_ms()
         log.error("the txn log failed: refusing writes from zxid 0x%x on; reads go on", self.durable_zxid + 1)
         waiting, self.pipeline = self.pipeline, deque()
+        self.queued.clear()
         for req in waiting:
             if req.hdr is None:
                 self._finish_read(req)
@@ -578,9 +583,17 @@ class ServerCore:
         if session is not None:
             session.closing = True
 
+    def _must_wait(self, session_id: int | None, op: int) -> bool:
+        return session_id in self.queued or (op == Op.SYNC and bool(self.pipeline))
+
+    def _queue(self, req: Request) -> None:
+        self.pipeline.append(req)
+        queued = self.queued
+        queued[req.session_id] = queued.get(req.session_id, 0) + 1
+
     def _enqueue(self, req: Request) -> None:
-        if self.pipeline:
-            self.pipeline.append(req)
+        if self._must_wait(req.session_id, req.op):
+            self._queue(req)
         else:
             self._finish(req)
 
@@ -588,12 +601,17 @@ class ServerCore:
         """The log is durable up to `zxid`: apply and answer everything that was waiting on it."""
         self.durable_zxid = max(self.durable_zxid, zxid)
         self.now_ms = self.clock.mono_ms()
-        pipeline = self.pipeline
+        pipeline, queued = self.pipeline, self.queued
         while pipeline:
             head = pipeline[0]
             if head.hdr is not None and head.hdr.zxid > self.durable_zxid:
                 break
             pipeline.popleft()
+            left = queued[head.session_id] - 1
+            if left:
+                queued[head.session_id] = left
+            else:
+                del queued[head.session_id]
             self._finish(head)
 
     # ------------------------------------------------------------ finishing

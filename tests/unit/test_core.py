@@ -592,16 +592,21 @@ class TestPipelining:
         assert GetData.deserialize(frames[1].body, 0)[0] == b"2"  # the read sees the write before it
         assert frames[2].zxid == d.core.tree.last_processed_zxid
 
-    def test_read_of_another_session_is_not_answered_from_uncommitted_state(self):
+    def test_read_of_another_session_is_answered_from_committed_state(self):
         d = CoreDriver(auto_persist=False)
         w = d.session()
         r = d.session()
-        w.send(Create("/new", b"", OPEN, 0))
+        xw = w.send(Create("/new", b"", OPEN, 0))
         xr = r.send(Exists("/new", False))
-        assert r.frames == []  # not answered from the tree while the create is in flight
+        (f,) = r.take()  # the create is not durable yet: the read may come before it
+        assert f.xid == xr and f.err == NoNodeError.code
+        xs = r.send(Sync("/"))
+        xe = r.send(Exists("/new", False))
+        assert r.frames == []  # a sync waits for every write in flight, and the read for the sync
         d.persist()
-        (f,) = r.take()
-        assert f.xid == xr and f.err == 0
+        assert [f.xid for f in w.take()] == [xw]
+        frames = r.take()
+        assert [(f.xid, f.err) for f in frames] == [(xs, 0), (xe, 0)]
 
     def test_reads_answer_at_once_when_nothing_is_in_flight(self):
         d = CoreDriver(auto_persist=False)
