@@ -608,6 +608,19 @@ class TestPipelining:
         frames = r.take()
         assert [(f.xid, f.err) for f in frames] == [(xs, 0), (xe, 0)]
 
+    def test_read_on_a_new_connection_waits_for_the_sessions_write_in_flight(self):
+        d = CoreDriver(auto_persist=False)
+        c1 = d.session()
+        c1.send(Create("/moved", b"", OPEN, 0))
+        d.drop(c1)
+        c2 = d.connect(session_id=c1.session_id, passwd=c1.passwd, last_zxid=d.core.tree.last_processed_zxid)
+        assert c2.take()[0].kind == "connect"
+        xe = c2.send(Exists("/moved", False))
+        assert c2.frames == []  # keyed by session, not connection: the create comes first
+        d.persist()
+        (f,) = c2.take()
+        assert f.xid == xe and f.err == 0
+
     def test_reads_answer_at_once_when_nothing_is_in_flight(self):
         d = CoreDriver(auto_persist=False)
         c = d.session()
