@@ -1,7 +1,7 @@
 """In-process CPU per request: the shell's framing and stats, the core, the txn-log encoding and
 the digest, without sockets or fsync.
 
-A ServerRunner with a DiskStorage (forceSync off, no sync thread: each batch is written and
+A ServerRunner with a DiskStorage (forceSync off, no syncer: each batch is written and
 reported durable inline) gets rounds of pre-encoded requests: each of 8 connections' protocols
 receives its share of a round as one read, then one `pump` runs, as one loop turn would, and
 writes the replies to stand-in transports. The figure is process CPU time per request, so it

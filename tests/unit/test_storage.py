@@ -371,7 +371,7 @@ def test_logs_needed_follows_apache() -> None:
 # ---------------------------------------------------------------- running storage
 
 
-def test_group_commit_on_the_sync_thread(tmp_path: Path) -> None:
+def test_group_commit_through_the_syncer(tmp_path: Path) -> None:
     o = opts_for(tmp_path, snap_count=40)
     txns = sample_txns(200)
 
@@ -395,6 +395,38 @@ def test_group_commit_on_the_sync_thread(tmp_path: Path) -> None:
     assert len(durable) < len(txns)  # batches: fewer fsync reports than txns
     rec = recover(o)
     assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+
+
+def test_a_dead_syncer_fails_the_log_and_keeps_what_it_acknowledged(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(40)
+
+    async def run() -> tuple[list[int], list[BaseException]]:
+        durable: list[int] = []
+        failures: list[BaseException] = []
+        st = DiskStorage(o, DataTree(), dict, durable.append, failures.append)
+        st.start(asyncio.get_running_loop())
+        st.append(txns[:20])
+        while not durable or durable[-1] != txns[19][0].zxid:
+            await asyncio.sleep(0.01)
+        syncer = st.log._syncer
+        assert syncer is not None
+        syncer.kill()
+        syncer.wait()
+        for h, t in txns[20:]:
+            st.append([(h, t)])
+            await asyncio.sleep(0.001)
+        while not failures:
+            await asyncio.sleep(0.01)
+        st.close()
+        return durable, failures
+
+    durable, failures = asyncio.run(run())
+    assert durable[-1] == txns[19][0].zxid  # nothing after the syncer died is acknowledged
+    assert isinstance(failures[0], OSError)
+    rec = recover(o)
+    assert rec.tree.last_processed_zxid == txns[19][0].zxid  # and nothing unacknowledged is replayed
+    assert tree_state(rec.tree) == tree_state(replayed_tree(txns[:20]))
 
 
 # ---------------------------------------------------------------- purge and epochs

@@ -3,7 +3,7 @@ run on a SimDisk that loses power at random points, and every recovery is checke
 
 Each seed lives several "lives": recover from the disk, serve a random pipelined write load
 from a few sessions (creates, sets, deletes, multis that succeed or fail, ephemerals), with
-the sync thread's rounds run by hand so that batches are often written but not yet synced,
+the syncer's rounds run by hand so that batches are often written but not yet synced,
 and snapshots taken inline (small snapCount). Power fails at a random mutating disk operation
 (inside a batch, between a write and its fsync, in a log roll, in a snapshot, even in the
 recovery that follows) or between operations; each file then keeps its synced bytes and some
@@ -72,7 +72,7 @@ class InlineTaker:
 
 class DiskDriver(CoreDriver):
     """CoreDriver whose appends go to a DiskStorage on the SimDisk; persisted() comes from
-    the log's (hand-run) sync rounds, as the shell gets it from the sync thread."""
+    the log's (hand-run) sync rounds, as the shell gets it from the syncer."""
 
     def __init__(self, clock: FakeClock, rec: Recovered, opts: StorageOptions, disk: SimDisk, seed: int):
         super().__init__(clock=clock, secret=SECRET, auto_persist=False)

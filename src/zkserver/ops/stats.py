@@ -3,8 +3,8 @@
 Theory of operation. Everything here is plain integer bookkeeping that the shell updates once
 per finished request (`request_done`) or once per event (fsync, snapshot, loop stall). Nothing
 formats, allocates per request beyond the list slot of a ring buffer, or takes a lock: the
-event loop is the only writer, except the fsync summary, which the sync thread feeds through
-`call_soon_threadsafe`. Readers (4lw, AdminServer, the Prometheus collector) compute averages
+event loop is the only writer (the fsync summary too: the syncer's answers arrive on the
+loop). Readers (4lw, AdminServer, the Prometheus collector) compute averages
 and quantiles when asked.
 
 Names follow Apache's ServerStats, ServerCnxn stats and ServerMetrics summaries: latency in

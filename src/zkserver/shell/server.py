@@ -130,9 +130,9 @@ class ServerRunner:
         self.log.ensure_initial_snapshot()
 
     def _persisted(self, zxid: int) -> None:
-        # The sync thread reports from outside any pump: the replies it releases need one. If
+        # The syncer's answers arrive outside any pump: the replies they release need one. If
         # none is due this turn, pump now rather than a loop turn later (fsync-bound latency);
-        # never from inside a pump (a log without its thread reports durability inline).
+        # never from inside a pump (a log without a syncer reports durability inline).
         self.core.persisted(zxid)
         if self._pump_scheduled or self._pumping or self._loop is None:
             self.schedule_pump()

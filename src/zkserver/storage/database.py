@@ -260,7 +260,7 @@ class DiskStorage:
     def start(self, loop) -> None:  # loop: asyncio.AbstractEventLoop
         self.taker = SnapshotTaker(self.opts.snap_dir, loop.add_reader, loop.remove_reader,
                                    self.opts.digest_enabled, fmt=self.opts.snap_format)
-        self.log.start(loop.call_soon_threadsafe, loop.add_reader, loop.remove_reader)
+        self.log.start(loop.call_soon, loop.add_reader, loop.remove_reader)
         self._loop = loop
         if self.opts.autopurge_purge_interval > 0:
             self._schedule_purge()

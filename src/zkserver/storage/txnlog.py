@@ -6,12 +6,13 @@ optional TxnDigest{int version, long treeDigest}), byte 0x42. Files are prealloc
 zeros in preAllocSize steps; a zero length marks the end. A file is named log.<hex zxid of
 its first entry>.
 
-Theory of operation (writing). The event loop encodes entries and queues them; a dedicated
-sync thread takes everything queued, writes it with one write(), fdatasyncs once, and reports
-the last zxid back to the loop (through an eventfd the loop watches). While it syncs, more entries queue
-up, so one fsync covers every entry appended since the last (group commit) and the loop never
-waits for the disk. A roll marker in the queue closes the current file after its entries are
-durable; the next entry opens log.<its zxid>.
+Theory of operation (writing). The event loop encodes each batch of entries and writes it to
+the open file itself (a write to the page cache). A syncer process (storage/syncer.py) makes
+it durable: the loop asks it to fdatasync the file up to a position and watches its socket for
+the answer, with one request out at a time. While it syncs, more batches are written, so the
+next fsync covers every entry written since the last (group commit) and the loop never waits
+for the disk. Why a process and not a thread: see syncer.py. A roll syncs the current file on
+the loop (once per roll) and closes it; the next entry opens log.<its zxid>.
 
 A failed write or fsync stops the log for good (no retry: after an fsync error the kernel may
 already have dropped the pages). Before it stops, it cuts the file back to the end of the last
@@ -23,10 +24,13 @@ runs on the simulated disk of the power-loss tests.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import socket
 import struct
-import threading
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 
 from ..jute.codec import JuteError, Reader
 from ..jute.records import TXN_HEADER, TxnHeader, read_txn_record
+from . import syncer
 from .digest import DIGEST_VERSION
 from .disk import OS_DISK, Disk, write_all
 
@@ -51,6 +56,7 @@ LOG_PREFIX = "log."
 DEFAULT_PREALLOC = 64 * 1024 * 1024
 _MAX_ENTRY = 1 << 30
 FSYNC_WARN_MS = 1000  # Apache's fsync.warningthresholdms default
+STOP_TIMEOUT = 30.0  # seconds close() waits for the syncer's last round
 
 
 class StorageError(Exception):
@@ -213,9 +219,6 @@ def read_log_files(paths: list[str], disk: Disk = OS_DISK) -> Iterator[tuple[Log
 # ---------------------------------------------------------------- writing
 
 
-_ROLL = object()
-
-
 @dataclass
 class LogStats:
     fsyncs: int = 0
@@ -224,15 +227,30 @@ class LogStats:
     max_fsync_ms: float = 0.0
 
 
+@dataclass(slots=True)
+class _LogFile:
+    """One log file being written: what is written, preallocated and known durable."""
+
+    gen: int  # files are numbered in the order they are opened
+    fd: int
+    pos: int
+    size: int
+    durable_pos: int
+    last_zxid: int = 0  # of the last entry written to it
+
+
 class FileTxnLog:
     """Appends txn entries to log.<zxid> files; durability is reported through `on_durable`.
 
+    `append` writes the entries to the open file at once; what makes them durable is a sync
+    round (fdatasync the file), done
+      - after `start()`, by the syncer process (storage/syncer.py), one round at a time:
+        while it syncs, appends accumulate and the next round covers them all (group commit);
+      - with `manual=True`, when the caller runs `sync_queued()` (the power-loss tests, which
+        need batches that are written but not yet synced);
+      - otherwise inline, in `append` (tools, tests).
     `on_failure(exc)` is called (on the loop) when a write or fsync fails: after that nothing
     more is written and nothing more is reported durable.
-
-    Without `start()` the log writes and syncs inline in `append`, or, with `manual=True`,
-    queues until the caller runs the sync thread's work itself with `sync_queued()` (the
-    power-loss tests, which need batches that are written but not yet synced).
     """
 
     def __init__(self, log_dir: str, on_durable: Callable[[int], None], *,
@@ -250,208 +268,251 @@ class FileTxnLog:
         self.digest = digest
         self.stats = LogStats()
         self.warn_threshold_ms = FSYNC_WARN_MS  # fsync.warningthresholdms
-        # Called on the sync thread with each fsync's milliseconds (ops metrics; must be cheap).
+        # Called with each sync round's milliseconds (ops metrics; must be cheap).
         self.on_fsync: Callable[[float], None] | None = None
         self.failed: BaseException | None = None
         self.last_zxid = 0
-        self._cond = threading.Condition()
-        self._queue: list[object] = []
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._call: Callable[..., object] | None = None
-        # Durability reaches the loop through an eventfd it watches (see start).
-        self._loop_call: Callable[..., object] | None = None
-        self._remove_reader: Callable[[int], object] | None = None
-        self._wake_fd = -1
-        self._wake_zxid = 0  # set by the sync thread before it signals the eventfd
-        self._woken_zxid = 0  # the last zxid the loop passed to on_durable that way
-        # Owned by the sync thread once started:
-        self._fd = -1
-        self._pos = 0
-        self._size = 0
-        self._durable_pos = 0  # end of the last synced batch in the open file
-        self._written_zxid = 0  # last zxid written to the open file
+        self._file: _LogFile | None = None
+        self._next_gen = 0
         self._synced_zxid = 0  # last zxid known durable
         self._reported_zxid = 0  # last zxid reported through on_durable
+        self._failure_reported = False
+        self._call_soon: Callable[..., object] | None = None  # the loop's, once started
+        # The syncer process, once started:
+        self._syncer: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._remove_reader: Callable[[int], object] | None = None
+        self._given_gen = -1  # the newest file the syncer has been given
+        self._in_flight = False  # a sync request is out
 
-    def start(self, call_soon_threadsafe: Callable[..., object],
-              add_reader: Callable[..., object] | None = None,
-              remove_reader: Callable[[int], object] | None = None) -> None:
-        """Start the sync thread; durability and failures are reported via the loop's
-        call_soon_threadsafe, or, given the loop's add_reader, durability through an eventfd
-        the loop watches: the sync thread then only stores a zxid and bumps a counter (one
-        write(2)) instead of building and queueing a callback under the GIL."""
-        self._call = self._loop_call = call_soon_threadsafe
-        if add_reader is not None and remove_reader is not None and hasattr(os, "eventfd"):
-            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-            add_reader(self._wake_fd, self._on_wake)
-            self._remove_reader = remove_reader
-            self._call = self._post
-        self._thread = threading.Thread(target=self._run, name="zkserver-txnlog-sync", daemon=True)
-        self._thread.start()
+    def start(self, call_soon: Callable[..., object], add_reader: Callable[..., object],
+              remove_reader: Callable[[int], object]) -> None:
+        """From now on durability is reported on the loop: with forceSync, by the syncer's
+        answers (read through `add_reader`); without it, right after each write."""
+        self._call_soon = call_soon
+        if not self.force_sync or self.manual:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._syncer = subprocess.Popen(
+                [sys.executable, "-I", "-S", syncer.__file__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        ours.setblocking(False)
+        self._sock = ours
+        self._remove_reader = remove_reader
+        add_reader(ours.fileno(), self._on_answers)
 
-    # ------------------------------------------------------------ loop side
+    # ------------------------------------------------------------ writing
 
     def append(self, entries: list[tuple[TxnHeader, object]]) -> int:
-        """Queue entries for writing; return the bytes they take in the log."""
+        """Write entries to the log; return the bytes they take. Durability is reported later
+        (inline mode: before this returns)."""
         if not entries or self.failed is not None:
             return 0
         digest = self.digest
-        parts = [encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries]
-        first, last = entries[0][0].zxid, entries[-1][0].zxid
+        blob = b"".join([encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries])
+        last = entries[-1][0].zxid
         self.last_zxid = last
-        item = (first, last, len(entries), b"".join(parts))
-        if self._thread is None and not self.manual:  # no thread (tools, tests): write and sync inline
-            self._write_batch([item])
-            self._report(_call_now)
-            return len(item[3])
-        with self._cond:
-            self._queue.append(item)
-            self._cond.notify()
-        return len(item[3])
+        if self._call_soon is None and not self.manual:  # inline: errors go to the caller
+            self._write(blob, entries[0][0].zxid, last, len(entries))
+            self._sync_round()
+            self._report()
+            return len(blob)
+        try:
+            self._write(blob, entries[0][0].zxid, last, len(entries))
+        except OSError as e:
+            self._fail(e)
+            return 0
+        if self._sock is not None:
+            if not self._in_flight:
+                self._request_sync()
+        elif self._call_soon is not None and not self.force_sync:
+            self._synced_zxid = last
+            self._call_soon(self._report)
+        return len(blob)
+
+    def _write(self, blob: bytes, first: int, last: int, count: int) -> None:
+        f = self._file
+        if f is None:
+            f = self._file = self._open_file(first)
+        self._preallocate(f, len(blob))
+        write_all(self.disk, f.fd, blob, f.pos)
+        f.pos += len(blob)
+        f.last_zxid = last
+        self.stats.entries += count
 
     def roll(self) -> None:
-        """Close the current file once its entries are durable; the next append starts a new one."""
-        if self._thread is None and not self.manual:
-            self._close_file()
+        """Close the current file once its entries are durable; the next append starts a new one.
+        The sync is done here, on the caller's thread (once per roll), so that no entry of the
+        next file can reach the disk before the last ones of this file: recovery must never find
+        a gap between files."""
+        f = self._file
+        if f is None or self.failed is not None:
             return
-        with self._cond:
-            self._queue.append(_ROLL)
-            self._cond.notify()
+        if f.durable_pos < f.pos:
+            try:
+                self._sync_round()
+            except OSError as e:
+                self._fail(e)
+                return
+            if self._call_soon is not None:
+                self._call_soon(self._report)
+            elif not self.manual:
+                self._report()
+        self._file = None
+        self._close(f)
 
     def close(self) -> None:
-        """Write and sync what is queued, then stop the sync thread and close the file."""
-        if self._thread is not None:
-            with self._cond:
-                self._closing = True
-                self._cond.notify()
-            self._thread.join()
-            self._thread = None
-        if self._wake_fd >= 0:
-            assert self._remove_reader is not None and self._loop_call is not None
-            self._remove_reader(self._wake_fd)
-            os.close(self._wake_fd)
-            self._wake_fd = -1
-            self._loop_call(self._deliver_woken)  # a durability the loop has not seen yet
-        elif self.manual:
-            self.sync_queued()
-        if self._fd >= 0:
+        """Make everything written durable, report it, stop the syncer and close the files."""
+        if self._sock is not None:
+            self._stop_syncer()
+        elif self.failed is None and (self.manual or self._call_soon is not None):
             try:
-                self._close_file()
+                self._sync_round()
             except OSError as e:
-                log.error("closing the txn log failed: %s", e)
+                self._fail(e)
+        if self._call_soon is not None:
+            self._call_soon(self._report)  # what the loop has not been told yet
+        elif self.manual:
+            self._report()
+        if self._file is not None:
+            self._close(self._file)
+            self._file = None
 
-    # ------------------------------------------------------------ sync thread
-
-    def _run(self) -> None:
-        assert self._call is not None
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-            if not self._process(batch, self._call):
-                return
+    # ------------------------------------------------------------ sync rounds
 
     def sync_queued(self) -> bool:
-        """Manual mode: write and sync everything queued now, as one round of the sync thread
-        would, reporting inline. False once the log has failed."""
-        batch, self._queue = self._queue, []
-        if self.failed is not None:
-            return False
-        return self._process(batch, _call_now) if batch else True
-
-    def _process(self, batch: list[object], call: Callable[..., object]) -> bool:
-        try:
-            self._write_batch(batch)
-        except OSError as e:
-            self._fail(e, call)
-            return False
-        self._report(call)
-        return True
-
-    def _post(self, fn: Callable[..., object], *args: object) -> None:
-        """Sync thread -> loop. Durability sets `_wake_zxid` and signals the eventfd; anything
-        else goes through call_soon_threadsafe, after the durability signalled before it."""
-        if fn == self.on_durable:
-            self._wake_zxid = args[0]  # type: ignore[assignment]
-            os.eventfd_write(self._wake_fd, 1)
+        """Manual mode: one sync round now, as the syncer would run it, reporting inline.
+        False once the log has failed."""
+        if self.failed is None:
+            self._round_here()
         else:
-            assert self._loop_call is not None
-            self._loop_call(self._after_woken, fn, *args)
+            self._report()
+        return self.failed is None
 
-    def _on_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._wake_fd)
-        self._deliver_woken()
+    def _round_here(self) -> None:
+        try:
+            self._sync_round()
+        except OSError as e:
+            self._fail(e)
+        self._report()
 
-    def _deliver_woken(self) -> None:
-        zxid = self._wake_zxid
-        if zxid > self._woken_zxid:
-            self._woken_zxid = zxid
-            self.on_durable(zxid)
+    def _sync_round(self) -> None:
+        """Make the file's entries durable, in this process."""
+        f = self._file
+        if f is None or f.durable_pos == f.pos:
+            return
+        if self.force_sync:
+            started = time.perf_counter()
+            self.disk.fdatasync(f.fd)
+            self._count_sync(time.perf_counter() - started)
+        f.durable_pos = f.pos
+        self._synced_zxid = max(self._synced_zxid, f.last_zxid)
 
-    def _after_woken(self, fn: Callable[..., object], *args: object) -> None:
-        self._deliver_woken()
-        fn(*args)
+    def _request_sync(self) -> None:
+        """Ask the syncer for a round covering everything written, giving it the file if new."""
+        f = self._file
+        assert self._sock is not None and f is not None
+        fds = [f.fd] if f.gen > self._given_gen else []
+        try:
+            socket.send_fds(self._sock, [syncer.REQUEST.pack(f.gen, f.last_zxid, f.pos)], fds)
+        except OSError as e:  # the syncer is gone
+            self._fail(e)
+            return
+        self._given_gen = f.gen
+        self._in_flight = True
 
-    def _report(self, call: Callable[..., object]) -> None:
+    def _on_answers(self) -> None:
+        while self._sock is not None and self.failed is None:
+            try:
+                msg = self._sock.recv(syncer.ANSWER.size)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                self._fail(e)
+                return
+            if not msg:
+                self._fail(OSError(errno.EPIPE, "the txn log's syncer process exited"))
+                return
+            self._answered(*syncer.ANSWER.unpack(msg))
+
+    def _answered(self, gen: int, zxid: int, pos: int, micros: int, err: int, report: bool = True) -> None:
+        self._in_flight = False
+        if err:
+            self._fail(OSError(err, f"fdatasync: {os.strerror(err)}"))
+            return
+        f = self._file
+        if f is not None and f.gen == gen:
+            f.durable_pos = max(f.durable_pos, pos)
+        self._synced_zxid = max(self._synced_zxid, zxid)
+        self._count_sync(micros / 1e6)
+        if f is not None and f.durable_pos < f.pos:
+            self._request_sync()
+        if report:
+            self._report()
+
+    def _stop_syncer(self) -> None:
+        """Wait for the round in flight, then end the syncer (end of file on its socket)."""
+        sock, proc = self._sock, self._syncer
+        assert sock is not None and proc is not None and self._remove_reader is not None
+        self._remove_reader(sock.fileno())
+        sock.setblocking(True)
+        sock.settimeout(STOP_TIMEOUT)
+        try:
+            while self._in_flight and self.failed is None:
+                msg = sock.recv(syncer.ANSWER.size)
+                if not msg:
+                    raise OSError(errno.EPIPE, "the txn log's syncer process exited")
+                self._answered(*syncer.ANSWER.unpack(msg), report=False)
+        except OSError as e:
+            self._fail(e)
+        self._sock = None
+        sock.close()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    # ------------------------------------------------------------ reporting and failure
+
+    def _report(self) -> None:
         if self._synced_zxid > self._reported_zxid:
             self._reported_zxid = self._synced_zxid
-            call(self.on_durable, self._synced_zxid)
+            self.on_durable(self._synced_zxid)
+        if self.failed is not None and not self._failure_reported and self.on_failure is not None:
+            self._failure_reported = True
+            self.on_failure(self.failed)
 
-    def _fail(self, exc: OSError, call: Callable[..., object]) -> None:
+    def _fail(self, exc: OSError) -> None:
+        if self.failed is not None:
+            return
         self.failed = exc
         log.error("txn log write failed (%s); no further writes will be accepted", exc)
-        self._roll_back()
-        # Entries a roll made durable before the failure stay in the log: they are durable.
-        self._report(call)
-        if self.on_failure is not None:
-            call(self.on_failure, exc)
+        if self._file is not None:
+            self._roll_back(self._file)
+            self._file = None
+        if self._call_soon is not None:  # not from inside the caller's append: on the loop
+            self._call_soon(self._report)
 
-    def _roll_back(self) -> None:
-        """Cut the open file back to its last durable batch, so that a restart does not
-        replay entries whose writers were told they failed."""
-        fd, self._fd = self._fd, -1
-        if fd < 0:
-            return
+    def _roll_back(self, f: _LogFile) -> None:
+        """Cut the file back to its last durable entry, so that a restart does not replay
+        entries whose writers were told they failed."""
         disk = self.disk
         try:
-            disk.ftruncate(fd, self._durable_pos)
-            disk.fdatasync(fd)
-            log.info("txn log cut back to offset %d, its last durable entry", self._durable_pos)
+            if f.durable_pos < f.pos:
+                disk.ftruncate(f.fd, f.durable_pos)
+                disk.fdatasync(f.fd)
+                log.info("txn log cut back to offset %d, its last durable entry", f.durable_pos)
         except OSError as e:
             log.error("could not cut the txn log back to its last durable entry (%s): a restart "
                       "may replay txns whose clients were told they failed", e)
         finally:
             with contextlib.suppress(OSError):
-                disk.close(fd)
+                disk.close(f.fd)
 
-    def _write_batch(self, batch: list[object]) -> None:
-        for item in batch:
-            if item is _ROLL:
-                self._close_file()
-                continue
-            first, last, count, blob = item  # type: ignore[misc]
-            if self._fd < 0:
-                self._open_file(first)
-            self._preallocate(len(blob))
-            write_all(self.disk, self._fd, blob, self._pos)
-            self._pos += len(blob)
-            self._written_zxid = last
-            self.stats.entries += count
-        if self._fd >= 0 and self._pos > self._durable_pos:
-            if self.force_sync:
-                self._sync()
-            self._durable_pos = self._pos
-            self._synced_zxid = self._written_zxid
-
-    def _sync(self) -> None:
-        t0 = time.perf_counter()
-        self.disk.fdatasync(self._fd)
-        ms = (time.perf_counter() - t0) * 1000
+    def _count_sync(self, seconds: float) -> None:
+        ms = seconds * 1000
         st = self.stats
         st.fsyncs += 1
         st.last_fsync_ms = ms
@@ -459,45 +520,38 @@ class FileTxnLog:
         if self.on_fsync is not None:
             self.on_fsync(ms)
         if ms > self.warn_threshold_ms:
-            log.warning("fsync-ing the write ahead log in %s took %dms which will adversely effect operation "
-                        "latency. File size is %d bytes. See the ZooKeeper troubleshooting guide",
-                        threading.current_thread().name, ms, self._pos)
+            log.warning("fsync-ing the write ahead log took %dms which will adversely effect operation "
+                        "latency. See the ZooKeeper troubleshooting guide", ms)
 
-    def _open_file(self, zxid: int) -> None:
+    # ------------------------------------------------------------ files
+
+    def _open_file(self, zxid: int) -> _LogFile:
         path = os.path.join(self.log_dir, log_name(zxid))
         log.info("Creating new log file: %s", log_name(zxid))
         fd = self.disk.open_write(path)
-        self._fd = fd
         header = FILE_HEADER.pack(LOG_MAGIC, VERSION, 0)
         write_all(self.disk, fd, header, 0)
-        self._pos = self._durable_pos = len(header)
-        self._size = self._pos
         # The new name must survive a crash as well as the entries inside it.
         self.disk.fsync_dir(self.log_dir)
+        self._next_gen += 1
+        return _LogFile(self._next_gen, fd, len(header), len(header), len(header))
 
-    def _preallocate(self, n: int) -> None:
-        target = self._size
+    def _preallocate(self, f: _LogFile, n: int) -> None:
+        target = f.size
         while True:
-            grown = pad_size(self._pos + n, target, self.pre_alloc_size)
+            grown = pad_size(f.pos + n, target, self.pre_alloc_size)
             if grown == target:
                 break
             target = grown
-        if target > self._size:
-            self.disk.allocate(self._fd, self._size, target - self._size)
-            self._size = target
+        if target > f.size:
+            self.disk.allocate(f.fd, f.size, target - f.size)
+            f.size = target
 
-    def _close_file(self) -> None:
-        if self._fd < 0:
-            return
-        if self.force_sync and self._pos > self._durable_pos:
-            self.disk.fdatasync(self._fd)  # on failure the file stays open for _roll_back
-        self._synced_zxid = max(self._synced_zxid, self._written_zxid)
-        fd, self._fd = self._fd, -1
-        self.disk.close(fd)
-
-
-def _call_now(fn: Callable[..., object], *args: object) -> None:
-    fn(*args)
+    def _close(self, f: _LogFile) -> None:
+        try:
+            self.disk.close(f.fd)
+        except OSError as e:
+            log.error("closing the txn log failed: %s", e)
 
 
 def fsync_dir(path: str, disk: Disk = OS_DISK) -> None:
