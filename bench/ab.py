@@ -4,10 +4,10 @@ Theory of operation. For each round the two servers take turns (A then B, the ne
 then A), each started fresh on a new data dir with the same zoo.cfg. A lean C load generator
 (bench/zkload.c, built here with gcc) drives each workload with pipelined requests over
 several sessions; it prints markers when its measuring window opens and closes, and at those
-moments we read the server's CPU time from /proc/<pid>/stat, the machine's from /proc/stat,
-and the generator reports its own from getrusage, so a reader can see who was the
-bottleneck and whether anything else on the machine was busy. The figures of each server are
-the medians over rounds; ratios are zkserver / Apache.
+moments we read the server's CPU time from /proc/<pid>/stat (with its child processes'),
+the machine's from /proc/stat, and the generator reports its own from getrusage, so a reader
+can see who was the bottleneck and whether anything else on the machine was busy. The figures
+of each server are the medians over rounds; ratios are zkserver / Apache.
 
 The restart rows populate a server with 200k and then 1M znodes, stop it (SIGTERM) and time
 a new process until it serves its first read; RSS with 1M znodes is read after that restart.
@@ -106,15 +106,60 @@ ALL_WORKLOADS = (*THROUGHPUT, *OTHERS)
 
 
 def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, every thread) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds (user + system, every thread) of a server process and its children, live or
+    exited: zkserver's txn-log syncer and snapshot children work for the server, as Apache's
+    sync and snapshot threads do."""
+    ticks = 0
+    for p in (pid, *_children(pid)):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # exited since it was listed: its parent's cutime has it
+            continue
+        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / CLK_TCK
 
 
 def proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
+    """RSS of a server process and of the helper programs it runs (zkserver's syncer). Forked
+    children (snapshots) are left out: they share the parent's pages."""
+    total = 0
+    own = _cmdline(pid)
+    for p in (pid, *_children(pid)):
+        if p != pid and _cmdline(p) in (own, b""):
+            continue
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1])
+        except FileNotFoundError:
+            continue
+    return total * PAGE / 2**20
+
+
+def _children(pid: int) -> list[int]:
+    """Every live descendant of a process."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except FileNotFoundError:
+            continue
+        for kid in kids:
+            found += (kid, *_children(kid))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
 
 
 def machine_busy() -> float:

@@ -53,6 +53,7 @@ from tests.support.servers import (  # noqa: E402
     zkserver_env,
 )
 
+from bench.ab import proc_rss_mb  # noqa: E402
 from bench.requests import create_body, get_body, set_body  # noqa: E402
 
 # ---------------------------------------------------------------- a raw client
@@ -140,11 +141,7 @@ class Server:
         return self.run.port
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.run.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return proc_rss_mb(self.run.pid or 0)
 
     def stop(self) -> None:
         self.run.stop(timeout=120)
