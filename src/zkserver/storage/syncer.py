@@ -43,7 +43,7 @@ def serve(sock: socket.socket) -> None:
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, REQUEST.size, 1)
-        except ConnectionResetError:
+        except OSError:  # the server is gone
             return
         if not msg:
             return
@@ -55,9 +55,15 @@ def serve(sock: socket.socket) -> None:
         started = time.perf_counter()
         err = _sync(current)
         micros = int((time.perf_counter() - started) * 1e6)
-        sock.send(ANSWER.pack(gen, zxid, pos, micros, err))
+        try:
+            sock.send(ANSWER.pack(gen, zxid, pos, micros, err))
+        except OSError:  # the server stopped waiting (it failed or is gone)
+            return
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the server, which stops us
+    # A terminal's Ctrl-C, or a service manager's SIGTERM to the whole group, is for the server:
+    # it stops this process (end of file) once the last sync is answered.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     serve(socket.socket(fileno=int(sys.argv[1])))
