@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import os
 import random
+import socket
+import threading
 import zlib
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from zkserver.jute.records import (
     SetDataTxn,
     TxnHeader,
 )
-from zkserver.storage import epochs, purge
+from zkserver.storage import epochs, purge, syncer
 from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, recover
 from zkserver.storage.digest import DigestPredictor, tree_digest
 from zkserver.storage.snapshot import SnapFormat, read_snapshot, write_snapshot
@@ -395,6 +398,31 @@ def test_group_commit_through_the_syncer(tmp_path: Path) -> None:
     assert len(durable) < len(txns)  # batches: fewer fsync reports than txns
     rec = recover(o)
     assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+
+
+def test_syncer_protocol_answers_each_request_with_its_sync_result(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = threading.Thread(target=syncer.serve, args=(theirs,))
+    server.start()
+    log_fd = os.open(tmp_path / "log.1", os.O_RDWR | os.O_CREAT)
+    os.write(log_fd, b"entries")
+    pipe_r, pipe_w = os.pipe()
+    try:
+        socket.send_fds(ours, [syncer.REQUEST.pack(1, 7, 64)], [log_fd])
+        gen, zxid, pos, _, err = syncer.ANSWER.unpack(ours.recv(64))
+        assert (gen, zxid, pos, err) == (1, 7, 64, 0)
+        socket.send_fds(ours, [syncer.REQUEST.pack(1, 9, 96)], [])  # the same file again
+        gen, zxid, pos, _, err = syncer.ANSWER.unpack(ours.recv(64))
+        assert (gen, zxid, pos, err) == (1, 9, 96, 0)
+        socket.send_fds(ours, [syncer.REQUEST.pack(2, 10, 128)], [pipe_w])  # a file that cannot sync
+        assert syncer.ANSWER.unpack(ours.recv(64))[4] == errno.EINVAL
+    finally:
+        ours.close()  # end of file: the syncer returns
+        server.join(5)
+        theirs.close()
+        for fd in (log_fd, pipe_r, pipe_w):
+            os.close(fd)
+    assert not server.is_alive()
 
 
 def test_a_dead_syncer_fails_the_log_and_keeps_what_it_acknowledged(tmp_path: Path) -> None:
