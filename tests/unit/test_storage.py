@@ -446,6 +446,11 @@ def test_a_dead_syncer_fails_the_log_and_keeps_what_it_acknowledged(tmp_path: Pa
             await asyncio.sleep(0.001)
         while not failures:
             await asyncio.sleep(0.01)
+        sock = st.log._sock
+        assert sock is not None
+        # The failed log stopped watching the dead syncer's socket, which would otherwise be
+        # readable (end of file) on every loop turn.
+        assert not asyncio.get_running_loop().remove_reader(sock.fileno())
         st.close()
         return durable, failures
 

@@ -492,6 +492,10 @@ class FileTxnLog:
         if self._file is not None:
             self._roll_back(self._file)
             self._file = None
+        if self._sock is not None and self._remove_reader is not None:
+            # Stop listening: a syncer that exited leaves its socket readable (end of file)
+            # on every loop turn. close() ends it.
+            self._remove_reader(self._sock.fileno())
         if self._call_soon is not None:  # not from inside the caller's append: on the loop
             self._call_soon(self._report)
 
