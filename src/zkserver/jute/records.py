@@ -251,8 +251,20 @@ class TxnHeader:
         return cls(r.long(), r.int(), r.long(), r.long(), r.int())
 
 
+class _TxnRecord:
+    """A txn record gives its bytes as parts (`parts()`); the log joins them into its entry."""
+
+    __slots__ = ()
+
+    def parts(self) -> tuple[bytes, ...] | list[bytes]:
+        raise NotImplementedError
+
+    def write(self, w: Writer) -> None:
+        w.raw(b"".join(self.parts()))
+
+
 @dataclass(slots=True)
-class CreateTxn:
+class CreateTxn(_TxnRecord):
     """CreateTxn, CreateTTLTxn and CreateContainerTxn share a shape; `kind` (the txn type)
     picks the wire layout."""
 
@@ -273,9 +285,6 @@ class CreateTxn:
             tail = _BOOL_INT.pack(self.ephemeral, self.parent_cversion)
         return encode_ustring(self.path), encode_buffer(self.data), encode_acl_list(self.acl), tail
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
     @classmethod
     def read(cls, r: Reader, kind: int) -> CreateTxn:
         path, data, acl = read_path(r), r.buffer(), tuple(read_acl_list(r) or ())
@@ -287,19 +296,16 @@ class CreateTxn:
 
 
 @dataclass(slots=True)
-class DeleteTxn:
+class DeleteTxn(_TxnRecord):
     path: str
     kind: int = Op.DELETE
 
     def parts(self) -> tuple[bytes, ...]:
         return (encode_ustring(self.path),)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class SetDataTxn:
+class SetDataTxn(_TxnRecord):
     path: str
     data: bytes | None
     version: int
@@ -307,12 +313,9 @@ class SetDataTxn:
     def parts(self) -> tuple[bytes, ...]:
         return encode_ustring(self.path), encode_buffer(self.data), pack_int(self.version)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class SetACLTxn:
+class SetACLTxn(_TxnRecord):
     path: str
     acl: ACLList
     version: int
@@ -320,57 +323,42 @@ class SetACLTxn:
     def parts(self) -> tuple[bytes, ...]:
         return encode_ustring(self.path), encode_acl_list(self.acl), pack_int(self.version)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class CheckVersionTxn:
+class CheckVersionTxn(_TxnRecord):
     path: str
     version: int
 
     def parts(self) -> tuple[bytes, ...]:
         return encode_ustring(self.path), pack_int(self.version)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class CreateSessionTxn:
+class CreateSessionTxn(_TxnRecord):
     timeout: int
 
     def parts(self) -> tuple[bytes, ...]:
         return (pack_int(self.timeout),)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class CloseSessionTxn:
+class CloseSessionTxn(_TxnRecord):
     paths_to_delete: list[str]
 
     def parts(self) -> tuple[bytes, ...]:
         return pack_int(len(self.paths_to_delete)), *map(encode_ustring, self.paths_to_delete)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class ErrorTxn:
+class ErrorTxn(_TxnRecord):
     err: int
 
     def parts(self) -> tuple[bytes, ...]:
         return (pack_int(self.err),)
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
-
 
 @dataclass(slots=True)
-class MultiTxn:
+class MultiTxn(_TxnRecord):
     """Sub-transactions as (type, record) pairs; on the wire each is Txn{type, buffer}."""
 
     txns: list[tuple[int, object]]
@@ -381,9 +369,6 @@ class MultiTxn:
             sub = b"".join(rec.parts())  # type: ignore[attr-defined]
             out += (_INT_INT.pack(kind, len(sub)), sub)
         return out
-
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
 
 
 def read_txn_record(kind: int, r: Reader) -> object | None:
