@@ -202,9 +202,6 @@ class DataTree:
                 stack.append((child_path, self.nodes[child_path]))
         return total
 
-    def owner_kind(self, owner: int) -> str:
-        return owner_kind(owner, self.extended_types)
-
     # ------------------------------------------------------------ watches
 
     def add_watch(self, path: str, watcher: Hashable, child: bool) -> None:
@@ -270,6 +267,17 @@ class DataTree:
         elif kind == "session":
             self.ephemerals.setdefault(owner, JavaHashSet()).add(path)
 
+    def _unindex_owned(self, path: str, owner: int) -> None:
+        kind = owner_kind(owner, self.extended_types)
+        if kind == "container":
+            self.containers.pop(path, None)
+        elif kind == "ttl":
+            self.ttls.pop(path, None)
+        elif kind == "session":
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.discard(path)  # an empty set stays: its table size is part of the order
+
     def delete_node(self, path: str, zxid: int) -> None:
         parent_path = parent_of(path)
         parent = self.nodes.get(parent_path)
@@ -286,15 +294,8 @@ class DataTree:
         node = self.nodes.pop(path, None)
         if node is None:
             raise KeeperError(Err.NO_NODE, path)
-        kind = owner_kind(node.owner, self.extended_types)
-        if kind == "container":
-            self.containers.pop(path, None)
-        elif kind == "ttl":
-            self.ttls.pop(path, None)
-        elif kind == "session":
-            paths = self.ephemerals.get(node.owner)
-            if paths is not None:
-                paths.discard(path)  # an empty set stays: its table size is part of the order
+        if node.owner:
+            self._unindex_owned(path, node.owner)
         self._update_quota(path, -len(node.data or b""), -1)
         notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
