@@ -350,10 +350,7 @@ class FileTxnLog:
         if f is None or self.failed is not None:
             return
         if f.durable_pos < f.pos:
-            try:
-                self._sync_round()
-            except OSError as e:
-                self._fail(e)
+            if not self._try_round():
                 return
             if self._call_soon is not None:
                 self._call_soon(self._report)
@@ -367,10 +364,7 @@ class FileTxnLog:
         if self._sock is not None:
             self._stop_syncer()
         elif self.failed is None and (self.manual or self._call_soon is not None):
-            try:
-                self._sync_round()
-            except OSError as e:
-                self._fail(e)
+            self._try_round()
         if self._call_soon is not None:
             self._call_soon(self._report)  # what the loop has not been told yet
         elif self.manual:
@@ -385,17 +379,18 @@ class FileTxnLog:
         """Manual mode: one sync round now, as the syncer would run it, reporting inline.
         False once the log has failed."""
         if self.failed is None:
-            self._round_here()
-        else:
-            self._report()
+            self._try_round()
+        self._report()
         return self.failed is None
 
-    def _round_here(self) -> None:
+    def _try_round(self) -> bool:
+        """A sync round in this process; False when it failed the log."""
         try:
             self._sync_round()
         except OSError as e:
             self._fail(e)
-        self._report()
+            return False
+        return True
 
     def _sync_round(self) -> None:
         """Make the file's entries durable, in this process."""
@@ -413,9 +408,12 @@ class FileTxnLog:
         """Ask the syncer for a round covering everything written, giving it the file if new."""
         f = self._file
         assert self._sock is not None and f is not None
-        fds = [f.fd] if f.gen > self._given_gen else []
+        request = syncer.REQUEST.pack(f.gen, f.last_zxid, f.pos)
         try:
-            socket.send_fds(self._sock, [syncer.REQUEST.pack(f.gen, f.last_zxid, f.pos)], fds)
+            if f.gen > self._given_gen:  # a new file: its descriptor goes along
+                socket.send_fds(self._sock, [request], [f.fd])
+            else:
+                self._sock.send(request)
         except OSError as e:  # the syncer is gone
             self._fail(e)
             return
