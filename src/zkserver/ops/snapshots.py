@@ -14,6 +14,7 @@ the restored tree as a new snapshot after rolling the log, so a restart comes ba
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import time
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING
 
 from ..prep import Preparer
 from ..storage.database import DiskStorage
-from ..storage.digest import DigestPredictor
 from ..storage.snapshot import read_snapshot, snapshot_name, write_snapshot
 from ..storage.txnlog import StorageError
 from ..tree.quota import QuotaPolicy
 
 if TYPE_CHECKING:
     from ..shell.server import ServerRunner
+
+log = logging.getLogger("zkserver.admin")
 
 
 class SnapshotError(Exception):
@@ -139,19 +141,13 @@ async def restore_snapshot(server: ServerRunner, body: bytes) -> int:
     table.buckets.clear()
     for sid, timeout in snap.sessions.items():
         table.add(sid, timeout, now)  # they expire unless their clients come back
-    storage.tree = tree
-    if storage.predictor is not None:
-        storage.predictor = DigestPredictor(tree)
-        storage.log.digest = storage.predictor.after
-        record_digests(server)
+    storage.use_tree(tree)
     storage.log.roll()
     path = write_snapshot(storage.opts.snap_dir, tree, dict(snap.sessions), storage.opts.digest_enabled,
                           fmt=storage.opts.snap_format)
     server.stats.restore_time.add(int((time.monotonic() - started) * 1000))
     server.schedule_pump()
-    import logging
-
-    logging.getLogger("zkserver.admin").info(
+    log.info(
         "Restored the database from a snapshot: zxid 0x%x, %d znodes, %d sessions; persisted as %s",
         tree.last_processed_zxid, len(tree.nodes), len(snap.sessions), path)
     return tree.last_processed_zxid

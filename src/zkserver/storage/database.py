@@ -249,6 +249,16 @@ class DiskStorage:
             log.warning("forceSync=no: txns are acknowledged before they reach the disk and may be "
                         "lost in a power failure")
 
+    def use_tree(self, tree: DataTree) -> None:
+        """Log and snapshot `tree` from now on (a restore): its digest is computed afresh, and
+        whoever listened to the old predictor's interval digests hears the new one's."""
+        self.tree = tree
+        old = self.predictor
+        if old is not None:
+            self.predictor = DigestPredictor(tree)
+            self.predictor.on_interval = old.on_interval
+            self.log.digest = self.predictor.after
+
     def _reset_roll(self) -> None:
         half = max(self.opts.snap_count // 2, 1)
         self._roll_at = half + self.rng.randrange(half)
