@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from zkserver.jute.codec import Writer
+from zkserver.jute.records import encode_acl_list
+from zkserver.tree.acl import OPEN_ACL_UNSAFE
 
-# world:anyone with every permission, as every benchmark node is created
-OPEN_ACL = Writer().int(1).int(31).ustring("world").ustring("anyone").getvalue()
+OPEN_ACL = encode_acl_list(OPEN_ACL_UNSAFE)  # as every benchmark node is created
 
 
 def create_body(path: str, data: bytes) -> bytes:

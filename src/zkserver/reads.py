@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from .core import Conn, ServerCore
 
 
-
 def _node_for_read(core: ServerCore, conn: Conn, path: str, perm: int = Perm.READ):
     node = core.tree.get(path)
     if node is None:

@@ -176,12 +176,12 @@ class Writer:
 pack_int = _INT.pack
 
 
+NULL_LENGTH = _INT.pack(-1)  # a null buffer, string or vector
+
+
 def encode_buffer(v: bytes | None) -> bytes:
     """A jute buffer on its own: length, then bytes; null as length -1."""
     return NULL_LENGTH if v is None else _INT.pack(len(v)) + v
-
-
-NULL_LENGTH = _INT.pack(-1)  # a null buffer, string or vector
 
 
 def encode_ustring(v: str) -> bytes:
