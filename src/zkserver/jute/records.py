@@ -243,8 +243,11 @@ class TxnHeader:
     time: int
     type: int
 
+    def encode(self) -> bytes:
+        return TXN_HEADER.pack(self.client_id, self.cxid, self.zxid, self.time, self.type)
+
     def write(self, w: Writer) -> None:
-        w.raw(TXN_HEADER.pack(self.client_id, self.cxid, self.zxid, self.time, self.type))
+        w.raw(self.encode())
 
     @classmethod
     def read(cls, r: Reader) -> TxnHeader:

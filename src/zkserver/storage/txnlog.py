@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..jute.codec import JuteError, Reader
-from ..jute.records import TXN_HEADER, TxnHeader, read_txn_record
+from ..jute.records import TxnHeader, read_txn_record
 from . import syncer
 from .digest import DIGEST_VERSION
 from .disk import OS_DISK, Disk, write_all
@@ -95,7 +95,7 @@ def sorted_files(directory: str, prefix: str, disk: Disk = OS_DISK) -> list[tupl
 def encode_entry(hdr: TxnHeader, txn: object, digest: int | None) -> bytes:
     """One complete log record: checksum, length, entry bytes, 0x42. The entry is joined at once
     from the header and the record's own byte parts, with no Writer."""
-    body = _join((TXN_HEADER.pack(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type),
+    body = _join((hdr.encode(),
                   *(txn.parts() if txn is not None else ()),  # type: ignore[attr-defined]
                   b"" if digest is None else TXN_DIGEST.pack(DIGEST_VERSION, digest)))
     return _join((ENTRY_HEAD.pack(zlib.adler32(body), len(body)), body, b"B"))
