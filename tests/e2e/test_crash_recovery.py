@@ -113,12 +113,15 @@ def test_sessions_survive_a_restart_and_expire_if_clients_do_not_return(tmp_path
         stays.create("/mine", b"", ephemeral=True)
         leaves.create("/gone", b"", ephemeral=True)
         sid = stays.client_id[0]
+        states: list[str] = []
+        stays.add_listener(states.append)
         server.kill()
         leaves.stop()  # this client never comes back
         server.launch()
         server.wait_ready()
         deadline = time.monotonic() + 10
-        while stays.client_id is None or not stays.connected:
+        # Until the client has seen the old connection close, it still reports itself connected.
+        while "SUSPENDED" not in states or not stays.connected:
             assert time.monotonic() < deadline, "the client did not reconnect"
             time.sleep(0.05)
         assert stays.client_id[0] == sid  # same session, restored from disk

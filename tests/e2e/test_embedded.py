@@ -77,8 +77,11 @@ def test_restart_keeps_tree_sessions_and_port(clients: list[KazooClient]) -> Non
         session_id = client.client_id[0]
         client.create("/persistent", b"p")
         client.create("/ephemeral", ephemeral=True)
+        states = state_log(client)
         zk.restart()
         assert zk.port == port
+        # Until the client has seen the old connection close, it still reports CONNECTED.
+        wait_for(lambda: KazooState.SUSPENDED in states)
         wait_for(lambda: client.state == KazooState.CONNECTED and client.connected)
         assert client.client_id[0] == session_id  # the session was resumed, not replaced
         assert client.get("/persistent")[0] == b"p"
@@ -159,7 +162,9 @@ def test_disk_storage_in_process_recovers_on_restart(tmp_path: Path, clients: li
         client = connect(clients, zk.hosts)
         client.create("/durable", b"d")
         session_id = client.client_id[0]
+        states = state_log(client)
         zk.restart()  # a new runner recovers the tree from the data dir
+        wait_for(lambda: KazooState.SUSPENDED in states)
         wait_for(lambda: client.connected)
         assert client.client_id[0] == session_id
         assert client.get("/durable")[0] == b"d"
