@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gzip
+import logging
 import os
 import random
 import socket
@@ -281,7 +282,52 @@ def test_recover_snapshot_plus_log(tmp_path: Path) -> None:
     assert rec.replayed == 70
     assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
     assert rec.tree.last_processed_zxid == txns[-1][0].zxid
-    assert rec.digest_checked in (True, None)
+    # The snapshot's digest, carried through the replay by prediction, without a walk.
+    assert rec.digest_checked is True
+    assert rec.digest == tree_digest(rec.tree)
+
+
+def test_recover_walks_the_tree_when_the_log_digests_disagree(tmp_path: Path, caplog) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(120)
+    write_log(o, txns)
+    mid = replayed_tree(txns[:50])
+    mid.nodes["/"].data = b"not what the log's digests were computed over"
+    write_snapshot(o.snap_dir, mid, {SID: 30000})
+    with caplog.at_level(logging.INFO, logger="zkserver.storage"):
+        rec = recover(o)
+    assert "computed from the whole tree" in caplog.text
+    assert rec.digest == tree_digest(rec.tree)
+    assert rec.digest_checked is False
+
+
+def test_recover_does_not_trust_the_digest_of_a_fuzzy_snapshot(tmp_path: Path, caplog) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(120)
+    write_log(o, txns)
+    # Apache's snapshots are fuzzy: named after the zxid at the start, they may hold later
+    # txns, and their recorded digest is the one after the last txn applied when they ended.
+    later = Path(write_snapshot(o.snap_dir, replayed_tree(txns[:60]), {SID: 30000}))
+    later.rename(later.with_name(f"snapshot.{txns[49][0].zxid:x}"))
+    with caplog.at_level(logging.INFO, logger="zkserver.storage"):
+        rec = recover(o)
+    assert "not the one predicted" not in caplog.text  # the recorded digest was never used
+    assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
+    assert rec.digest == tree_digest(rec.tree)
+    assert rec.digest_checked is True
+
+
+def test_recover_walks_the_tree_after_a_log_without_digests(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(120)
+    log = FileTxnLog(o.log_dir, lambda z: None, pre_alloc_size=4096)  # digest.enabled=false wrote it
+    log.append(txns)
+    log.close()
+    write_snapshot(o.snap_dir, replayed_tree(txns[:50]), {SID: 30000})
+    rec = recover(o)
+    assert rec.replayed == 70
+    assert rec.digest is None  # the running server walks the tree for its predictor
+    assert rec.digest_checked is None
 
 
 def test_invalid_snapshot_is_skipped_for_an_older_one(tmp_path: Path) -> None:

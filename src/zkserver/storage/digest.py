@@ -33,14 +33,14 @@ from ..tree.datatree import DataTree, created_owner, parent_of
 
 DIGEST_VERSION = 2
 DIGEST_LOG_INTERVAL = 128  # Apache's DataTree.DIGEST_LOG_INTERVAL
-_EXCLUDED_PREFIX = "/zookeeper/"
-_EXCLUDED_LEN = len(_EXCLUDED_PREFIX)
+EXCLUDED_PREFIX = "/zookeeper/"  # nodes under it count 0
+_EXCLUDED_LEN = len(EXCLUDED_PREFIX)
 # czxid mzxid pzxid ctime mtime version cversion aversion ephemeralOwner: Apache's order.
-_DIGEST_STAT = struct.Struct(">qqqqqiiiq")
+DIGEST_STAT = struct.Struct(">qqqqqiiiq")
 _MASK64 = (1 << 64) - 1
 _MAX64 = (1 << 63) - 1
 
-# A node's stat in _DIGEST_STAT's order, so that it packs without reordering.
+# A node's stat in DIGEST_STAT's order, so that it packs without reordering.
 Stat = tuple[int, int, int, int, int, int, int, int, int]
 
 
@@ -53,7 +53,7 @@ def signed64(v: int) -> int:
 def _key_crc(path: str) -> int | None:
     """CRC32 of the node's key, where its digest starts; None for the nodes that count 0."""
     # A slice compare costs about half of str.startswith's method call.
-    if path[:_EXCLUDED_LEN] == _EXCLUDED_PREFIX:
+    if path[:_EXCLUDED_LEN] == EXCLUDED_PREFIX:
         return None
     return zlib.crc32(path.encode()) if path != "/" else 0  # the root's key is ""; crc32(b"") is 0
 
@@ -62,7 +62,7 @@ def tree_digest(tree: DataTree) -> int:
     """The digest of the whole tree, computed from scratch (start-up, snapshots, checks).
     Written out in one loop: this walks a million znodes at start-up."""
     total = 0
-    crc32, pack, excluded = zlib.crc32, _DIGEST_STAT.pack, _EXCLUDED_PREFIX
+    crc32, pack, excluded = zlib.crc32, DIGEST_STAT.pack, EXCLUDED_PREFIX
     for path, n in tree.nodes.items():
         if path.startswith(excluded):
             continue
@@ -147,11 +147,11 @@ class DigestPredictor:
         if key is None:
             return (0, 0, None, None, stat)
         head = zlib.crc32(n.data, key) if n.data else key
-        return (0, zlib.crc32(_DIGEST_STAT.pack(*stat), head), key, head, stat)
+        return (0, zlib.crc32(DIGEST_STAT.pack(*stat), head), key, head, stat)
 
     def _put(self, path: str, zxid: int, key: int | None, head: int | None, stat: Stat | None, old: int) -> int:
         """Record the node's new state; return the change to the tree digest from its `old` digest."""
-        new = zlib.crc32(_DIGEST_STAT.pack(*stat), head) if stat is not None and key is not None else 0
+        new = zlib.crc32(DIGEST_STAT.pack(*stat), head) if stat is not None and key is not None else 0
         self._overlay[path] = (zxid, new, key, head, stat)
         self._touched.append((zxid, path))
         return new - old

@@ -30,7 +30,7 @@ from ..jute.codec import JuteError, Reader, encode_ustring
 from ..jute.records import STAT_PERSISTED, ACLList, encode_acl_list, read_acl_list
 from ..tree.acl import OPEN_ACL_UNSAFE, shared_acl
 from ..tree.datatree import DataTree, ZNode
-from .digest import DIGEST_VERSION, signed64
+from .digest import DIGEST_STAT, DIGEST_VERSION, EXCLUDED_PREFIX, signed64
 from .disk import OS_DISK, Disk, write_seq
 from .txnlog import FILE_HEADER, StorageError, sorted_files, zxid_from_name
 
@@ -139,7 +139,6 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
 
 
 _NULL_DATA = b"\xff\xff\xff\xff"  # a node created with null data keeps it null, as Apache writes it
-_DIGEST_STAT = struct.Struct(">qqqqqiiiq")  # digest.py's order: czxid mzxid pzxid ctime mtime versions owner
 
 
 def _write_nodes(out: _SealedOut, tree: DataTree, index: dict[ACLList, int]) -> int:
@@ -147,8 +146,8 @@ def _write_nodes(out: _SealedOut, tree: DataTree, index: dict[ACLList, int]) -> 
     does). The nodes go in the tree's dict order, which puts every parent before its children:
     a node enters the dict only while its parent exists, and a parent cannot leave it while it
     has children. Readers (ours and Apache's) need exactly that, not depth-first order."""
-    pack_int, pack_tail, pack_dig = _INT.pack, _NODE_TAIL.pack, _DIGEST_STAT.pack
-    crc32, excluded = zlib.crc32, "/zookeeper/"
+    pack_int, pack_tail, pack_dig = _INT.pack, _NODE_TAIL.pack, DIGEST_STAT.pack
+    crc32, excluded = zlib.crc32, EXCLUDED_PREFIX
     acl_of: dict[int, int] = {}  # id(acl) -> index: ACL tuples are shared, hashing them is not cheap
     parts: list[bytes] = []
     total = 0
