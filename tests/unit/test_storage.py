@@ -32,6 +32,7 @@ from zkserver.jute.records import (
     SetDataTxn,
     TxnHeader,
 )
+from zkserver.storage import digest as digest_module
 from zkserver.storage import epochs, purge, syncer
 from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, recover
 from zkserver.storage.digest import DigestPredictor, tree_digest
@@ -190,6 +191,26 @@ def test_predicted_digest_matches_full_digest_after_each_txn() -> None:
         tree.apply(h, t)
         if p is not None:
             assert p == tree_digest(tree), hex(h.zxid)
+
+
+@pytest.mark.parametrize("retained", [0, 8, 4096])
+def test_predicted_digest_with_applies_between_predictions(monkeypatch, retained: int) -> None:
+    """Entries kept after their txn is applied (a cache of hot nodes) must stay exact, whether
+    the overlay is trimmed, cleared or kept."""
+    monkeypatch.setattr(digest_module, "_RETAINED", retained)
+    txns = sample_txns(600, seed=11)
+    tree = DataTree()
+    pred = DigestPredictor(tree)
+    rng = random.Random(4)
+    i = 0
+    while i < len(txns):
+        window = txns[i:i + rng.randint(1, 12)]  # predicted ahead, then applied
+        predicted = [pred.after(h, t) for h, t in window]
+        for (h, t), p in zip(window, predicted, strict=True):
+            tree.apply(h, t)
+            if p is not None:
+                assert p == tree_digest(tree), hex(h.zxid)
+        i += len(window)
 
 
 def test_predicted_digest_with_pipelined_core_writes() -> None:

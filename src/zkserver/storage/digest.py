@@ -8,8 +8,10 @@ wrapping 64-bit sum of all node digests.
 Every txn-log entry carries the digest of the tree *after* that txn. Our writes reach the log
 before the tree applies them (the tree holds durable state only), so `DigestPredictor` works
 out each txn's effect on the digest from the txn alone, over an overlay of the nodes touched by
-txns still in flight, and falls back to the committed tree for the rest. The overlay entries
-are dropped once the tree has applied the txn that wrote them. No hook in DataTree is needed.
+txns still in flight, and falls back to the committed tree for the rest. An entry stays right
+after the tree has applied its txn, because every later change to that node passes through
+here first: up to _RETAINED entries are kept as a cache of hot nodes' digests, which a txn
+on a node otherwise recomputes from the tree. No hook in DataTree is needed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..tree.datatree import DataTree, created_owner, parent_of
 
 DIGEST_VERSION = 2
 DIGEST_LOG_INTERVAL = 128  # Apache's DataTree.DIGEST_LOG_INTERVAL
+_RETAINED = 4096  # overlay entries kept past their txn's apply (~200 bytes each)
 EXCLUDED_PREFIX = "/zookeeper/"  # nodes under it count 0
 _EXCLUDED_LEN = len(EXCLUDED_PREFIX)
 # czxid mzxid pzxid ctime mtime version cversion aversion ephemeralOwner: Apache's order.
@@ -126,7 +129,12 @@ class DigestPredictor:
         touched, overlay = self._touched, self._overlay
         if touched[-1][0] <= applied:  # the usual case: the tree caught up with every txn
             touched.clear()
-            overlay.clear()
+            if len(overlay) > _RETAINED:
+                overlay.clear()
+            return
+        if len(overlay) <= _RETAINED:  # applied entries stay: they are the committed state
+            while touched[0][0] <= applied:
+                touched.popleft()
             return
         while touched[0][0] <= applied:
             zxid, path = touched.popleft()
