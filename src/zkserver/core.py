@@ -38,7 +38,6 @@ from .jute.records import (
     TxnHeader,
     encode_connect_response,
     encode_reply,
-    encode_stat,
     encode_watcher_event,
     read_multi,
     read_path,
@@ -678,11 +677,11 @@ class ServerCore:
 
     def _write_reply_body(self, op: int, rc: TxnResult) -> bytes:
         if op == Op.SET_DATA or op == Op.SET_ACL or op == Op.CHECK:
-            return encode_stat(rc.stat) if rc.stat is not None else b""
+            return rc.stat or b""
         if op == Op.CREATE:
             return encode_ustring(rc.path)  # type: ignore[arg-type]
         if op in _STAT_CREATES:
-            return encode_ustring(rc.path) + encode_stat(rc.stat)  # type: ignore[arg-type]
+            return encode_ustring(rc.path) + rc.stat  # type: ignore[operator]
         if op == Op.MULTI:
             return self._multi_reply(rc)
         return b""
@@ -694,12 +693,12 @@ class ServerCore:
             if kind == Op.ERROR:
                 parts.append(_MULTI_ERROR.pack(Op.ERROR, False, sub.err, sub.err))
             elif kind == Op.SET_DATA:
-                parts += (_MULTI_SET_DATA, encode_stat(sub.stat))  # type: ignore[arg-type]
+                parts += (_MULTI_SET_DATA, sub.stat)  # type: ignore[arg-type]
             elif kind == Op.CREATE:
                 parts += (_MULTI_CREATE, encode_ustring(sub.path))  # type: ignore[arg-type]
             elif kind in _STAT_CREATES:
                 # A result with a Stat is a create2 result on the wire, whatever the request's opcode.
-                parts += (_MULTI_CREATE2, encode_ustring(sub.path), encode_stat(sub.stat))  # type: ignore[arg-type]
+                parts += (_MULTI_CREATE2, encode_ustring(sub.path), sub.stat)  # type: ignore[arg-type]
             elif kind == Op.DELETE or kind == Op.DELETE_CONTAINER:
                 parts.append(_MULTI_DELETE)
             else:

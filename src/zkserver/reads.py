@@ -15,7 +15,6 @@ from .jute.codes import AddWatchMode, Err, EventType, Op, Perm, WatcherType
 from .jute.records import (
     MULTI_HEADER,
     SetWatches,
-    encode_stat,
     read_multi,
     read_path,
     read_path_int,
@@ -46,7 +45,7 @@ def _get_data(core: ServerCore, conn: Conn, path: str, watch: bool) -> bytes:
     node = _node_for_read(core, conn, path)
     if watch:
         core.tree.add_watch(path, conn, child=False)
-    return encode_buffer(node.data) + encode_stat(core.tree.client_stat(node))
+    return encode_buffer(node.data) + core.tree.client_stat(node)
 
 
 def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
@@ -60,7 +59,7 @@ def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
         core.tree.add_watch(path, conn, child=False)
     if node is None:
         raise KeeperError(Err.NO_NODE, path)
-    return encode_stat(core.tree.client_stat(node))
+    return core.tree.client_stat(node)
 
 
 def _children(core: ServerCore, conn: Conn, path: str, watch: bool):
@@ -79,7 +78,7 @@ def get_children(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 def get_children2(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, watch = read_path_watch(r)
     node = _children(core, conn, path, watch)
-    return core.tree.encoded_children(path, node) + encode_stat(core.tree.client_stat(node))
+    return core.tree.encoded_children(path, node) + core.tree.client_stat(node)
 
 
 def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
@@ -90,7 +89,7 @@ def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
         acl = tuple(mask_digests(acl))
     w = Writer()
     write_acl_list(w, acl)
-    return w.raw(encode_stat(core.tree.client_stat(node))).getvalue()
+    return w.raw(core.tree.client_stat(node)).getvalue()
 
 
 def get_all_children_number(core: ServerCore, conn: Conn, r: Reader) -> bytes:

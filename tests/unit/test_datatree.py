@@ -10,6 +10,7 @@ import pytest
 
 from zkserver.jute.codes import CONTAINER_EPHEMERAL_OWNER, Err, EventType, Op
 from zkserver.jute.records import (
+    STAT,
     CheckVersionTxn,
     CloseSessionTxn,
     CreateTxn,
@@ -57,7 +58,7 @@ def stat(tree, path):
     """The client Stat as a dict."""
     names = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner",
              "dataLength", "numChildren", "pzxid")
-    return dict(zip(names, tree.client_stat(tree.get(path)), strict=True))
+    return dict(zip(names, STAT.unpack(tree.client_stat(tree.get(path))), strict=True))
 
 
 class TestInitialTree:

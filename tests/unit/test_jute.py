@@ -28,6 +28,7 @@ from tests.unit.corehelper import CreateTTL, SetWatches, SetWatches2
 from zkserver.jute.codec import JuteError, Reader, Writer
 from zkserver.jute.codes import Op
 from zkserver.jute.records import (
+    STAT,
     CheckVersionTxn,
     CloseSessionTxn,
     ConnectRequest,
@@ -42,7 +43,6 @@ from zkserver.jute.records import (
     TxnHeader,
     encode_connect_response,
     encode_reply,
-    encode_stat,
     encode_watcher_event,
     read_multi,
     read_set_acl,
@@ -212,7 +212,7 @@ class TestRepliesForKazoo:
 
     def test_reply_header_and_stat(self):
         stat = (1, 2, 3, 4, 5, 6, 7, -8, 9, 10, 11)
-        frame = encode_reply(42, 0x100000002, -101, encode_stat(stat))
+        frame = encode_reply(42, 0x100000002, -101, STAT.pack(*stat))
         assert int.from_bytes(frame[:4], "big") == len(frame) - 4
         hdr, off = ReplyHeader.deserialize(frame[4:], 0)
         assert tuple(hdr) == (42, 0x100000002, -101)
@@ -227,7 +227,7 @@ class TestRepliesForKazoo:
 
     def test_get_data_shape(self):
         stat = tuple(range(11))
-        payload = Writer().buffer(b"val").raw(encode_stat(stat)).getvalue()
+        payload = Writer().buffer(b"val").raw(STAT.pack(*stat)).getvalue()
         data, st_ = GetData.deserialize(payload, 0)
         assert data == b"val" and tuple(st_) == stat
         assert read_buffer(payload, 0)[0] == b"val"

@@ -220,10 +220,6 @@ def read_multi(r: Reader) -> list[MultiOp]:
 
 # ---------------------------------------------------------------- replies
 
-def encode_stat(s: tuple) -> bytes:
-    return STAT.pack(*s)
-
-
 def encode_reply(xid: int, zxid: int, err: int, body: bytes | bytearray = b"") -> bytes:
     """A complete length-prefixed reply frame."""
     return _REPLY_FRAME.pack(16 + len(body), xid, zxid, err) + body

@@ -7,8 +7,8 @@ notifications in `self.events`; the core drains them and delivers them before th
 the request that caused them.
 
 Stat fields are kept as Apache persists them (StatPersisted); what a client sees is derived in
-`client_stat`: cversion counts changes there (2 * creates - children) and ephemeralOwner reads
-0 for containers and TTL nodes.
+`client_stat`, encoded as the wire's Stat: cversion counts changes there (2 * creates - children)
+and ephemeralOwner reads 0 for containers and TTL nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..jute.codec import pack_int
 from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Err, EventType, Op
 from ..jute.records import (
+    STAT,
     ACLList,
     CheckVersionTxn,
     CloseSessionTxn,
@@ -37,6 +38,7 @@ from .quota import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_root_
 from .watches import PERSISTENT, RECURSIVE, STANDARD, WatchTable
 
 log = logging.getLogger("zkserver.tree")
+pack_stat = STAT.pack
 
 ZOOKEEPER_PATH = "/zookeeper"
 QUOTA_PATH = "/zookeeper/quota"
@@ -117,7 +119,7 @@ class TxnResult:
     type: int
     path: str | None = None
     err: int = 0
-    stat: tuple | None = None  # the client Stat as of this txn, for replies that carry one
+    stat: bytes | None = None  # the client Stat as of this txn (encoded), for replies that carry one
     multi: list[TxnResult] | None = None
 
 
@@ -177,16 +179,15 @@ class DataTree:
                 self.children_wire[path] = wire
         return wire
 
-    def client_stat(self, n: ZNode) -> tuple:
+    def client_stat(self, n: ZNode) -> bytes:
+        """The Stat a client sees, encoded: every reply that carries one sends it as is."""
         owner = n.owner
         if owner and owner_kind(owner, self.extended_types) != "session":
             owner = 0
         nchildren = len(n.children)
         data = n.data
-        return (
-            n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion * 2 - nchildren,
-            n.aversion, owner, len(data) if data else 0, nchildren, n.pzxid,
-        )
+        return pack_stat(n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion * 2 - nchildren,
+                         n.aversion, owner, len(data) if data else 0, nchildren, n.pzxid)
 
     def count_descendants(self, path: str) -> int:
         node = self.nodes.get(path)
