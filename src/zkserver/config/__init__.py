@@ -1,0 +1,53 @@
+"""zoo.cfg and system-property configuration, read the way Apache ZooKeeper reads it.
+
+Theory of operation
+-------------------
+Apache ZooKeeper has two sources of settings: the config file (a java.util.Properties
+file) and JVM system properties (``-Dname=value``). It reads the file key by key. Keys it
+knows become fields of its config object. Every other key becomes the system property
+``zookeeper.<key>``, which *overwrites* a ``-D`` value of that name. Most components then
+read system properties, not the file. So ``snapCount=10`` in zoo.cfg and
+``-Dzookeeper.snapCount=10`` mean the same, while ``jute.maxbuffer`` in zoo.cfg becomes
+``zookeeper.jute.maxbuffer``, a name nothing reads.
+
+We keep that model, but without global state:
+
+* ``parse_system_properties`` collects ``-D`` items from the command line and from the
+  ``SERVER_JVMFLAGS``/``JVMFLAGS`` variables that zkServer.sh passes to the JVM.
+* ``load_config`` parses the file, merges the unknown keys into the properties as Apache
+  does, validates every value, and returns one frozen ``ServerConfig``. Nothing reads
+  ``os.environ`` or a global after that.
+* Typed accessors on ``ServerConfig`` read ``properties`` with Apache's property names
+  and defaults, so the rest of the server never spells a property name.
+
+Where Apache silently falls back to a default on a malformed value (``Integer.getInteger``),
+or treats a misspelt boolean as false (``forceSync=false`` still fsyncs), we stop start-up
+with the file, line and reason instead (DESIGN.md §5). A config Apache accepts with
+well-formed values is accepted here with the same meaning.
+
+The package, by layer: `values` (ConfigError and single-value parsers), `properties` (the
+Properties text format and -D items), `model` (ServerConfig), `servers` (server.N lines),
+`keys` (the tables of known keys and the warnings for ignored ones), `loader` (load_config).
+Names with a leading underscore are private to the package, shared between its modules.
+"""
+
+from .loader import ensemble_refusal_message, is_standalone, load_config
+from .model import DEFAULT_METRICS_PROVIDER, FOUR_LETTER_WORDS, TELNET_CLOSE, PeerAddress, ServerConfig, ServerSpec
+from .properties import PropertyLine, parse_properties, parse_system_properties
+from .values import ConfigError
+
+__all__ = [
+    "DEFAULT_METRICS_PROVIDER",
+    "FOUR_LETTER_WORDS",
+    "TELNET_CLOSE",
+    "ConfigError",
+    "PeerAddress",
+    "PropertyLine",
+    "ServerConfig",
+    "ServerSpec",
+    "ensemble_refusal_message",
+    "is_standalone",
+    "load_config",
+    "parse_properties",
+    "parse_system_properties",
+]
