@@ -130,9 +130,10 @@ class Request:
     op: int
     frame: bytes  # the whole request frame; its body starts at BODY_AT
     session_id: int
+    # Passed by position where requests are made per frame: keywords cost ~0.2 us per call.
+    received_ms: int = 0
     hdr: TxnHeader | None = None
     txn: object = None
-    received_ms: int = 0
 
 
 @dataclass
@@ -378,7 +379,7 @@ class ServerCore:
         now = self.now_ms
         if handler is not None and not self.enforce_auth:
             if self._must_wait(conn.session_id, op):  # it must see, and answer after, what is ahead
-                self._queue(Request(conn, xid, op, frame, conn.session_id or 0, received_ms=now))
+                self._queue(Request(conn, xid, op, frame, conn.session_id or 0, now))
             else:
                 self._read(conn, xid, op, frame, handler, now)
             return
@@ -392,7 +393,7 @@ class ServerCore:
             return
         if self.enforce_auth and not self._auth_enforced(conn, xid):
             return
-        req = Request(conn, xid, op, frame, sid, received_ms=now)
+        req = Request(conn, xid, op, frame, sid, now)
         if op in WRITE_OPS or op == Op.CLOSE_SESSION:
             self._submit(req, None)
         elif handler is not None or op == Op.PING:
