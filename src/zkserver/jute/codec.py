@@ -63,13 +63,16 @@ class Reader:
     def _length(self) -> int:
         """A buffer's or string's length, -1 for null; the bytes it claims are there."""
         n = self.int()
-        if n < -1:
-            raise JuteError(f"negative length {n}")
-        if n > self.max_len:
-            raise JuteError(f"length {n} exceeds the limit {self.max_len}")
-        if n > self._end - self.pos:
-            raise self._truncated(n)
+        if n < -1 or n > self.max_len or n > self._end - self.pos:
+            raise self._bad_length(n)
         return n
+
+    def _bad_length(self, n: int) -> JuteError:
+        if n < -1:
+            return JuteError(f"negative length {n}")
+        if n > self.max_len:
+            return JuteError(f"length {n} exceeds the limit {self.max_len}")
+        return self._truncated(n)
 
     def buffer(self) -> bytes | None:
         n = self._length()
@@ -80,16 +83,29 @@ class Reader:
         return bytes(self._buf[pos : pos + n])
 
     def ustring(self) -> str | None:
-        n = self._length()
+        # The length is read inline: every request that names a znode comes through here.
+        pos = self.pos
+        if pos + 4 > self._end:
+            raise self._truncated(4)
+        n = _INT.unpack_from(self._buf, pos)[0]
+        self.pos = pos = pos + 4
         if n == -1:
             return None
-        pos = self.pos
+        if n < -1 or n > self.max_len or n > self._end - pos:
+            raise self._bad_length(n)
         try:
             v = str(self._buf[pos : pos + n], "utf-8")
         except UnicodeDecodeError as e:
             raise JuteError(f"string is not UTF-8: {e}") from None
         self.pos = pos + n
         return v
+
+    def path(self) -> str:
+        """A ustring that must not be null: the znode path of a request."""
+        p = self.ustring()
+        if p is None:
+            raise JuteError("null path")
+        return p
 
     def unpack(self, st: struct.Struct) -> tuple:
         """A fixed-size group of fields in one step (a multi's op header)."""

@@ -107,42 +107,36 @@ class CreateRequest:
 
     @classmethod
     def read(cls, r: Reader, with_ttl: bool = False) -> CreateRequest:
-        path = r.ustring()
+        path = r.path()
         data = r.buffer()
         acl = read_acl_list(r)
         flags = r.int()
         ttl = r.long() if with_ttl else -1
-        return cls(_need_path(path), data, acl, flags, ttl)
-
-
-def _need_path(p: str | None) -> str:
-    if p is None:
-        raise JuteError("null path")
-    return p
+        return cls(path, data, acl, flags, ttl)
 
 
 def read_path(r: Reader) -> str:
-    return _need_path(r.ustring())
+    return r.path()
 
 
 def read_path_watch(r: Reader) -> tuple[str, bool]:
-    return _need_path(r.ustring()), r.bool()
+    return r.path(), r.bool()
 
 
 def read_path_version(r: Reader) -> tuple[str, int]:
-    return _need_path(r.ustring()), r.int()
+    return r.path(), r.int()
 
 
 def read_set_data(r: Reader) -> tuple[str, bytes | None, int]:
-    return _need_path(r.ustring()), r.buffer(), r.int()
+    return r.path(), r.buffer(), r.int()
 
 
 def read_set_acl(r: Reader) -> tuple[str, list[ACL] | None, int]:
-    return _need_path(r.ustring()), read_acl_list(r), r.int()
+    return r.path(), read_acl_list(r), r.int()
 
 
 def read_path_int(r: Reader) -> tuple[str, int]:
-    return _need_path(r.ustring()), r.int()
+    return r.path(), r.int()
 
 
 @dataclass(slots=True)
