@@ -467,6 +467,32 @@ def test_group_commit_through_the_syncer(tmp_path: Path) -> None:
     assert tree_state(rec.tree) == tree_state(replayed_tree(txns))
 
 
+def test_writes_before_the_syncer_is_up_are_synced_by_the_loop(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(30)
+
+    async def run() -> bool:
+        durable: list[int] = []
+        st = DiskStorage(o, DataTree(), dict, durable.append)
+        st.start(asyncio.get_running_loop())
+        st.append(txns[:10])  # the loop has not run since start: the syncer cannot have said it is up
+        synced_here = not st.log._syncer_ready and st.log.stats.fsyncs > 0
+        await asyncio.sleep(0)
+        assert durable == [txns[9][0].zxid]
+        while not st.log._syncer_ready:
+            await asyncio.sleep(0.01)
+        syncs = st.log.stats.fsyncs
+        st.append(txns[10:])
+        while durable[-1] != txns[-1][0].zxid:
+            await asyncio.sleep(0.01)
+        assert st.log.stats.fsyncs > syncs  # through the syncer now
+        st.close()
+        return synced_here
+
+    assert asyncio.run(run())
+    assert tree_state(recover(o).tree) == tree_state(replayed_tree(txns))
+
+
 def test_syncer_protocol_answers_each_request_with_its_sync_result(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server = threading.Thread(target=syncer.serve, args=(theirs,))
@@ -475,6 +501,7 @@ def test_syncer_protocol_answers_each_request_with_its_sync_result(tmp_path: Pat
     os.write(log_fd, b"entries")
     pipe_r, pipe_w = os.pipe()
     try:
+        assert syncer.ANSWER.unpack(ours.recv(64))[0] == syncer.READY_GEN  # unasked, first
         socket.send_fds(ours, [syncer.REQUEST.pack(1, 7, 64)], [log_fd])
         gen, zxid, pos, _, err = syncer.ANSWER.unpack(ours.recv(64))
         assert (gen, zxid, pos, err) == (1, 7, 64, 0)
@@ -501,6 +528,8 @@ def test_a_dead_syncer_fails_the_log_and_keeps_what_it_acknowledged(tmp_path: Pa
         failures: list[BaseException] = []
         st = DiskStorage(o, DataTree(), dict, durable.append, failures.append)
         st.start(asyncio.get_running_loop())
+        while not st.log._syncer_ready:  # before that, the loop syncs by itself
+            await asyncio.sleep(0.01)
         st.append(txns[:20])
         while not durable or durable[-1] != txns[19][0].zxid:
             await asyncio.sleep(0.01)

@@ -7,6 +7,8 @@ time the event loop had to hand it over: on a 2-core machine that cost the loop 
 its write throughput. This process has its own interpreter, so the loop never waits for it.
 
 Protocol, over the SOCK_SEQPACKET socket whose descriptor is argv[1], one request in flight:
+  ready    first, unasked: an ANSWER with gen READY_GEN. Until it arrives the server syncs on
+           its own, so that its first writes do not wait for this interpreter to start;
   request  (gen, zxid, pos) as REQUEST: sync log file `gen`, written up to `pos` (its last
            entry `zxid`); when the file is new to this process, its descriptor comes along
            (SCM_RIGHTS) and replaces the previous one, which the server synced when it rolled;
@@ -27,6 +29,7 @@ import time
 
 REQUEST = struct.Struct(">qqq")
 ANSWER = struct.Struct(">qqqqi")
+READY_GEN = -1  # the gen of the answer that says this process is up
 
 
 def _sync(fd: int) -> int:
@@ -39,6 +42,10 @@ def _sync(fd: int) -> int:
 
 
 def serve(sock: socket.socket) -> None:
+    try:
+        sock.send(ANSWER.pack(READY_GEN, 0, 0, 0, 0))
+    except OSError:  # the server is gone already
+        return
     current = -1
     while True:
         try:

@@ -11,8 +11,10 @@ the open file itself (a write to the page cache). A syncer process (storage/sync
 it durable: the loop asks it to fdatasync the file up to a position and watches its socket for
 the answer, with one request out at a time. While it syncs, more batches are written, so the
 next fsync covers every entry written since the last (group commit) and the loop never waits
-for the disk. Why a process and not a thread: see syncer.py. A roll syncs the current file on
-the loop (once per roll) and closes it; the next entry opens log.<its zxid>.
+for the disk. Why a process and not a thread: see syncer.py. Until the syncer has said it is
+up, the loop syncs each batch itself, so the first writes after start-up do not wait for it.
+A roll syncs the current file on the loop (once per roll) and closes it; the next entry opens
+log.<its zxid>.
 
 A failed write or fsync stops the log for good (no retry: after an fsync error the kernel may
 already have dropped the pages). Before it stops, it cuts the file back to the end of the last
@@ -284,6 +286,7 @@ class FileTxnLog:
         self._remove_reader: Callable[[int], object] | None = None
         self._given_gen = -1  # the newest file the syncer has been given
         self._in_flight = False  # a sync request is out
+        self._syncer_ready = False  # its READY_GEN answer has arrived
 
     def start(self, call_soon: Callable[..., object], add_reader: Callable[..., object],
               remove_reader: Callable[[int], object]) -> None:
@@ -405,9 +408,15 @@ class FileTxnLog:
         self._synced_zxid = max(self._synced_zxid, f.last_zxid)
 
     def _request_sync(self) -> None:
-        """Ask the syncer for a round covering everything written, giving it the file if new."""
+        """Ask the syncer for a round covering everything written, giving it the file if new.
+        Until the syncer has said it is up, the round is done here: the first writes after
+        start-up need not wait ~15 ms for its interpreter."""
         f = self._file
         assert self._sock is not None and f is not None
+        if not self._syncer_ready:
+            if self._try_round() and self._call_soon is not None:
+                self._call_soon(self._report)
+            return
         request = syncer.REQUEST.pack(f.gen, f.last_zxid, f.pos)
         try:
             if f.gen > self._given_gen:  # a new file: its descriptor goes along
@@ -432,7 +441,11 @@ class FileTxnLog:
             if not msg:
                 self._fail(OSError(errno.EPIPE, "the txn log's syncer process exited"))
                 return
-            self._answered(*syncer.ANSWER.unpack(msg))
+            answer = syncer.ANSWER.unpack(msg)
+            if answer[0] == syncer.READY_GEN:
+                self._syncer_ready = True  # every round so far was done here: nothing to ask
+                continue
+            self._answered(*answer)
 
     def _answered(self, gen: int, zxid: int, pos: int, micros: int, err: int, report: bool = True) -> None:
         self._in_flight = False
