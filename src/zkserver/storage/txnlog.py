@@ -352,13 +352,8 @@ class FileTxnLog:
         f = self._file
         if f is None or self.failed is not None:
             return
-        if f.durable_pos < f.pos:
-            if not self._try_round():
-                return
-            if self._call_soon is not None:
-                self._call_soon(self._report)
-            elif not self.manual:
-                self._report()
+        if f.durable_pos < f.pos and not self._round_here():
+            return
         self._file = None
         self._close(f)
 
@@ -385,6 +380,17 @@ class FileTxnLog:
             self._try_round()
         self._report()
         return self.failed is None
+
+    def _round_here(self) -> bool:
+        """A sync round in this process, reported as this mode reports durability (on the loop
+        once started, at once inline, at `sync_queued` in manual mode); False when it failed."""
+        if not self._try_round():
+            return False
+        if self._call_soon is not None:
+            self._call_soon(self._report)
+        elif not self.manual:
+            self._report()
+        return True
 
     def _try_round(self) -> bool:
         """A sync round in this process; False when it failed the log."""
@@ -414,8 +420,7 @@ class FileTxnLog:
         f = self._file
         assert self._sock is not None and f is not None
         if not self._syncer_ready:
-            if self._try_round() and self._call_soon is not None:
-                self._call_soon(self._report)
+            self._round_here()
             return
         request = syncer.REQUEST.pack(f.gen, f.last_zxid, f.pos)
         try:
