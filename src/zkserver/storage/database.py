@@ -189,12 +189,13 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
         rec.digest_checked = True if rec.replayed else None
         return
     rec.digest = None
-    if last_digest is not None and opts.digest_enabled and last_digest[0] == DIGEST_VERSION:
+    recorded = _recorded(last_digest)
+    if recorded is not None and opts.digest_enabled:
         ours = rec.digest = tree_digest(tree)
-        rec.digest_checked = ours == last_digest[1]
+        rec.digest_checked = ours == recorded
         if not rec.digest_checked:
             log.warning("Tree digest after replay is %d but the log recorded %d at zxid 0x%x",
-                        ours, last_digest[1], tree.last_processed_zxid)
+                        ours, recorded, tree.last_processed_zxid)
 
 
 def _recorded(digest: tuple[int, int] | None) -> int | None:
