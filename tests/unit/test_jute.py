@@ -255,9 +255,7 @@ TXNS = [
 class TestTxns:
     @pytest.mark.parametrize(("kind", "txn"), TXNS, ids=[str(k) for k, _ in TXNS])
     def test_round_trip(self, kind, txn):
-        w = Writer()
-        txn.write(w)
-        r = Reader(w.getvalue())
+        r = Reader(txn.encode())
         assert read_txn_record(kind, r) == txn
         assert r.remaining == 0
 
@@ -265,9 +263,7 @@ class TestTxns:
         # CreateTxn: path data acl ephemeral parentCVersion; CreateContainerTxn drops ephemeral;
         # CreateTTLTxn: path data acl parentCVersion ttl.
         def enc(txn):
-            w = Writer()
-            txn.write(w)
-            return w.getvalue()
+            return txn.encode()
 
         head = Writer().ustring("/a").buffer(b"").int(1).int(31).ustring("world").ustring("anyone").getvalue()
         assert enc(CreateTxn(Op.CREATE, "/a", b"", (ACL,), True, 7)) == head + b"\x01" + (7).to_bytes(4, "big")
@@ -277,16 +273,12 @@ class TestTxns:
 
     def test_multi_round_trip(self):
         txn = MultiTxn([TXNS[0], TXNS[6], (Op.ERROR, ErrorTxn(-2))])
-        w = Writer()
-        txn.write(w)
-        assert read_txn_record(Op.MULTI, Reader(w.getvalue())) == txn
+        assert read_txn_record(Op.MULTI, Reader(txn.encode())) == txn
 
     def test_header_round_trip(self):
         hdr = TxnHeader(-0x7000000000000000, -4, 0x100000001, 1_700_000_000_000, Op.MULTI)
-        w = Writer()
-        hdr.write(w)
-        assert len(w.getvalue()) == 32  # long clientId, int cxid, long zxid, long time, int type
-        assert TxnHeader.read(Reader(w.getvalue())) == hdr
+        assert len(hdr.encode()) == 32  # long clientId, int cxid, long zxid, long time, int type
+        assert TxnHeader.read(Reader(hdr.encode())) == hdr
 
     def test_pre_36_close_session_has_no_body(self):
         assert read_txn_record(Op.CLOSE_SESSION, Reader(b"")) is None

@@ -149,9 +149,7 @@ def test_fast_entry_encoders_keep_the_records_layout() -> None:
     for kind, txn in txns:
         h = TxnHeader(-(2**63), -1, 2**63 - 1, 1_700_000_000_000, kind)
         for digest in (None, 0, -(2**63)):
-            w = Writer()
-            h.write(w)
-            txn.write(w)
+            w = Writer().raw(h.encode()).raw(txn.encode())
             if digest is not None:
                 w.int(2).long(digest)  # TxnDigest{version 2, treeDigest}
             body = bytes(w.buf)

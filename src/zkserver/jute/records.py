@@ -236,24 +236,22 @@ class TxnHeader:
     def encode(self) -> bytes:
         return TXN_HEADER.pack(self.client_id, self.cxid, self.zxid, self.time, self.type)
 
-    def write(self, w: Writer) -> None:
-        w.raw(self.encode())
-
     @classmethod
     def read(cls, r: Reader) -> TxnHeader:
         return cls(r.long(), r.int(), r.long(), r.long(), r.int())
 
 
 class _TxnRecord:
-    """A txn record gives its bytes as parts (`parts()`); the log joins them into its entry."""
+    """A txn record gives its bytes as parts (`parts()`): the log joins them into its entry
+    together with the header's, without joining the record on its own first."""
 
     __slots__ = ()
 
     def parts(self) -> tuple[bytes, ...] | list[bytes]:
         raise NotImplementedError
 
-    def write(self, w: Writer) -> None:
-        w.raw(b"".join(self.parts()))
+    def encode(self) -> bytes:
+        return b"".join(self.parts())
 
 
 @dataclass(slots=True)
@@ -359,7 +357,7 @@ class MultiTxn(_TxnRecord):
     def parts(self) -> list[bytes]:
         out = [pack_int(len(self.txns))]
         for kind, rec in self.txns:
-            sub = b"".join(rec.parts())  # type: ignore[attr-defined]
+            sub = rec.encode()  # type: ignore[attr-defined]
             out += (_INT_INT.pack(kind, len(sub)), sub)
         return out
 
