@@ -40,7 +40,6 @@ from .jute.records import (
     encode_reply,
     encode_watcher_event,
     read_multi,
-    read_path,
 )
 from .prep import Preparer
 from .reads import READ_HANDLERS, ReadHandler
@@ -569,7 +568,7 @@ class ServerCore:
             # (its standalone server is no leader to run one).
             return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
         if op == Op.DELETE_CONTAINER:
-            return self._prep_delete_container(read_path(r), zxid)
+            return self._prep_delete_container(r.path(), zxid)
         raise JuteError(f"not a write opcode: {op}")
 
     def _prep_delete_container(self, path: str, zxid: int) -> tuple[int, object]:

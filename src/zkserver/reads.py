@@ -16,7 +16,6 @@ from .jute.records import (
     MULTI_HEADER,
     SetWatches,
     read_multi,
-    read_path,
     read_path_int,
     read_path_watch,
     write_acl_list,
@@ -82,7 +81,7 @@ def get_children2(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 
 def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
-    path = read_path(r)
+    path = r.path()
     node = _node_for_read(core, conn, path, Perm.READ | Perm.ADMIN)
     acl = node.acl
     if not core.auth.check(acl, Perm.ADMIN, conn.ids):
@@ -93,7 +92,7 @@ def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 
 def get_all_children_number(core: ServerCore, conn: Conn, r: Reader) -> bytes:
-    path = read_path(r)
+    path = r.path()
     _node_for_read(core, conn, path)
     return pack_int(core.tree.count_descendants(path))
 
@@ -108,7 +107,7 @@ def get_ephemerals(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 
 def sync(core: ServerCore, conn: Conn, r: Reader) -> bytes:
-    return encode_ustring(read_path(r))
+    return encode_ustring(r.path())
 
 
 def who_am_i(core: ServerCore, conn: Conn, r: Reader) -> bytes:

@@ -115,10 +115,6 @@ class CreateRequest:
         return cls(path, data, acl, flags, ttl)
 
 
-def read_path(r: Reader) -> str:
-    return r.path()
-
-
 def read_path_watch(r: Reader) -> tuple[str, bool]:
     return r.path(), r.bool()
 
@@ -278,7 +274,7 @@ class CreateTxn(_TxnRecord):
 
     @classmethod
     def read(cls, r: Reader, kind: int) -> CreateTxn:
-        path, data, acl = read_path(r), r.buffer(), tuple(read_acl_list(r) or ())
+        path, data, acl = r.path(), r.buffer(), tuple(read_acl_list(r) or ())
         if kind == Op.CREATE_TTL:
             return cls(kind, path, data, acl, False, r.int(), r.long())
         if kind == Op.CREATE_CONTAINER:
@@ -367,9 +363,9 @@ def read_txn_record(kind: int, r: Reader) -> object | None:
     if kind in (Op.CREATE, Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
         return CreateTxn.read(r, kind)
     if kind in (Op.DELETE, Op.DELETE_CONTAINER):
-        return DeleteTxn(read_path(r), kind)
+        return DeleteTxn(r.path(), kind)
     if kind in (Op.SET_DATA, Op.RECONFIG):
-        return SetDataTxn(read_path(r), r.buffer(), r.int())
+        return SetDataTxn(r.path(), r.buffer(), r.int())
     if kind == Op.SET_ACL:
         path, acl, version = read_set_acl(r)
         return SetACLTxn(path, tuple(acl or ()), version)
