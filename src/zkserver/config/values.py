@@ -86,11 +86,16 @@ def _positive_decode_int(text: str) -> int:
     return n
 
 
-def _bool(text: str) -> bool:
+def _choice(text: str, words: tuple[str, ...], expected: str) -> str:
+    """`text` lowercased, if it is one of `words` (case-insensitive, as Java's equalsIgnoreCase)."""
     lowered = text.lower()
-    if lowered not in ("true", "false"):
-        raise _Bad(f"{text!r} is not true or false")
-    return lowered == "true"
+    if lowered not in words:
+        raise _Bad(f"{text!r} is not {expected}")
+    return lowered
+
+
+def _bool(text: str) -> bool:
+    return _choice(text, ("true", "false"), "true or false") == "true"
 
 
 def _yes_no(text: str) -> bool:
@@ -139,10 +144,7 @@ def _election_alg(text: str) -> int:
 
 
 def _peer_type(text: str) -> str:
-    lowered = text.lower()
-    if lowered not in ("participant", "observer"):
-        raise _Bad(f"{text!r} is not participant or observer")
-    return lowered
+    return _choice(text, ("participant", "observer"), "participant or observer")
 
 
 def _session_timeout(text: str) -> int:
@@ -153,13 +155,9 @@ def _session_timeout(text: str) -> int:
 
 
 def _client_auth(text: str) -> str:
-    if text.lower() not in ("", "none", "want", "need"):
-        raise _Bad(f"{text!r} is not none, want or need")
-    return text
+    _choice(text, ("", "none", "want", "need"), "none, want or need")
+    return text  # kept as written; the TLS setup lowercases it
 
 
 def _compression(text: str) -> str:
-    lowered = text.lower()
-    if lowered not in ("", "gz", "snappy"):
-        raise _Bad(f"{text!r} is not gz, snappy or empty")
-    return lowered
+    return _choice(text, ("", "gz", "snappy"), "gz, snappy or empty")
