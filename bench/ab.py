@@ -111,12 +111,9 @@ def proc_cpu(pid: int) -> float:
     sync and snapshot threads do."""
     ticks = 0
     for p in (pid, *_children(pid)):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # exited since it was listed: its parent's cutime has it
-            continue
-        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        stat = _proc_file(p, "stat")  # empty once exited: its parent's cutime has it then
+        if stat:
+            ticks += sum(int(x) for x in stat.rsplit(b")", 1)[1].split()[11:15])  # utime stime cutime cstime
     return ticks / CLK_TCK
 
 
@@ -124,15 +121,13 @@ def proc_rss_mb(pid: int) -> float:
     """RSS of a server process and of the helper programs it runs (zkserver's syncer). Forked
     children (snapshots) are left out: they share the parent's pages."""
     total = 0
-    own = _cmdline(pid)
+    own = _proc_file(pid, "cmdline")
     for p in (pid, *_children(pid)):
-        if p != pid and _cmdline(p) in (own, b""):
+        if p != pid and _proc_file(p, "cmdline") in (own, b""):
             continue
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1])
-        except FileNotFoundError:
-            continue
+        statm = _proc_file(p, "statm")
+        if statm:
+            total += int(statm.split()[1])
     return total * PAGE / 2**20
 
 
@@ -144,19 +139,15 @@ def _children(pid: int) -> list[int]:
     except FileNotFoundError:
         return found
     for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids = [int(k) for k in f.read().split()]
-        except FileNotFoundError:
-            continue
-        for kid in kids:
-            found += (kid, *_children(kid))
+        for kid in _proc_file(pid, f"task/{task}/children").split():
+            found += (int(kid), *_children(int(kid)))
     return found
 
 
-def _cmdline(pid: int) -> bytes:
+def _proc_file(pid: int, name: str) -> bytes:
+    """/proc/<pid>/<name>; empty once the process is gone."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
             return f.read()
     except FileNotFoundError:
         return b""
