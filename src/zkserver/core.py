@@ -133,6 +133,24 @@ class Request:
     received_ms: int = 0
     hdr: TxnHeader | None = None
     txn: object = None
+    # On a learner: FORWARDED until the leader's answer (its commit, or SYNC) is in, then ANSWERED.
+    forward: int = 0
+    rc: TxnResult | None = None  # a forwarded write's outcome, kept until its turn to reply
+    ids: list[Identity] | None = None  # a learner's request on the leader: its connection's ids
+
+
+# Request.forward
+LOCAL, FORWARDED, ANSWERED = 0, 1, 2
+
+
+class Role:
+    """What stands behind the commit step (DESIGN.md §5c). A LOOKING member serves no client."""
+
+    STANDALONE = "standalone"
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    OBSERVER = "observer"
+    LOOKING = "looking"
 
 
 @dataclass
@@ -140,6 +158,9 @@ class Effects:
     out: dict[int, list[bytes]] = field(default_factory=dict)
     close: list[int] = field(default_factory=list)
     appends: list[tuple[TxnHeader, object]] = field(default_factory=list)
+    # A learner's: requests for the leader, and sessions to revalidate with it (id, timeout).
+    forwards: list[Request] = field(default_factory=list)
+    revalidations: list[tuple[int, int]] = field(default_factory=list)
 
 
 # `check` is valid only inside a multi (Apache's Request.isValid); deleteContainer is valid from
@@ -191,6 +212,15 @@ class ServerCore:
         self.sweeper = ContainerSweeper(settings, clock.mono_ms())
         # Set when the log can no longer make writes durable: reads go on, writes are refused.
         self.log_failed = False
+        self.role = Role.STANDALONE
+        self.rollover = False  # a leader ran out of zxids in its epoch: it must step down
+        self._learner = False  # follower or observer: writes go to the leader
+        self.forwarded: dict[int, deque[Request]] = {}  # learner: a session's writes awaiting their commit
+        self.pending_syncs: deque[Request] = deque()  # learner: syncs awaiting the leader's SYNC
+        self.revalidating: dict[int, list[Conn]] = {}  # learner: reconnects awaiting the leader's word
+        self.touched: dict[int, int] = {}  # learner: sessions touched since the last PING (id -> timeout)
+        # Called with each txn as it is applied (the ensemble's committed log).
+        self.on_applied: Callable[[TxnHeader, object], None] | None = None
 
     # ------------------------------------------------------------ effects
 
@@ -291,6 +321,8 @@ class ServerCore:
                     continue
                 if not touched:
                     self.sessions.touch(conn.session_id, now)
+                    if self._learner:
+                        self.touched[conn.session_id] = conn.timeout
                     touched = True
                 self._request(conn, frame)
             except JuteError as e:
@@ -304,6 +336,10 @@ class ServerCore:
     # ------------------------------------------------------------ sessions
 
     def _connect(self, conn: Conn, frame: memoryview | bytes) -> None:
+        if self.role == Role.LOOKING:
+            # Apache: "ZooKeeperServer not running"; the client tries another server.
+            self._close(conn)
+            return
         req = ConnectRequest.read(frame)
         conn.has_ro = req.has_read_only_byte
         if req.last_zxid_seen > self.tree.last_processed_zxid:
@@ -316,14 +352,18 @@ class ServerCore:
         if req.session_id == 0:
             sid = self.sessions.allocate_id()
             conn.session_id = sid
-            session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
-            session.connection = conn
+            if not self._learner:  # a learner tracks the session once the leader committed it
+                session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
+                session.connection = conn
             self._submit(Request(conn, 0, Op.CREATE_SESSION, b"", sid), CreateSessionTxn(conn.timeout))
             return
         conn.session_id = req.session_id
         session = self.sessions.sessions.get(req.session_id)
         if session is not None and session.connection is not None and session.connection is not conn:
             self._close(session.connection)
+        if self._learner:
+            self._revalidate(conn, req.session_id, req.passwd)
+            return
         valid = session is not None and self.sessions.check_password(req.session_id, req.passwd)
         if valid:
             # Apache touches the session with the timeout this connection negotiated.
@@ -346,7 +386,35 @@ class ServerCore:
             log.info("Invalid session 0x%x for client %s, probably expired", sid & 0xFFFFFFFFFFFFFFFF, conn.ip)
             self._close(conn)
 
+    def _revalidate(self, conn: Conn, session_id: int, passwd: bytes) -> None:
+        """A learner checks the password itself and asks the leader, which owns session expiry,
+        whether the session lives (Apache's Learner.revalidateSession)."""
+        if not self.sessions.check_password(session_id, passwd):
+            self._finish_connect(conn, False)
+            return
+        waiting = self.revalidating.setdefault(session_id, [])
+        waiting.append(conn)
+        if len(waiting) == 1:
+            self.fx.revalidations.append((session_id, conn.timeout))
+
+    def revalidated(self, session_id: int, valid: bool) -> None:
+        """The leader's answer to a revalidation (learner)."""
+        self.now_ms = now = self.clock.mono_ms()
+        for conn in self.revalidating.pop(session_id, ()):
+            if conn.closing:
+                continue
+            if valid:
+                session = self.sessions.sessions.get(session_id) or self.sessions.add(session_id, conn.timeout, now)
+                if session.connection is not None and session.connection is not conn:
+                    self._close(session.connection)
+                session.timeout = conn.timeout
+                session.connection = conn
+                self.touched[session_id] = conn.timeout
+            self._finish_connect(conn, valid)
+
     def tick(self) -> None:
+        if self.role not in (Role.STANDALONE, Role.LEADER):
+            return  # only the leader expires sessions and sweeps containers
         now = self.now_ms = self.clock.mono_ms()
         for session in self.sessions.expired(now):
             log.info("Expiring session 0x%x, timeout of %dms exceeded",
@@ -361,7 +429,7 @@ class ServerCore:
     def expire_session(self, session_id: int) -> bool:
         """Expire a session now, as if its timeout had passed (tests and admin tools)."""
         session = self.sessions.sessions.get(session_id)
-        if session is None or session.closing:
+        if session is None or session.closing or self.role not in (Role.STANDALONE, Role.LEADER):
             return False
         session.closing = True
         self.now_ms = self.clock.mono_ms()
@@ -376,6 +444,9 @@ class ServerCore:
         xid, op = REQUEST_HEADER.unpack_from(frame, 0)
         handler = READ_HANDLERS.get(op)
         now = self.now_ms
+        if op == Op.SYNC and self._learner:
+            self._forward(Request(conn, xid, op, frame, conn.session_id or 0, now))
+            return
         if handler is not None and not self.enforce_auth:
             if self._must_wait(conn.session_id, op):  # it must see, and answer after, what is ahead
                 self._queue(Request(conn, xid, op, frame, conn.session_id or 0, now))
@@ -488,13 +559,32 @@ class ServerCore:
         return False
 
     def _submit(self, req: Request, txn: object) -> None:
-        """Give a write its zxid and txn now; it is applied once durable."""
+        """Give a write its zxid and txn now; it is applied once durable (a learner hands it
+        to the leader instead)."""
+        if self._learner:
+            req.txn = txn  # a createSession's timeout travels in it
+            self._forward(req)
+            return
         if self.log_failed:
             self._refuse_write(req)
             return
         zxid = self.zxid + 1
+        if zxid & 0xFFFFFFFF == 0xFFFFFFFF and self.role == Role.LEADER:
+            # The epoch's last zxid: Apache's leader steps down and the next epoch starts afresh
+            # (ZOOKEEPER-1277); the request is never proposed, its client loses the connection.
+            self.rollover = True
+            if req.conn is not None:
+                self._close(req.conn)
+            return
         now = self.clock.wall_ms()
-        kind, txn = self._prep(req, txn, zxid, now)  # a JuteError here consumes no zxid
+        try:
+            kind, txn = self._prep(req, txn, zxid, now)  # a JuteError here consumes no zxid...
+        except JuteError:
+            if req.ids is None:
+                raise
+            # ...but a learner's request must come back as a txn, or its learner waits for it
+            # forever: Apache's PrepRequestProcessor answers MarshallingError the same way.
+            kind, txn = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
         self.zxid = zxid
         req.hdr = TxnHeader(req.session_id, req.xid, zxid, now, kind)
         req.txn = txn
@@ -557,8 +647,10 @@ class ServerCore:
         if session is None or session.closing:
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
         r = Reader(req.frame, BODY_AT, self.settings.max_buffer)
-        ids = req.conn.ids if req.conn is not None else []
-        decode = REQUEST_DECODERS.get(op)  # only writes get here
+        ids = req.conn.ids if req.conn is not None else (req.ids or [])
+        if op not in WRITE_OPS:  # what a learner forwarded may be anything
+            raise JuteError(f"not a write opcode: {op}")
+        decode = REQUEST_DECODERS.get(op)
         if decode is not None:
             return self.prep.prep_single(op, decode(r), req.session_id, ids, zxid, now)
         if op == Op.MULTI:
@@ -613,16 +705,154 @@ class ServerCore:
                 del queued[head.session_id]
             self._finish(head)
 
+    # ------------------------------------------------------------ ensemble roles
+
+    def stop_serving(self) -> None:
+        """Leave the current role: as Apache tears its ZooKeeperServer down at every election,
+        every client connection closes (their sessions live on) and nothing half-done survives."""
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        self.pipeline.clear()
+        self.queued.clear()
+        self.forwarded.clear()
+        self.pending_syncs.clear()
+        self.revalidating.clear()
+        self.touched.clear()
+        self.prep.pending.changes.clear()
+        self.zxid = self.durable_zxid = self.tree.last_processed_zxid
+        self.role = Role.LOOKING
+        self._learner = False
+
+    def start_serving(self, role: str, zxid: int | None = None) -> None:
+        """Serve clients as `role`. A new leader numbers its txns from `zxid` (its epoch << 32)
+        and gives every session a full timeout from now, as Apache's new session tracker does."""
+        self.role = role
+        self._learner = role in (Role.FOLLOWER, Role.OBSERVER)
+        self.now_ms = now = self.clock.mono_ms()
+        if zxid is not None:
+            self.zxid = self.durable_zxid = zxid
+        if role == Role.LEADER:
+            for session in self.sessions.sessions.values():
+                self.sessions.touch(session.session_id, now)
+
+    def replace_tree(self, tree: DataTree, sessions: dict[int, int]) -> None:
+        """Serve `tree` and `sessions` from now on (a restore, or a learner's TRUNC or SNAP)."""
+        self.tree = tree
+        self.prep = Preparer(tree, self.auth, QuotaPolicy(tree, self.settings.enforce_quota),
+                             self.settings.extended_types)
+        self.zxid = self.durable_zxid = tree.last_processed_zxid
+        now = self.clock.mono_ms()
+        table = self.sessions
+        table.sessions.clear()
+        table.buckets.clear()
+        for sid, timeout in sessions.items():
+            table.add(sid, timeout, now)
+
+    def _forward(self, req: Request) -> None:
+        """A learner's write or sync: the leader decides it; the reply waits for its answer."""
+        req.forward = FORWARDED
+        self.fx.forwards.append(req)
+        self._queue(req)
+        if req.op == Op.SYNC:
+            self.pending_syncs.append(req)
+        else:
+            self.forwarded.setdefault(req.session_id, deque()).append(req)
+
+    def apply_remote(self, hdr: TxnHeader, txn: object) -> None:
+        """A learner applies a txn the leader committed; if one of its own clients asked for it
+        (matched by session id and cxid, as Apache's CommitProcessor matches), that client is
+        answered in its turn."""
+        self.now_ms = now = self.clock.mono_ms()
+        rc = self._apply(hdr, txn)
+        self.zxid = self.durable_zxid = max(self.zxid, hdr.zxid)
+        req = self._own_request(hdr)
+        sid = hdr.client_id
+        if hdr.type == Op.CREATE_SESSION and isinstance(txn, CreateSessionTxn):
+            session = self.sessions.sessions.get(sid) or self.sessions.add(sid, txn.timeout, now)
+            if req is not None and req.conn is not None and not req.conn.closing:
+                session.connection = req.conn
+        elif hdr.type == Op.CLOSE_SESSION and req is None:
+            self._session_closed(Request(None, 0, Op.CLOSE_SESSION, b"", sid))
+        if req is not None:
+            req.rc = rc
+            req.forward = ANSWERED
+            self._drain_answered()
+
+    def _own_request(self, hdr: TxnHeader) -> Request | None:
+        waiting = self.forwarded.get(hdr.client_id)
+        if not waiting or waiting[0].xid != hdr.cxid:
+            return None
+        req = waiting.popleft()
+        if not waiting:
+            del self.forwarded[hdr.client_id]
+        return req
+
+    def sync_answered(self) -> None:
+        """The leader's SYNC for this learner's oldest sync: everything committed before it
+        has been applied here (the learner role keeps that order)."""
+        if self.pending_syncs:
+            self.now_ms = self.clock.mono_ms()
+            self.pending_syncs.popleft().forward = ANSWERED
+            self._drain_answered()
+
+    def _drain_answered(self) -> None:
+        pipeline, queued = self.pipeline, self.queued
+        while pipeline and pipeline[0].forward != FORWARDED:
+            head = pipeline.popleft()
+            left = queued[head.session_id] - 1
+            if left:
+                queued[head.session_id] = left
+            else:
+                del queued[head.session_id]
+            if head.forward == ANSWERED and head.op != Op.SYNC:
+                self._finish_write(head, head.rc)  # type: ignore[arg-type]
+            else:
+                self._finish_read(head)
+
+    def take_touches(self) -> dict[int, int]:
+        """Sessions this learner's clients touched since the last call, for the leader's PING."""
+        touched, self.touched = self.touched, {}
+        return touched
+
+    def submit_forwarded(self, session_id: int, cxid: int, op: int, body: bytes, ids: list[Identity]) -> None:
+        """The leader takes a request a learner forwarded (its REQUEST packet); the answer goes
+        back as the txn's commit, so nothing is replied here."""
+        self.now_ms = now = self.clock.mono_ms()
+        if op == Op.CREATE_SESSION:
+            timeout = int.from_bytes(body[:4], "big", signed=True) if len(body) >= 4 else 0
+            self.sessions.add(session_id, timeout, now)
+            self._submit(Request(None, 0, op, b"", session_id, now), CreateSessionTxn(timeout))
+            return
+        req = Request(None, cxid, op, REQUEST_HEADER.pack(cxid, op) + body, session_id, now)
+        req.ids = ids  # also what makes a request that does not decode an error txn, not a crash
+        self._submit(req, None)
+
+    def touch_sessions(self, touches: Iterable[tuple[int, int]]) -> None:
+        """Sessions a learner's clients kept alive (its PING reply)."""
+        now = self.clock.mono_ms()
+        for sid, _timeout in touches:
+            self.sessions.touch(sid, now)
+
+    def revalidate(self, session_id: int) -> bool:
+        """The leader's check of a session a client brought to a learner: alive, and touched."""
+        return self.sessions.touch(session_id, self.clock.mono_ms())
+
     # ------------------------------------------------------------ finishing
 
     def _finish(self, req: Request) -> None:
         if req.hdr is None:
             self._finish_read(req)
             return
-        rc = self.tree.apply(req.hdr, req.txn)
-        self.prep.pending.applied(req.hdr.zxid)
+        self._finish_write(req, self._apply(req.hdr, req.txn))
+
+    def _apply(self, hdr: TxnHeader, txn: object) -> TxnResult:
+        """The one place a committed txn reaches the tree, in every role (ZOOKEEPER-4925)."""
+        rc = self.tree.apply(hdr, txn)
+        self.prep.pending.applied(hdr.zxid)
+        if self.on_applied is not None:
+            self.on_applied(hdr, txn)
         self._deliver_events()
-        self._finish_write(req, rc)
+        return rc
 
     def _finish_read(self, req: Request) -> None:
         conn = req.conn

@@ -1,0 +1,115 @@
+"""What the leader and learner roles see of the member around them.
+
+The roles are pure: they never touch a socket, a file or the clock. They send and close
+through the `PeerContext` (the QuorumPeer), which turns that into its Ready; they reach the
+member's log and tree through it too. These protocols are the seam the simulator and the real
+shell both plug into (through the peer), and what the role tests fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..core import ServerCore
+    from ..jute.records import TxnHeader
+    from ..proto.peer_codec import QuorumPacket
+    from ..storage.database import Recovered
+    from ..tree.datatree import DataTree
+
+
+@dataclass
+class PeerSettings:
+    my_sid: int
+    tick_ms: int = 2000
+    init_limit: int = 10
+    sync_limit: int = 5
+    observer: bool = False  # this member's own peer type
+    force_snapshot_sync: bool = False  # zookeeper.forceSnapshotSync
+    commit_log_count: int = 500  # zookeeper.commitLogCount
+    connect_tries: int = 5  # Learner.connectToLeader: tries per election, 100 ms apart
+    connect_retry_ms: int = 100
+    initial_zxid: int | None = None  # zookeeper.testingonly.initialZxid (decimal counter)
+
+
+class Verifier(Protocol):
+    """The quorum verifier of the committed configuration (quorum/verifier.py)."""
+
+    version: int
+
+    def contains_quorum(self, sids: Iterable[int]) -> bool: ...
+
+    def is_voter(self, sid: int) -> bool: ...
+
+    def to_string(self) -> str: ...
+
+
+class CommittedLog(Protocol):
+    """The last few hundred applied txns as PROPOSAL data (Apache's ZKDatabase.committedLog)."""
+
+    def zxids(self) -> list[int]: ...
+
+    def entries(self, zxids: Iterable[int]) -> Iterable[tuple[int, bytes]]: ...
+
+    def add(self, zxid: int, data: bytes) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class MemberStorage(Protocol):
+    """A member's log and snapshots, as Zab needs them (storage/ implements it)."""
+
+    last_logged_zxid: int
+
+    def append(self, entries: list[tuple[TxnHeader, object]], digests: list[int | None] | None = None) -> list[bytes]:
+        """Log txns (durability is reported later, to the peer); the PROPOSAL data of each."""
+        ...
+
+    def truncate(self, zxid: int) -> Recovered: ...
+
+    def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None: ...
+
+    def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes: ...
+
+    def write_epoch(self, name: str, value: int) -> None: ...
+
+
+class PeerContext(Protocol):
+    settings: PeerSettings
+    core: ServerCore
+    verifier: Verifier
+    storage: MemberStorage
+    committed_log: CommittedLog
+    accepted_epoch: int
+    current_epoch: int
+    durable_zxid: int
+
+    def send(self, cid: int, packet: QuorumPacket) -> None: ...
+
+    def send_bytes(self, cid: int, data: bytes) -> None: ...
+
+    def close(self, cid: int) -> None: ...
+
+    def write_epoch(self, name: str, value: int) -> None:
+        """Durably, before returning (and the peer's accepted/current epoch follow)."""
+        ...
+
+    def session_timeouts(self) -> dict[int, int]: ...
+
+    def flush_core(self) -> None:
+        """Hand whatever the ServerCore prepared so far to the role now (appends, forwards)."""
+        ...
+
+    def leading(self, epoch: int) -> None:
+        """The leader is established: the core serves clients as leader from epoch << 32."""
+        ...
+
+    def following(self, epoch: int) -> None:
+        """The learner is up to date (UPTODATE): the core serves clients as follower/observer."""
+        ...
+
+    def role_failed(self, reason: str) -> None:
+        """Give the role up and go back to LOOKING."""
+        ...

@@ -1,0 +1,542 @@
+"""The leader's side of Zab (Apache's Leader.lead() and LearnerHandler), as a state machine.
+
+Theory of operation. A member that won the election builds a `Leader`; the peer feeds it the
+learners' quorum connections (`accepted`, `packet`, `disconnected`), its own log's durability
+(`persisted`), the proposals its ServerCore made (`propose`) and the time (`timer`). Each
+learner connection is a `LearnerLink` that goes through Apache's LearnerHandler phases:
+
+  FOLLOWERINFO/OBSERVERINFO -> (epoch decided) LEADERINFO -> ACKEPOCH -> (a quorum acked the
+  epoch) DIFF|TRUNC|SNAP + txns + NEWLEADER -> its ACK -> (leader established) UPTODATE ->
+  broadcast: ACKs, PINGs with session touches, REQUESTs, REVALIDATEs.
+
+The leader itself goes DISCOVERY (a quorum of participants, itself included, connected: the
+new epoch is max(accepted epochs) + 1, written to acceptedEpoch) -> SYNCHRONIZATION (a quorum
+acked the epoch: currentEpoch written; each learner is synced) -> BROADCAST (a quorum acked
+NEWLEADER: the ServerCore starts serving as leader). Each wait is bounded by initLimit ticks;
+a timeout sends the member back to LOOKING, as does losing the quorum of synced learners
+(checked every tick) or the zxid counter running out.
+
+Persist before acknowledge, on this side: the leader counts itself in the epoch and NEWLEADER
+quorums only once its own log is durable up to its last logged zxid, and in a proposal's
+quorum only once its log holds that proposal durably. A txn is applied here once committed
+and durable locally; COMMIT goes to the followers as soon as a quorum (of anyone) has it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ..jute.records import TxnHeader
+from ..proto.peer_codec import (
+    PROTOCOL_VERSION,
+    PacketType,
+    PeerProtocolError,
+    QuorumPacket,
+    decode_int,
+    decode_learner_info,
+    decode_request,
+    decode_revalidate,
+    decode_touches,
+    encode_int,
+    encode_revalidate_reply,
+    encode_signature,
+    packet_name,
+)
+from .context import PeerContext
+from .syncplan import SyncKind, epoch_of, plan_sync
+
+log = logging.getLogger("zkserver.quorum.leader")
+
+ACCEPTED_EPOCH = "acceptedEpoch"
+CURRENT_EPOCH = "currentEpoch"
+_SYNC_OP = 9  # OpCode.sync in a REQUEST
+
+
+class Link(IntEnum):
+    """Where one learner connection is (Apache's LearnerHandler.run, step by step)."""
+
+    AWAIT_INFO = 0  # its first packet must be FOLLOWERINFO or OBSERVERINFO
+    AWAIT_EPOCH = 1  # waiting for the leader to settle the new epoch (getEpochToPropose)
+    AWAIT_ACKEPOCH = 2  # LEADERINFO sent
+    AWAIT_ELECTED = 3  # waiting for a quorum of epoch acks (waitForEpochAck)
+    AWAIT_NEWLEADER_ACK = 4  # synced; NEWLEADER sent; its ACK must be the next packet
+    AWAIT_STARTUP = 5  # waiting for the leader to be established (waitForStartup)
+    BROADCAST = 6
+
+
+class Phase(IntEnum):
+    DISCOVERY = 0
+    SYNCHRONIZATION = 1
+    BROADCAST = 2
+
+
+@dataclass
+class LearnerLink:
+    cid: int
+    connected_ms: int
+    sid: int = -1
+    observer: bool = False
+    state: Link = Link.AWAIT_INFO
+    accepted_epoch: int = 0
+    last_zxid: int = -1  # from ACKEPOCH
+    forwarding: bool = False  # it gets proposals (participants) or INFORMs (observers)
+    wait_deadline: int = 0  # ms; a wait in AWAIT_EPOCH/AWAIT_ELECTED ends here
+    last_received: int = 0  # ms; the socket time-out runs from here
+    read_timeout: int = 0  # ms; initLimit ticks until the NEWLEADER ACK, then syncLimit ticks
+    ack_deadline_tick: int = 0  # "synced" while the leader's tick is at most this
+    unacked: deque[tuple[int, int]] = field(default_factory=deque)  # (zxid, sent ms), after its NEWLEADER ACK
+    checking_acks: bool = False
+
+
+@dataclass
+class Proposal:
+    zxid: int
+    data: bytes  # PROPOSAL data: the txn-log entry body
+    hdr: TxnHeader
+    txn: object
+    acks: set[int] = field(default_factory=set)
+
+
+class Leader:
+    def __init__(self, peer: PeerContext, now_ms: int):
+        self.peer = peer
+        s = peer.settings
+        self.my_sid = s.my_sid
+        self.tick_ms = s.tick_ms
+        self.init_ms = s.tick_ms * s.init_limit
+        self.sync_ms = s.tick_ms * s.sync_limit
+        self.phase = Phase.DISCOVERY
+        self.links: dict[int, LearnerLink] = {}
+        self.epoch = -1  # highest accepted epoch seen + 1, while being decided
+        self.epoch_decided = False
+        self.connecting: set[int] = set()
+        self.epoch_acked: set[int] = set()
+        self.newleader_acked: set[int] = set()
+        self.established = False
+        self.started_ms = now_ms
+        self.phase_deadline = now_ms + self.init_ms
+        self.tick = 0
+        self.next_half_tick = 0
+        self.tick_skip = True
+        # what the leader's own history is, as it starts to lead
+        self.start_zxid = peer.core.tree.last_processed_zxid
+        self.summary = (peer.current_epoch, self.start_zxid)
+        self.outstanding: dict[int, Proposal] = {}
+        self.to_be_applied: deque[Proposal] = deque()
+        self.last_proposed = 0
+        self.last_committed = 0
+        self.pending_syncs: dict[int, list[int]] = {}
+        log.info("LEADING: my last zxid 0x%x, accepted epoch %d, current epoch %d",
+                 self.start_zxid, peer.accepted_epoch, peer.current_epoch)
+        self._epoch_joined(self.my_sid, peer.accepted_epoch, participant=True, now_ms=now_ms)
+
+    # ------------------------------------------------------------ inputs
+
+    def accepted(self, cid: int, now_ms: int) -> None:
+        """A learner connected to the quorum port."""
+        self.links[cid] = LearnerLink(cid, now_ms, last_received=now_ms, read_timeout=self.init_ms,
+                                      ack_deadline_tick=self.tick + self.peer.settings.init_limit
+                                      + self.peer.settings.sync_limit)
+
+    def disconnected(self, cid: int) -> None:
+        link = self.links.pop(cid, None)
+        if link is not None:
+            log.warning("******* GOODBYE learner %d (connection %d) ********", link.sid, cid)
+
+    def packet(self, cid: int, pkt: QuorumPacket, now_ms: int) -> None:
+        link = self.links.get(cid)
+        if link is None:
+            return
+        link.last_received = now_ms
+        try:
+            self._dispatch(link, pkt, now_ms)
+        except PeerProtocolError as e:
+            log.warning("learner %d sent a bad %s: %s; closing its connection", link.sid, packet_name(pkt.type), e)
+            self._drop(link)
+
+    def persisted(self, zxid: int, now_ms: int) -> None:
+        """The leader's own log is durable up to `zxid`."""
+        if not self.established:
+            self._own_history_durable(now_ms)
+            return
+        for p in self.outstanding.values():
+            if p.zxid > zxid:
+                break
+            p.acks.add(self.my_sid)
+        self._try_commit()
+        self._apply_committed()
+
+    def propose(self, proposals: list[tuple[TxnHeader, object, bytes]], now_ms: int) -> None:
+        """Txns the ServerCore prepared (already handed to the local log), in zxid order."""
+        for hdr, txn, data in proposals:
+            zxid = hdr.zxid
+            if zxid != self.last_proposed + 1:
+                raise AssertionError(f"proposal 0x{zxid:x} does not follow 0x{self.last_proposed:x}")
+            p = self.outstanding[zxid] = Proposal(zxid, data, hdr, txn)
+            self.last_proposed = zxid
+            packet = QuorumPacket(PacketType.PROPOSAL, zxid, data)
+            for link in self.links.values():
+                if link.forwarding and not link.observer:
+                    self.peer.send(link.cid, packet)
+                    if link.checking_acks:
+                        link.unacked.append((zxid, now_ms))
+            if self.peer.durable_zxid >= zxid:
+                p.acks.add(self.my_sid)
+        self._try_commit()
+
+    def timer(self, now_ms: int) -> None:
+        for link in list(self.links.values()):
+            self._check_link_timeouts(link, now_ms)
+        if not self.established:
+            if now_ms >= self.phase_deadline:
+                self._give_up(now_ms)
+            return
+        if now_ms >= self.next_half_tick:
+            # One pass however late we are (a paused process): Apache's loop waits half a tick
+            # from the start of each pass, so a long stall never makes several ticks at once.
+            self.next_half_tick = now_ms + (self.tick_ms // 2 or 1)
+            self._half_tick(now_ms)
+
+    def deadline(self) -> int:
+        times = [self.next_half_tick if self.established else self.phase_deadline]
+        for link in self.links.values():
+            times.append(link.last_received + link.read_timeout)
+            if link.state in (Link.AWAIT_EPOCH, Link.AWAIT_ELECTED):
+                times.append(link.wait_deadline)
+        return min(times)
+
+    # ------------------------------------------------------------ discovery
+
+    def _dispatch(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
+        state = link.state
+        if state == Link.BROADCAST:
+            self._broadcast_packet(link, pkt, now_ms)
+        elif state == Link.AWAIT_INFO:
+            self._learner_info(link, pkt, now_ms)
+        elif state == Link.AWAIT_ACKEPOCH:
+            if pkt.type != PacketType.ACKEPOCH:
+                raise PeerProtocolError(f"{packet_name(pkt.type)} where ACKEPOCH was due")
+            self._ack_epoch(link, pkt, now_ms)
+        elif state == Link.AWAIT_NEWLEADER_ACK:
+            self._newleader_ack(link, pkt, now_ms)
+        elif state == Link.AWAIT_STARTUP:
+            self._broadcast_packet(link, pkt, now_ms)  # Apache reads them once it is up; so can we
+        else:  # waiting on the leader: a learner should send nothing now
+            raise PeerProtocolError(f"{packet_name(pkt.type)} while it should wait for the leader")
+
+    def _learner_info(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
+        if pkt.type not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
+            raise PeerProtocolError(f"first packet {packet_name(pkt.type)} is not FOLLOWERINFO or OBSERVERINFO")
+        info = decode_learner_info(pkt.data, -link.cid)
+        if info.config_version > self.peer.verifier.version:
+            raise PeerProtocolError("Follower is ahead of the leader (has a later activated configuration)")
+        if info.protocol_version < PROTOCOL_VERSION:
+            raise PeerProtocolError(f"learner speaks Zab protocol 0x{info.protocol_version:x}, older than 1.0")
+        link.sid = info.sid
+        link.observer = pkt.type == PacketType.OBSERVERINFO
+        for other in list(self.links.values()):
+            if other is not link and other.sid == link.sid:
+                log.info("learner %d connected again; dropping its older connection", link.sid)
+                self._drop(other)
+        link.accepted_epoch = epoch_of(pkt.zxid)
+        participant = not link.observer and self.peer.verifier.is_voter(link.sid)
+        log.info("Follower sid: %d (%s) connected, accepted epoch %d", link.sid,
+                 "observer" if link.observer else "participant", link.accepted_epoch)
+        link.state = Link.AWAIT_EPOCH
+        link.wait_deadline = now_ms + self.init_ms
+        if self.epoch_decided:  # an established (or establishing) leader answers at once
+            self._send_leader_info(link)
+        else:
+            self._epoch_joined(link.sid, link.accepted_epoch, participant, now_ms)
+
+    def _epoch_joined(self, sid: int, accepted_epoch: int, participant: bool, now_ms: int) -> None:
+        """Apache's getEpochToPropose: the new epoch is past every accepted epoch seen while the
+        leader is being established; a quorum of participants (the leader among them) settles it."""
+        if self.epoch_decided:
+            return
+        if accepted_epoch >= self.epoch:
+            self.epoch = accepted_epoch + 1
+        if participant:
+            self.connecting.add(sid)
+        if self.my_sid in self.connecting and self.peer.verifier.contains_quorum(self.connecting):
+            self.epoch_decided = True
+            self.peer.write_epoch(ACCEPTED_EPOCH, self.epoch)
+            log.info("New epoch %d decided with %s; acceptedEpoch written", self.epoch, sorted(self.connecting))
+            self.last_proposed = self.last_committed = self.epoch << 32
+            self.phase_deadline = now_ms + self.init_ms
+            for link in self.links.values():
+                if link.state == Link.AWAIT_EPOCH:
+                    self._send_leader_info(link)
+            self._own_history_durable(now_ms)
+
+    def _send_leader_info(self, link: LearnerLink) -> None:
+        link.state = Link.AWAIT_ACKEPOCH
+        self.peer.send(link.cid, QuorumPacket(PacketType.LEADERINFO, self.epoch << 32, encode_int(PROTOCOL_VERSION)))
+
+    def _ack_epoch(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
+        current = decode_int(pkt.data, "ACKEPOCH")
+        link.last_zxid = pkt.zxid
+        if current != -1 and (current, pkt.zxid) > self.summary:
+            log.warning("Follower %d is ahead of the leader: its (epoch, zxid) (%d, 0x%x) > ours (%d, 0x%x)",
+                        link.sid, current, pkt.zxid, *self.summary)
+            self._drop(link)
+            return
+        counted = current != -1 and pkt.zxid != -1 and not link.observer and self.peer.verifier.is_voter(link.sid)
+        link.state = Link.AWAIT_ELECTED
+        link.wait_deadline = now_ms + self.init_ms
+        if self.phase != Phase.DISCOVERY:
+            self._sync(link, now_ms)
+        else:  # may end discovery, which syncs every learner waiting for it, this one too
+            self._epoch_acked(link.sid if counted else None, now_ms)
+
+    def _own_history_durable(self, now_ms: int) -> None:
+        """The leader acks its own epoch and NEWLEADER once its whole log is durable."""
+        if self.peer.durable_zxid < self.peer.storage.last_logged_zxid or not self.epoch_decided:
+            return
+        if self.my_sid not in self.epoch_acked:
+            self._epoch_acked(self.my_sid, now_ms)
+        if self.phase == Phase.SYNCHRONIZATION and self.my_sid not in self.newleader_acked:
+            self._newleader_acked(self.my_sid, now_ms)
+
+    def _epoch_acked(self, sid: int | None, now_ms: int) -> None:
+        """Apache's waitForEpochAck: a quorum of epoch acks, the leader's among them, ends discovery."""
+        if self.phase != Phase.DISCOVERY:
+            return
+        if sid is not None:
+            self.epoch_acked.add(sid)
+        if self.my_sid not in self.epoch_acked or not self.peer.verifier.contains_quorum(self.epoch_acked):
+            return
+        self.peer.write_epoch(CURRENT_EPOCH, self.epoch)
+        self.phase = Phase.SYNCHRONIZATION
+        self.phase_deadline = now_ms + self.init_ms
+        log.info("Epoch %d acked by %s; currentEpoch written; syncing learners", self.epoch, sorted(self.epoch_acked))
+        for link in list(self.links.values()):
+            if link.state == Link.AWAIT_ELECTED:
+                self._sync(link, now_ms)
+        self._newleader_acked(self.my_sid, now_ms)  # its epoch ack already waited for its log
+
+    # ------------------------------------------------------------ synchronization
+
+    def _sync(self, link: LearnerLink, now_ms: int) -> None:
+        """Queue the learner's catch-up, what is in flight, then NEWLEADER (syncFollower)."""
+        peer = self.peer
+        log_zxids = peer.committed_log.zxids()
+        plan = plan_sync(link.last_zxid, log_zxids, peer.core.tree.last_processed_zxid,
+                         peer.settings.force_snapshot_sync)
+        if plan.kind == SyncKind.SNAP:
+            tree = peer.core.tree
+            log.info("Sending snapshot 0x%x to learner %d (its last zxid 0x%x)", tree.last_processed_zxid,
+                     link.sid, link.last_zxid)
+            peer.send(link.cid, QuorumPacket(PacketType.SNAP, tree.last_processed_zxid))
+            peer.send_bytes(link.cid, peer.storage.snapshot_stream(tree, peer.session_timeouts()))
+            peer.send_bytes(link.cid, encode_signature())
+        else:
+            log.info("Sending %s 0x%x to learner %d (its last zxid 0x%x) with %d txns", plan.kind.value, plan.zxid,
+                     link.sid, link.last_zxid, len(plan.txns))
+            kind = PacketType.DIFF if plan.kind == SyncKind.DIFF else PacketType.TRUNC
+            peer.send(link.cid, QuorumPacket(kind, plan.zxid))
+            for zxid, data in peer.committed_log.entries(plan.txns):
+                peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, zxid, data))
+                peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
+        self._start_forwarding(link, plan.forward_from)
+        peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, peer.verifier.to_string().encode()))
+        link.state = Link.AWAIT_NEWLEADER_ACK
+
+    def _start_forwarding(self, link: LearnerLink, last_seen: int) -> None:
+        """Apache's startForwarding: what is committed but not applied, and (participants only)
+        what is proposed, after what the learner will have; from now on it gets the broadcast."""
+        for p in self.to_be_applied:
+            if p.zxid > last_seen:
+                self.peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
+                self.peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
+        if not link.observer:
+            for p in self.outstanding.values():
+                if p.zxid > last_seen:
+                    self.peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
+        link.forwarding = True
+
+    def _newleader_ack(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
+        if pkt.type != PacketType.ACK:
+            raise PeerProtocolError(f"{packet_name(pkt.type)} where the NEWLEADER ACK was due")
+        link.read_timeout = self.sync_ms
+        link.checking_acks = not link.observer
+        if pkt.zxid != self.epoch << 32:
+            # ZOOKEEPER-4685: a 3.8.0 learner may ack a proposal first; not counted (as Apache),
+            # its NEWLEADER ack comes later and is ignored then.
+            log.error("NEWLEADER ACK from sid %d is from a different epoch: 0x%x", link.sid, pkt.zxid)
+            self._proposal_ack(link, pkt.zxid)
+        elif not link.observer and self.peer.verifier.is_voter(link.sid):
+            self._newleader_acked(link.sid, now_ms)
+        link.state = Link.AWAIT_STARTUP
+        if self.established:
+            self._uptodate(link)
+
+    def _newleader_acked(self, sid: int | None, now_ms: int) -> None:
+        if self.established or self.phase != Phase.SYNCHRONIZATION:
+            return
+        if sid is not None:
+            self.newleader_acked.add(sid)
+        if self.my_sid in self.newleader_acked and self.peer.verifier.contains_quorum(self.newleader_acked):
+            self._establish(now_ms)
+
+    def _establish(self, now_ms: int) -> None:
+        self.established = True
+        self.phase = Phase.BROADCAST
+        self.tick = 0
+        self.next_half_tick = now_ms + (self.tick_ms // 2 or 1)
+        log.info("Leader established in epoch %d with %s", self.epoch, sorted(self.newleader_acked))
+        self.peer.leading(self.epoch)
+        for link in self.links.values():
+            if link.state == Link.AWAIT_STARTUP:
+                self._uptodate(link)
+
+    def _uptodate(self, link: LearnerLink) -> None:
+        link.state = Link.BROADCAST
+        self.peer.send(link.cid, QuorumPacket(PacketType.UPTODATE, -1))
+
+    # ------------------------------------------------------------ broadcast
+
+    def _broadcast_packet(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
+        link.ack_deadline_tick = self.tick + self.peer.settings.sync_limit
+        kind = pkt.type
+        if kind == PacketType.ACK:
+            self._proposal_ack(link, pkt.zxid)
+        elif kind == PacketType.PING:
+            self.peer.core.touch_sessions(decode_touches(pkt.data))
+        elif kind == PacketType.REQUEST:
+            self._request(link, pkt)
+        elif kind == PacketType.REVALIDATE:
+            sid, _timeout = decode_revalidate(pkt.data)
+            valid = self.established and self.peer.core.revalidate(sid)
+            self.peer.send(link.cid, QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate_reply(sid, valid)))
+        else:
+            log.warning("unexpected quorum packet from learner %d: %s", link.sid, pkt)
+
+    def _request(self, link: LearnerLink, pkt: QuorumPacket) -> None:
+        req = decode_request(pkt.data)
+        if req.op == _SYNC_OP:
+            # Everything this learner sent before the sync must be proposed before it counts.
+            self.peer.flush_core()
+            if not self.outstanding:
+                self.peer.send(link.cid, QuorumPacket(PacketType.SYNC, 0))
+            else:
+                self.pending_syncs.setdefault(self.last_proposed, []).append(link.cid)
+            return
+        ids = [(scheme, ident) for scheme, ident in (pkt.authinfo or ())]
+        self.peer.core.submit_forwarded(req.session_id, req.cxid, req.op, req.body, ids)
+
+    def _proposal_ack(self, link: LearnerLink, zxid: int) -> None:
+        """Apache's processAck."""
+        unacked = link.unacked
+        while unacked and unacked[0][0] <= zxid:
+            unacked.popleft()
+        if zxid & 0xFFFFFFFF == 0 or link.observer or not self.peer.verifier.is_voter(link.sid):
+            return
+        p = self.outstanding.get(zxid)
+        if p is None:
+            return  # committed already, or not ours
+        p.acks.add(link.sid)
+        self._try_commit()
+
+    def _try_commit(self) -> None:
+        """Commit the oldest proposals while each has a quorum (commits stay in zxid order)."""
+        verifier = self.peer.verifier
+        committed = False
+        while self.outstanding:
+            p = next(iter(self.outstanding.values()))
+            if not verifier.contains_quorum(p.acks):
+                break
+            del self.outstanding[p.zxid]
+            self._commit(p)
+            committed = True
+        if committed:
+            self._apply_committed()
+
+    def _commit(self, p: Proposal) -> None:
+        assert p.zxid == self.last_committed + 1, f"commit 0x{p.zxid:x} after 0x{self.last_committed:x}"
+        self.last_committed = p.zxid
+        self.to_be_applied.append(p)
+        commit = QuorumPacket(PacketType.COMMIT, p.zxid)
+        inform = None
+        for link in self.links.values():
+            if not link.forwarding:
+                continue
+            if link.observer:
+                inform = inform or QuorumPacket(PacketType.INFORM, p.zxid, p.data)
+                self.peer.send(link.cid, inform)
+            else:
+                self.peer.send(link.cid, commit)
+        for cid in self.pending_syncs.pop(p.zxid, ()):
+            if cid in self.links:
+                self.peer.send(cid, QuorumPacket(PacketType.SYNC, 0))
+
+    def _apply_committed(self) -> None:
+        """Apply what is both committed and durable here, in order."""
+        upto = min(self.last_committed, self.peer.durable_zxid)
+        if not self.to_be_applied or self.to_be_applied[0].zxid > upto:
+            return
+        self.peer.core.persisted(upto)
+        while self.to_be_applied and self.to_be_applied[0].zxid <= upto:
+            p = self.to_be_applied.popleft()
+            self.peer.committed_log.add(p.zxid, p.data)
+
+    # ------------------------------------------------------------ time
+
+    def _half_tick(self, now_ms: int) -> None:
+        """Apache's lead() loop: every other half tick a tick and the quorum check; every half
+        tick a PING to every learner."""
+        if not self.tick_skip:
+            self.tick += 1
+            synced = {self.my_sid} | {link.sid for link in self.links.values()
+                                      if link.state == Link.BROADCAST and self.tick <= link.ack_deadline_tick}
+            if not self.peer.verifier.contains_quorum(synced):
+                self.peer.role_failed(f"Not sufficient followers synced, only synced with sids: {sorted(synced)}")
+                return
+        self.tick_skip = not self.tick_skip
+        ping = QuorumPacket(PacketType.PING, self.last_proposed)
+        for link in list(self.links.values()):
+            if link.state < Link.AWAIT_NEWLEADER_ACK:
+                continue  # Apache pings only once its sender runs: after NEWLEADER is queued
+            if link.unacked and now_ms - link.unacked[0][1] > self.sync_ms:
+                log.warning("Closing connection to learner %d: proposal 0x%x unacked for over %d ms",
+                            link.sid, link.unacked[0][0], self.sync_ms)
+                self._drop(link)
+                continue
+            self.peer.send(link.cid, ping)
+
+    def _check_link_timeouts(self, link: LearnerLink, now_ms: int) -> None:
+        if now_ms >= link.last_received + link.read_timeout:
+            log.warning("learner %d sent nothing for %d ms; closing its connection", link.sid, link.read_timeout)
+            self._drop(link)
+        elif link.state in (Link.AWAIT_EPOCH, Link.AWAIT_ELECTED) and now_ms >= link.wait_deadline:
+            log.warning("learner %d: timed out waiting for the epoch to be settled by a quorum", link.sid)
+            self._drop(link)
+
+    def _give_up(self, now_ms: int) -> None:
+        what = {Phase.DISCOVERY: "a quorum to settle the epoch" if not self.epoch_decided else
+                "a quorum to ack the epoch", Phase.SYNCHRONIZATION: "a quorum to ack NEWLEADER"}[self.phase]
+        self.peer.role_failed(f"Timeout while waiting for {what}")
+
+    def _drop(self, link: LearnerLink) -> None:
+        self.links.pop(link.cid, None)
+        self.peer.close(link.cid)
+
+    def close_all(self) -> None:
+        for link in list(self.links.values()):
+            self._drop(link)
+
+    def logged_unapplied(self) -> list[Proposal]:
+        """What this leader logged but did not apply (to be applied when it goes LOOKING)."""
+        return [*self.to_be_applied, *self.outstanding.values()]
+
+    # ------------------------------------------------------------ for the operator
+
+    def synced_followers(self) -> list[int]:
+        return sorted(link.sid for link in self.links.values()
+                      if link.state == Link.BROADCAST and not link.observer and self.tick <= link.ack_deadline_tick)
+
+    def learner_sids(self, observers: bool) -> list[int]:
+        return sorted(link.sid for link in self.links.values() if link.observer == observers and link.sid >= 0)

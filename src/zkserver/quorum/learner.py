@@ -1,0 +1,373 @@
+"""A follower's or observer's side of Zab (Apache's Learner, Follower and Observer), as a
+state machine.
+
+Theory of operation. A member that decided to follow (or observe) builds a `Learner` for the
+leader's sid. It asks the peer to dial the leader's quorum port, then:
+
+  FOLLOWERINFO/OBSERVERINFO -> LEADERINFO (a newer epoch is written to acceptedEpoch first)
+  -> ACKEPOCH -> DIFF | TRUNC | SNAP (the history is cut or replaced at once, durably) ->
+  PROPOSAL/COMMIT pairs and in-flight proposals, held -> NEWLEADER -> UPTODATE -> broadcast.
+
+Persist before acknowledge, by construction (Apache 3.8.5's order, ZOOKEEPER-3911/4643/4646/
+4785): at NEWLEADER every held proposal goes to the log; only when the log reports them
+durable (`persisted`) is currentEpoch written and then the NEWLEADER ACK sent. No proposal is
+acked before UPTODATE has been acked; afterwards each ACK waits for its proposal to be durable.
+
+One apply path: every committed txn (a COMMIT matched to the oldest logged proposal, or an
+observer's INFORM) joins one queue with the leader's SYNC answers, and the queue is applied in
+order once the log is durable past each txn - so a sync is answered only after everything
+committed before it is applied here. Zxids must be contiguous within an epoch and a COMMIT
+must name the oldest uncommitted proposal (Apache exits with code 12 there); a violation
+drops the connection and the member goes back to LOOKING, never limps on with a hole
+(ZOOKEEPER-4925).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ..jute.codec import JuteError
+from ..jute.records import TxnHeader
+from ..proto.peer_codec import (
+    LearnerInfo,
+    PacketType,
+    PeerProtocolError,
+    QuorumPacket,
+    SnapshotPayload,
+    decode_revalidate_reply,
+    encode_int,
+    encode_learner_info,
+    encode_request,
+    encode_revalidate,
+    encode_touches,
+    packet_name,
+)
+from ..storage.txnlog import decode_entry
+from .context import PeerContext
+from .leader import ACCEPTED_EPOCH, CURRENT_EPOCH
+
+log = logging.getLogger("zkserver.quorum.learner")
+
+
+class Stage(IntEnum):
+    CONNECTING = 0
+    AWAIT_LEADERINFO = 1
+    AWAIT_SYNC = 2  # ACKEPOCH sent: DIFF, TRUNC or SNAP next
+    AWAIT_SNAPSHOT = 3  # SNAP read: the database follows
+    SYNCING = 4  # holding proposals until NEWLEADER
+    PERSISTING = 5  # NEWLEADER read: waiting for the held proposals to be durable
+    AWAIT_UPTODATE = 6
+    BROADCAST = 7
+
+
+@dataclass(slots=True)
+class Txn:
+    hdr: TxnHeader
+    txn: object
+    digest: int | None
+    data: bytes
+    acked: bool = False
+
+
+_SYNC_MARK = None  # in the apply queue: the leader's SYNC for the oldest pending sync
+
+
+class Learner:
+    def __init__(self, peer: PeerContext, leader_sid: int, now_ms: int):
+        self.peer = peer
+        s = peer.settings
+        self.leader_sid = leader_sid
+        self.observer = s.observer
+        self.init_ms = s.tick_ms * s.init_limit
+        self.sync_ms = s.tick_ms * s.sync_limit
+        self.stage = Stage.CONNECTING
+        self.cid: int | None = None
+        self.dials = 0
+        self.retry_at: int | None = None
+        self.last_received = now_ms
+        self.read_timeout = self.init_ms
+        self.new_epoch = -1
+        self.last_queued = 0
+        self.held: list[Txn] = []  # during sync
+        self.held_commits = 0  # how many of the held proposals a COMMIT named, in order
+        self.persist_target = 0
+        self.logged: deque[Txn] = deque()  # logged, not yet committed (Apache's pendingTxns)
+        self.unacked: deque[Txn] = deque()  # logged, ACK not sent yet (participants)
+        self.apply_queue: deque[Txn | None] = deque()
+        self._dial()
+
+    # ------------------------------------------------------------ connection
+
+    def _dial(self) -> None:
+        self.dials += 1
+        self.retry_at = None
+        self.peer.dial(self.leader_sid)
+
+    def connected(self, cid: int, now_ms: int) -> None:
+        self.cid = cid
+        self.last_received = now_ms
+        self.stage = Stage.AWAIT_LEADERINFO
+        peer = self.peer
+        kind = PacketType.OBSERVERINFO if self.observer else PacketType.FOLLOWERINFO
+        info = LearnerInfo(peer.settings.my_sid, config_version=peer.verifier.version)
+        self._send(QuorumPacket(kind, peer.accepted_epoch << 32, encode_learner_info(info)))
+
+    def dial_failed(self, now_ms: int) -> None:
+        if self.dials >= self.peer.settings.connect_tries:
+            self.peer.role_failed(f"could not connect to leader {self.leader_sid} after {self.dials} tries")
+            return
+        self.retry_at = now_ms + self.peer.settings.connect_retry_ms
+
+    def disconnected(self) -> None:
+        self.cid = None
+        self.peer.role_failed(f"connection to leader {self.leader_sid} lost")
+
+    def _send(self, packet: QuorumPacket) -> None:
+        if self.cid is not None:
+            self.peer.send(self.cid, packet)
+
+    # ------------------------------------------------------------ inputs
+
+    def packet(self, item: QuorumPacket | SnapshotPayload, now_ms: int) -> None:
+        self.last_received = now_ms
+        try:
+            if isinstance(item, SnapshotPayload):
+                self._snapshot(item)
+            elif self.stage == Stage.BROADCAST:
+                self._broadcast(item)
+            elif self.stage == Stage.AWAIT_LEADERINFO:
+                self._leader_info(item)
+            elif self.stage == Stage.AWAIT_SYNC:
+                self._sync_start(item)
+            else:
+                self._syncing(item)
+        except (PeerProtocolError, JuteError) as e:
+            self.peer.role_failed(f"bad {packet_name(item.type) if isinstance(item, QuorumPacket) else 'snapshot'}"
+                                  f" from leader {self.leader_sid}: {e}")
+
+    def persisted(self, zxid: int) -> None:
+        if self.stage == Stage.PERSISTING and zxid >= self.persist_target:
+            self._ack_newleader()
+        elif self.stage == Stage.BROADCAST:
+            self._ack_durable(zxid)
+            self._apply_durable()
+
+    def timer(self, now_ms: int) -> None:
+        if self.retry_at is not None:
+            if now_ms >= self.retry_at:
+                self._dial()
+            return
+        if self.cid is not None and now_ms >= self.last_received + self.read_timeout:
+            self.peer.role_failed(f"no packet from leader {self.leader_sid} for {self.read_timeout} ms")
+
+    def deadline(self) -> int | None:
+        if self.retry_at is not None:
+            return self.retry_at
+        return self.last_received + self.read_timeout if self.cid is not None else None
+
+    def forward(self, requests: list, revalidations: list[tuple[int, int]]) -> None:
+        """Client requests and revalidations the ServerCore hands to the leader."""
+        for req in requests:
+            if req.op == -10:  # createSession: its timeout is the body
+                body = encode_int(req.txn.timeout)
+            elif req.op == -11:  # closeSession: no body
+                body = b""
+            else:
+                body = memoryview(req.frame)[8:]
+            ids = tuple(req.conn.ids) if req.conn is not None else ()
+            self._send(QuorumPacket(PacketType.REQUEST, -1, encode_request(req.session_id, req.xid, req.op, body),
+                                    ids))
+        for sid, timeout in revalidations:
+            self._send(QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate(sid, timeout)))
+
+    # ------------------------------------------------------------ discovery and sync
+
+    def _leader_info(self, pkt: QuorumPacket) -> None:
+        if pkt.type != PacketType.LEADERINFO:
+            raise PeerProtocolError(f"{packet_name(pkt.type)} where LEADERINFO was due")
+        peer = self.peer
+        epoch = pkt.zxid >> 32
+        if epoch > peer.accepted_epoch:
+            answer = peer.current_epoch
+            peer.write_epoch(ACCEPTED_EPOCH, epoch)
+        elif epoch == peer.accepted_epoch:
+            answer = -1
+        else:
+            raise PeerProtocolError(f"Leaders epoch, {epoch} is less than accepted epoch, {peer.accepted_epoch}")
+        self.new_epoch = epoch
+        self.stage = Stage.AWAIT_SYNC
+        self._send(QuorumPacket(PacketType.ACKEPOCH, peer.storage.last_logged_zxid, encode_int(answer)))
+
+    def _sync_start(self, pkt: QuorumPacket) -> None:
+        peer = self.peer
+        if pkt.type == PacketType.DIFF:
+            log.info("Getting a diff from the leader 0x%x", pkt.zxid)
+            self.last_queued = peer.storage.last_logged_zxid
+        elif pkt.type == PacketType.TRUNC:
+            log.warning("Truncating log to get in sync with the leader 0x%x", pkt.zxid)
+            peer.truncate(pkt.zxid)
+            self.last_queued = pkt.zxid
+        elif pkt.type == PacketType.SNAP:
+            log.info("Getting a snapshot from leader 0x%x", pkt.zxid)
+            self.last_queued = pkt.zxid
+            self.stage = Stage.AWAIT_SNAPSHOT
+            return
+        else:
+            raise PeerProtocolError(f"{packet_name(pkt.type)} where DIFF, TRUNC or SNAP was due")
+        self.stage = Stage.SYNCING
+
+    def _snapshot(self, payload: SnapshotPayload) -> None:
+        if self.stage != Stage.AWAIT_SNAPSHOT:
+            raise PeerProtocolError("a snapshot stream without SNAP")
+        self.peer.install_snapshot(payload.data, self.last_queued)
+        self.stage = Stage.SYNCING
+
+    def _syncing(self, pkt: QuorumPacket) -> None:
+        kind = pkt.type
+        if self.stage not in (Stage.SYNCING, Stage.PERSISTING, Stage.AWAIT_UPTODATE):
+            raise PeerProtocolError(f"{packet_name(kind)} while waiting for the snapshot")
+        if kind == PacketType.PROPOSAL:
+            txn = self._txn(pkt)
+            if self.stage == Stage.SYNCING:
+                self.held.append(txn)
+            else:
+                self._log(txn)
+        elif kind == PacketType.COMMIT:
+            self._commit_while_syncing(pkt.zxid)
+        elif kind == PacketType.INFORM and self.observer:
+            txn = self._txn(pkt)
+            if self.stage == Stage.SYNCING:
+                self.held.append(txn)
+                self.held_commits += 1
+            else:
+                self._log(txn)
+                self._commit(txn.hdr.zxid)
+        elif kind == PacketType.NEWLEADER:
+            self._newleader(pkt)
+        elif kind == PacketType.UPTODATE:
+            self._uptodate()
+        elif kind != PacketType.PING:  # Apache's learners ignore pings while syncing
+            raise PeerProtocolError(f"{packet_name(kind)} while syncing")
+
+    def _commit_while_syncing(self, zxid: int) -> None:
+        if self.stage == Stage.SYNCING:
+            if self.held_commits >= len(self.held) or self.held[self.held_commits].hdr.zxid != zxid:
+                raise PeerProtocolError(f"COMMIT 0x{zxid:x} does not name the next held proposal")
+            self.held_commits += 1
+        else:
+            self._commit(zxid)
+
+    def _newleader(self, pkt: QuorumPacket) -> None:
+        if self.stage != Stage.SYNCING:
+            raise PeerProtocolError("a second NEWLEADER")
+        if pkt.zxid != self.new_epoch << 32:
+            raise PeerProtocolError(f"NEWLEADER 0x{pkt.zxid:x} is not of epoch {self.new_epoch}")
+        held, committed = self.held, self.held_commits
+        self.held, self.held_commits = [], 0
+        for txn in held:
+            self._log(txn)
+        for txn in held[:committed]:
+            self._commit(txn.hdr.zxid)
+        self.read_timeout = self.sync_ms
+        self.stage = Stage.PERSISTING
+        self.persist_target = held[-1].hdr.zxid if held else 0
+        if self.peer.durable_zxid >= self.persist_target:
+            self._ack_newleader()
+
+    def _ack_newleader(self) -> None:
+        """The held proposals are durable: now currentEpoch, then the ACK (in this order)."""
+        self.peer.write_epoch(CURRENT_EPOCH, self.new_epoch)
+        self.stage = Stage.AWAIT_UPTODATE
+        self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
+
+    def _uptodate(self) -> None:
+        if self.stage != Stage.AWAIT_UPTODATE:
+            raise PeerProtocolError("UPTODATE before NEWLEADER was acknowledged")
+        self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
+        self.stage = Stage.BROADCAST
+        self.peer.following(self.new_epoch)
+        self._ack_durable(self.peer.durable_zxid)
+        self._apply_durable()
+
+    # ------------------------------------------------------------ broadcast
+
+    def _broadcast(self, pkt: QuorumPacket) -> None:
+        kind = pkt.type
+        if kind == PacketType.PING:
+            touches = encode_touches(self.peer.core.take_touches().items())
+            self._send(QuorumPacket(PacketType.PING, pkt.zxid, touches, pkt.authinfo))
+        elif kind == PacketType.PROPOSAL and not self.observer:
+            self._log(self._txn(pkt))
+        elif kind == PacketType.COMMIT and not self.observer:
+            self._commit(pkt.zxid)
+            self._apply_durable()
+        elif kind == PacketType.INFORM and self.observer:
+            txn = self._txn(pkt)
+            self._log(txn)
+            self._commit(txn.hdr.zxid)
+            self._apply_durable()
+        elif kind == PacketType.SYNC:
+            self.apply_queue.append(_SYNC_MARK)
+            self._apply_durable()
+        elif kind == PacketType.REVALIDATE:
+            sid, valid = decode_revalidate_reply(pkt.data)
+            self.peer.core.revalidated(sid, valid)
+        elif kind == PacketType.UPTODATE:
+            log.error("Received an UPTODATE message after the learner started")
+        elif kind not in (PacketType.PROPOSAL, PacketType.COMMIT):  # an observer ignores those
+            log.warning("unknown quorum packet from the leader: %s", pkt)
+
+    def _txn(self, pkt: QuorumPacket) -> Txn:
+        data = pkt.data or b""
+        hdr, record, digest = decode_entry(data)
+        zxid = hdr.zxid
+        if zxid != pkt.zxid and pkt.type != PacketType.INFORM:
+            raise PeerProtocolError(f"proposal 0x{pkt.zxid:x} carries txn 0x{zxid:x}")
+        last = self.last_queued
+        # Within an epoch every zxid follows the last; a new epoch starts anywhere above 0
+        # (zookeeper.testingonly.initialZxid starts it high).
+        if (zxid >> 32 == last >> 32 and zxid != last + 1) or zxid >> 32 < last >> 32 or zxid & 0xFFFFFFFF == 0:
+            raise PeerProtocolError(f"txn 0x{zxid:x} does not follow 0x{last:x} (a hole in the history)")
+        self.last_queued = zxid
+        return Txn(hdr, record, digest[1] if digest is not None else None, data)
+
+    def _log(self, txn: Txn) -> None:
+        self.peer.storage.append([(txn.hdr, txn.txn)], [txn.digest])
+        self.logged.append(txn)
+        if not self.observer:
+            self.unacked.append(txn)
+
+    def _commit(self, zxid: int) -> None:
+        if not self.logged or self.logged[0].hdr.zxid != zxid:
+            head = f"0x{self.logged[0].hdr.zxid:x}" if self.logged else "nothing"
+            raise PeerProtocolError(f"COMMIT 0x{zxid:x} but the oldest pending proposal is {head}")
+        self.apply_queue.append(self.logged.popleft())
+
+    def _ack_durable(self, zxid: int) -> None:
+        """ACK each logged proposal once durable (never before UPTODATE: see the module doc)."""
+        unacked = self.unacked
+        while unacked and unacked[0].hdr.zxid <= zxid:
+            self._send(QuorumPacket(PacketType.ACK, unacked.popleft().hdr.zxid))
+
+    def _apply_durable(self) -> None:
+        if self.stage != Stage.BROADCAST:
+            return
+        queue, peer = self.apply_queue, self.peer
+        while queue:
+            head = queue[0]
+            if head is None:
+                queue.popleft()
+                peer.core.sync_answered()
+                continue
+            if head.hdr.zxid > peer.durable_zxid:
+                return
+            queue.popleft()
+            peer.core.apply_remote(head.hdr, head.txn)
+            peer.committed_log.add(head.hdr.zxid, head.data)
+
+    def logged_unapplied(self) -> list[Txn]:
+        """What this learner logged but did not apply (to be applied when it goes LOOKING)."""
+        return [t for t in self.apply_queue if t is not None] + list(self.logged)

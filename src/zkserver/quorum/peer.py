@@ -1,0 +1,364 @@
+"""QuorumPeer: one ensemble member - the election, then a role around one ServerCore.
+
+Theory of operation. The peer is the member's pure state machine (Apache's QuorumPeer.run
+loop, without its threads). It starts LOOKING: the election runs until it decides; then the
+peer builds a `Leader` or a `Learner` (follower or observer) and the ServerCore serves
+clients once that role is up (the leader established, the learner past UPTODATE). When the
+role fails - a timeout, a lost connection, a protocol error, the leader losing its quorum -
+the core stops serving (every client connection closes, as Apache's do; sessions live on),
+whatever the member logged but did not apply is applied (the history it will vote with, as
+Apache's reload from disk gives), and it looks again.
+
+The shell (asyncio in shell/, or the simulator) drives it with inputs and takes one `Ready`
+after each: election messages, quorum-port bytes per connection, the leader to dial,
+connections to close, and the client effects of the core. The peer owns the per-connection
+quorum decoders, so a shell only moves bytes. The log and the epoch files are reached through
+`MemberStorage`; durability comes back as `log_persisted(zxid)`, which is what releases every
+acknowledgement (see leader.py and learner.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+from ..core import Effects, Role, ServerCore
+from ..jute.records import TxnHeader
+from ..proto.peer_codec import PeerProtocolError, QuorumPacket, QuorumStreamDecoder, SnapshotScanner, encode_packet
+from ..tree.datatree import DataTree
+from .context import CommittedLog, MemberStorage, PeerSettings, Verifier
+from .leader import ACCEPTED_EPOCH, Leader
+from .learner import Learner
+
+log = logging.getLogger("zkserver.quorum.peer")
+
+
+class ServerState(IntEnum):
+    """Apache's QuorumPeer.ServerState, whose ordinals are on the wire in notifications."""
+
+    LOOKING = 0
+    FOLLOWING = 1
+    LEADING = 2
+    OBSERVING = 3
+
+
+class Election(Protocol):
+    """Fast Leader Election as the peer drives it (quorum/election.py)."""
+
+    def start(self, now_ms: int, last_logged_zxid: int, current_epoch: int) -> None: ...
+
+    def receive(self, sid: int, payload: bytes, now_ms: int) -> None: ...
+
+    def timer(self, now_ms: int) -> None: ...
+
+    def deadline(self) -> int | None: ...
+
+    def take_outbox(self) -> list[tuple[int, bytes]]: ...
+
+    def take_decision(self) -> tuple[ServerState, int] | None:
+        """(state, leader sid) once decided; consumed."""
+        ...
+
+    def update_peer_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass
+class Ready:
+    election: list[tuple[int, bytes]] = field(default_factory=list)
+    quorum: dict[int, list[bytes]] = field(default_factory=dict)
+    dial: list[int] = field(default_factory=list)  # sids whose quorum port to dial
+    close: list[int] = field(default_factory=list)  # quorum connections to close
+    client: Effects = field(default_factory=Effects)
+
+
+class QuorumPeer:
+    def __init__(self, settings: PeerSettings, core: ServerCore, storage: MemberStorage, verifier: Verifier,
+                 election: Election, committed_log: CommittedLog, clock, *, accepted_epoch: int,
+                 current_epoch: int, decode_snapshot: Callable[[bytes], tuple[DataTree, dict[int, int]]],
+                 snapshot_scanner: Callable[[], SnapshotScanner] | None = None):
+        self.settings = settings
+        self.core = core
+        self.storage = storage
+        self.verifier = verifier
+        self.election = election
+        self.committed_log = committed_log
+        self.clock = clock
+        self.accepted_epoch = accepted_epoch
+        self.current_epoch = current_epoch
+        self.durable_zxid = storage.last_logged_zxid  # recovery left the log durable
+        self.decode_snapshot = decode_snapshot
+        self.snapshot_scanner = snapshot_scanner
+        self.state = ServerState.LOOKING
+        self.leader: Leader | None = None
+        self.learner: Learner | None = None
+        self.decoders: dict[int, QuorumStreamDecoder] = {}
+        self.ready = Ready()
+        self.failed_reason: str | None = None
+        self.stopped: str | None = None  # the member cannot go on (its log failed)
+        self.next_core_tick = 0
+        self.leader_sid: int | None = None
+        core.stop_serving()
+
+    # ------------------------------------------------------------ inputs
+
+    def start(self) -> None:
+        now = self.clock.mono_ms()
+        self.next_core_tick = now + self.settings.tick_ms
+        self._look(now)
+
+    def election_message(self, sid: int, payload: bytes) -> None:
+        now = self.clock.mono_ms()
+        self.election.receive(sid, payload, now)
+        self._after_election(now)
+
+    def quorum_accepted(self, cid: int) -> None:
+        """A connection on this member's quorum port."""
+        if self.leader is None:
+            self._close(cid)  # Apache listens only while leading
+            return
+        self.decoders[cid] = QuorumStreamDecoder()
+        self.leader.accepted(cid, self.clock.mono_ms())
+
+    def quorum_dialed(self, cid: int) -> None:
+        """The connection to the leader's quorum port the peer asked for is up."""
+        if self.learner is None:
+            self._close(cid)
+            return
+        self.decoders[cid] = QuorumStreamDecoder(snapshot_scanner=self.snapshot_scanner)
+        self.learner.connected(cid, self.clock.mono_ms())
+
+    def quorum_dial_failed(self) -> None:
+        if self.learner is not None:
+            self.learner.dial_failed(self.clock.mono_ms())
+            self._settle()
+
+    def quorum_data(self, cid: int, data: bytes) -> None:
+        decoder = self.decoders.get(cid)
+        if decoder is None:
+            return
+        now = self.clock.mono_ms()
+        try:
+            items = decoder.feed(data)
+        except PeerProtocolError as e:
+            log.warning("closing quorum connection %d: %s", cid, e)
+            self._lost(cid)
+            self._close(cid)
+            return
+        for item in items:
+            if cid not in self.decoders:
+                break
+            if self.leader is not None:
+                self.leader.packet(cid, item, now)  # type: ignore[arg-type]
+            elif self.learner is not None and cid == self.learner.cid:
+                self.learner.packet(item, now)
+            self._settle()
+
+    def quorum_closed(self, cid: int) -> None:
+        if self.decoders.pop(cid, None) is not None:
+            self._lost(cid)
+
+    def log_persisted(self, zxid: int) -> None:
+        if zxid <= self.durable_zxid:
+            return
+        self.durable_zxid = zxid
+        now = self.clock.mono_ms()
+        if self.leader is not None:
+            self.leader.persisted(zxid, now)
+        elif self.learner is not None:
+            self.learner.persisted(zxid)
+        self._settle()
+
+    def log_failed(self, reason: str) -> None:
+        """The log cannot make anything durable any more: this member must not take part."""
+        log.error("the txn log failed (%s): this member stops taking part in the ensemble", reason)
+        self.stopped = reason
+        self._leave_role()
+        self.state = ServerState.LOOKING
+
+    def timer(self) -> None:
+        now = self.clock.mono_ms()
+        if now >= self.next_core_tick:
+            self.next_core_tick = now + self.settings.tick_ms
+            self.core.tick()
+        if self.stopped is not None:
+            return
+        if self.state == ServerState.LOOKING:
+            self.election.timer(now)
+            self._after_election(now)
+        elif self.leader is not None:
+            self.leader.timer(now)
+        elif self.learner is not None:
+            self.learner.timer(now)
+        self._settle()
+
+    def deadline(self) -> int:
+        times = [self.next_core_tick]
+        if self.stopped is None:
+            if self.state == ServerState.LOOKING:
+                times.append(self.election.deadline() or self.next_core_tick)
+            elif self.leader is not None:
+                times.append(self.leader.deadline())
+            elif self.learner is not None and (d := self.learner.deadline()) is not None:
+                times.append(d)
+        return min(times)
+
+    def take_ready(self) -> Ready:
+        self.flush_core()
+        self._settle()
+        ready, self.ready = self.ready, Ready()
+        if self.stopped is None:
+            ready.election.extend(self.election.take_outbox())
+        return ready
+
+    # ------------------------------------------------------------ election
+
+    def _look(self, now: int) -> None:
+        self.state = ServerState.LOOKING
+        self.leader_sid = None
+        log.info("LOOKING: last logged zxid 0x%x, current epoch %d", self.storage.last_logged_zxid, self.current_epoch)
+        self.election.start(now, self.storage.last_logged_zxid, self.current_epoch)
+        self._after_election(now)
+
+    def _after_election(self, now: int) -> None:
+        if self.state != ServerState.LOOKING or self.stopped is not None:
+            return
+        decision = self.election.take_decision()
+        if decision is not None:
+            self.decided(decision[0], decision[1], now)
+
+    def decided(self, state: ServerState, leader_sid: int, now: int) -> None:
+        """The election's outcome: lead, follow or observe `leader_sid`."""
+        self.state = state
+        self.leader_sid = leader_sid
+        if state == ServerState.LEADING:
+            self.leader = Leader(self, now)
+        else:
+            log.info("%s leader %d", state.name, leader_sid)
+            self.learner = Learner(self, leader_sid, now)
+        self._settle()
+
+    # ------------------------------------------------------------ what the roles call (PeerContext)
+
+    def send(self, cid: int, packet: QuorumPacket) -> None:
+        self.send_bytes(cid, encode_packet(packet))
+
+    def send_bytes(self, cid: int, data: bytes) -> None:
+        if cid in self.decoders:
+            self.ready.quorum.setdefault(cid, []).append(data)
+
+    def close(self, cid: int) -> None:
+        self.decoders.pop(cid, None)
+        self._close(cid)
+
+    def dial(self, sid: int) -> None:
+        self.ready.dial.append(sid)
+
+    def write_epoch(self, name: str, value: int) -> None:
+        self.storage.write_epoch(name, value)
+        if name == ACCEPTED_EPOCH:
+            self.accepted_epoch = value
+        else:
+            self.current_epoch = value
+
+    def session_timeouts(self) -> dict[int, int]:
+        return {sid: s.timeout for sid, s in self.core.sessions.sessions.items()}
+
+    def flush_core(self) -> None:
+        fx = self.core.take_effects()
+        if fx.appends:
+            if self.leader is None:
+                raise AssertionError("the core prepared txns while not leading")
+            appends = fx.appends
+            bodies = self.storage.append(appends)
+            self.leader.propose([(h, t, b) for (h, t), b in zip(appends, bodies, strict=True)],
+                                self.clock.mono_ms())
+            fx.appends = []
+        if (fx.forwards or fx.revalidations) and self.learner is not None:
+            self.learner.forward(fx.forwards, fx.revalidations)
+        client = self.ready.client
+        for cid, frames in fx.out.items():
+            client.out.setdefault(cid, []).extend(frames)
+        client.close.extend(fx.close)
+
+    def leading(self, epoch: int) -> None:
+        zxid = epoch << 32
+        if self.settings.initial_zxid is not None:
+            zxid |= self.settings.initial_zxid & 0xFFFFFFFF
+            self.leader.last_proposed = self.leader.last_committed = zxid  # type: ignore[union-attr]
+        self.core.start_serving(Role.LEADER, zxid)
+        self.election.update_peer_epoch(epoch)
+
+    def following(self, epoch: int) -> None:
+        self.core.start_serving(Role.OBSERVER if self.settings.observer else Role.FOLLOWER)
+        self.election.update_peer_epoch(epoch)
+
+    def truncate(self, zxid: int) -> None:
+        rec = self.storage.truncate(zxid)
+        self.core.replace_tree(rec.tree, rec.sessions)
+        self.durable_zxid = min(self.durable_zxid, self.storage.last_logged_zxid)
+        self.committed_log.clear()
+
+    def install_snapshot(self, data: bytes, zxid: int) -> None:
+        tree, sessions = self.decode_snapshot(data)
+        tree.last_processed_zxid = zxid
+        self.storage.install_snapshot(tree, sessions, zxid)
+        self.core.replace_tree(tree, sessions)
+        self.durable_zxid = zxid
+        self.committed_log.clear()
+
+    def role_failed(self, reason: str) -> None:
+        if self.failed_reason is None:
+            self.failed_reason = reason
+
+    # ------------------------------------------------------------ role changes
+
+    def _settle(self) -> None:
+        """Carry out a role failure once the role's own call has returned."""
+        if self.core.rollover and self.leader is not None:
+            self.core.rollover = False
+            self.role_failed("zxid lower 32 bits have rolled over, forcing re-election, and therefore new epoch start")
+        reason = self.failed_reason
+        if reason is None:
+            return
+        self.failed_reason = None
+        log.warning("%s -> LOOKING: %s", self.state.name, reason)
+        self._leave_role()
+        if self.stopped is None:
+            self._look(self.clock.mono_ms())
+
+    def _leave_role(self) -> None:
+        self.flush_core()
+        role = self.leader or self.learner
+        pending: list[tuple[TxnHeader, object, bytes]] = []
+        if self.leader is not None:
+            pending = [(p.hdr, p.txn, p.data) for p in self.leader.logged_unapplied()]
+            self.leader.close_all()
+        elif self.learner is not None:
+            pending = [(t.hdr, t.txn, t.data) for t in self.learner.logged_unapplied()]
+        for cid in list(self.decoders):
+            self.close(cid)
+        self.leader = self.learner = None
+        self.core.stop_serving()
+        # The history this member votes with is everything it logged (Apache reloads it from
+        # disk): apply what was logged but not applied, so the tree is that history.
+        for hdr, txn, data in sorted(pending, key=lambda p: p[0].zxid):
+            if hdr.zxid > self.core.tree.last_processed_zxid:
+                self.core.apply_remote(hdr, txn)
+                self.committed_log.add(hdr.zxid, data)
+        flushed = self.core.take_effects()
+        self.ready.client.close.extend(flushed.close)
+        if role is not None:
+            log.info("left the %s role", type(role).__name__)
+
+    def _lost(self, cid: int) -> None:
+        if self.leader is not None:
+            self.leader.disconnected(cid)
+        elif self.learner is not None and cid == self.learner.cid:
+            self.learner.disconnected()
+        self._settle()
+
+    def _close(self, cid: int) -> None:
+        self.ready.close.append(cid)

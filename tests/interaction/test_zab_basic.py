@@ -1,0 +1,41 @@
+"""Scripted Zab: an ensemble of real peers in memory, elections decided by the script."""
+
+from __future__ import annotations
+
+from kazoo.protocol.serialization import Create, GetData, SetData
+
+from tests.interaction.zabworld import ZabWorld
+from zkserver.core import Role
+
+OPEN_ACL = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
+
+
+def session(world: ZabWorld, sid: int):
+    node = world[sid]
+    client = node.open()
+    from kazoo.protocol.serialization import Connect
+    client.send_raw(bytes(Connect(0, 0, 10000, 0, b"\0" * 16, False).serialize()))
+    frames = client.take()
+    assert frames and frames[0].kind == "connect" and client.session_id, frames
+    return client
+
+
+def test_three_members_elect_sync_and_replicate_a_write():
+    w = ZabWorld(3)
+    w.start()
+    w.elect(leader=3)
+    assert w.leader_of() == 3
+    assert w[3].core.role == Role.LEADER
+    assert w[1].core.role == Role.FOLLOWER and w[2].core.role == Role.FOLLOWER
+    for sid in (1, 2, 3):
+        assert w[sid].storage.epochs == {"acceptedEpoch": 1, "currentEpoch": 1}
+    c = session(w, 1)
+    reply = c.call(Create("/a", b"x", OPEN_ACL, 0))
+    assert reply.err == 0
+    assert reply.zxid >> 32 == 1
+    for sid in (1, 2, 3):
+        assert w[sid].core.tree.get("/a").data == b"x", sid
+    c.ok(SetData("/a", b"y", -1))
+    data = c.call(GetData("/a", False))
+    assert data.err == 0
+    assert w[2].core.tree.get("/a").data == b"y"

@@ -1,0 +1,381 @@
+"""An in-memory ensemble for scripted Zab tests: real ServerCores, Leaders, Learners and
+QuorumPeers; a fake log whose durability the test controls; elections decided by the test.
+
+`ZabWorld.pump()` moves everything the peers put in their Ready to where it goes (quorum
+bytes to the other end of the connection, dials to the dialed member's quorum port, client
+frames to the test's clients) until nothing moves. Durability is instant unless a node's
+`storage.hold` is set, then `release()` makes the held appends durable. Time moves only
+with `advance()`. No sockets, no threads, no sleeps.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass, field
+
+from tests.unit.corehelper import Client, FakeClock, decode_frame
+from zkserver.core import CoreSettings, ServerCore
+from zkserver.jute.codes import Op
+from zkserver.jute.records import CreateSessionTxn, TxnHeader
+from zkserver.quorum.context import PeerSettings
+from zkserver.quorum.peer import QuorumPeer, ServerState
+from zkserver.storage.database import Recovered
+from zkserver.tree.datatree import DataTree
+
+_LEN = struct.Struct(">q")
+
+
+class MajorityVerifier:
+    version = 0
+
+    def __init__(self, voters: set[int]):
+        self.voters = voters
+
+    def contains_quorum(self, sids) -> bool:
+        return len(set(sids) & self.voters) * 2 > len(self.voters)
+
+    def is_voter(self, sid: int) -> bool:
+        return sid in self.voters
+
+    def to_string(self) -> str:
+        return "".join(f"server.{s}=127.0.0.1:{2000 + s}:{3000 + s}:participant\n" for s in sorted(self.voters)) + \
+            "version=0"
+
+
+class ListCommittedLog:
+    def __init__(self, limit: int = 500):
+        self.limit = limit
+        self.items: list[tuple[int, bytes]] = []
+
+    def zxids(self) -> list[int]:
+        return [z for z, _ in self.items]
+
+    def entries(self, zxids):
+        wanted = set(zxids)
+        return [(z, d) for z, d in self.items if z in wanted]
+
+    def add(self, zxid: int, data: bytes) -> None:
+        self.items.append((zxid, data))
+        del self.items[:-self.limit]
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+def _body(hdr: TxnHeader, txn: object) -> bytes:
+    return hdr.encode() + (txn.encode() if txn is not None else b"")  # type: ignore[attr-defined]
+
+
+@dataclass
+class MemStorage:
+    """The member's log: a snapshot (pickled tree) and the entries after it."""
+
+    node: Node
+    base: bytes = b""  # pickle of (nodes of a DataTree, sessions, zxid), or b"" for empty
+    entries: list[tuple[TxnHeader, object]] = field(default_factory=list)
+    epochs: dict[str, int] = field(default_factory=lambda: {"acceptedEpoch": 0, "currentEpoch": 0})
+    hold: bool = False
+    unsynced: list[int] = field(default_factory=list)
+    epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
+
+    @property
+    def last_logged_zxid(self) -> int:
+        if self.entries:
+            return self.entries[-1][0].zxid
+        return pickle.loads(self.base)[2] if self.base else 0
+
+    def append(self, entries, digests=None) -> list[bytes]:
+        self.entries.extend(entries)
+        zxid = entries[-1][0].zxid
+        if self.hold:
+            self.unsynced.append(zxid)
+        else:
+            self.node.durable(zxid)
+        return [_body(h, t) for h, t in entries]
+
+    def release(self) -> None:
+        if self.unsynced:
+            zxid = self.unsynced[-1]
+            self.unsynced.clear()
+            self.node.durable(zxid)
+
+    def rebuild(self) -> Recovered:
+        if self.base:
+            nodes, sessions, zxid = pickle.loads(self.base)
+            tree = DataTree()
+            tree.nodes = nodes
+            tree.last_processed_zxid = zxid
+        else:
+            tree, sessions = DataTree(), {}
+        for hdr, txn in self.entries:
+            if hdr.zxid <= tree.last_processed_zxid:
+                continue
+            if hdr.type == Op.CREATE_SESSION and isinstance(txn, CreateSessionTxn):
+                sessions[hdr.client_id] = txn.timeout
+            elif hdr.type == Op.CLOSE_SESSION:
+                sessions.pop(hdr.client_id, None)
+            tree.apply(hdr, txn)
+        tree.events = []
+        return Recovered(tree, dict(sessions), 0)
+
+    def truncate(self, zxid: int) -> Recovered:
+        self.entries = [(h, t) for h, t in self.entries if h.zxid <= zxid]
+        return self.rebuild()
+
+    def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None:
+        self.base = pickle.dumps((tree.nodes, dict(sessions), zxid))
+        self.entries = []
+
+    def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
+        data = pickle.dumps((tree.nodes, dict(sessions)))
+        return _LEN.pack(len(data)) + data
+
+    def write_epoch(self, name: str, value: int) -> None:
+        self.epochs[name] = value
+        self.epoch_writes.append((name, value, self.node.peer.durable_zxid))
+
+
+def decode_snapshot(data: bytes) -> tuple[DataTree, dict[int, int]]:
+    nodes, sessions = pickle.loads(data[_LEN.size:])
+    tree = DataTree()
+    tree.nodes = nodes
+    return tree, sessions
+
+
+class LengthScanner:
+    """Finds the end of MemStorage's length-prefixed snapshot stream."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.left: int | None = None
+
+    def feed(self, data: memoryview) -> int | None:
+        used = 0
+        if self.left is None:
+            need = _LEN.size - len(self.head)
+            self.head += data[:need]
+            used = min(need, len(data))
+            if len(self.head) < _LEN.size:
+                return None
+            self.left = _LEN.unpack(bytes(self.head))[0]
+        take = min(self.left, len(data) - used)
+        self.left -= take
+        used += take
+        return used if self.left == 0 else None
+
+
+class StubElection:
+    def __init__(self) -> None:
+        self.outcome: tuple[ServerState, int] | None = None
+        self.starts: list[tuple[int, int]] = []
+        self.peer_epoch: int | None = None
+
+    def start(self, now_ms: int, last_logged_zxid: int, current_epoch: int) -> None:
+        self.starts.append((last_logged_zxid, current_epoch))
+
+    def receive(self, sid, payload, now_ms) -> None:
+        pass
+
+    def timer(self, now_ms) -> None:
+        pass
+
+    def deadline(self):
+        return None
+
+    def take_outbox(self):
+        return []
+
+    def take_decision(self):
+        out, self.outcome = self.outcome, None
+        return out
+
+    def update_peer_epoch(self, epoch: int) -> None:
+        self.peer_epoch = epoch
+
+
+class Node:
+    def __init__(self, world: ZabWorld, sid: int, observer: bool = False):
+        self.world = world
+        self.sid = sid
+        self.settings = CoreSettings(tick_ms=world.tick_ms, server_id=sid)
+        self.core = ServerCore(self.settings, world.clock, b"s" * 32)
+        self.storage = MemStorage(self)
+        self.election = StubElection()
+        self.alive = True
+        self.clients: dict[int, Client] = {}
+        self.closed: set[int] = set()
+        self._next_client = 1
+        self.build_peer(observer)
+
+    def build_peer(self, observer: bool) -> None:
+        self.observer = observer
+        settings = PeerSettings(self.sid, tick_ms=self.world.tick_ms, init_limit=self.world.init_limit,
+                                sync_limit=self.world.sync_limit, observer=observer)
+        self.peer = QuorumPeer(settings, self.core, self.storage, self.world.verifier, self.election,
+                               ListCommittedLog(), self.world.clock,
+                               accepted_epoch=self.storage.epochs["acceptedEpoch"],
+                               current_epoch=self.storage.epochs["currentEpoch"],
+                               decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner)
+
+    def durable(self, zxid: int) -> None:
+        self.world.durable_queue.append((self.sid, zxid))
+
+    # the CoreDriver interface the clients use
+    def pump(self) -> None:
+        self.world.pump()
+
+    def open(self, ip: str = "127.0.0.1") -> Client:
+        cid = self._next_client
+        self._next_client += 1
+        assert self.core.connection_made(cid, ip)
+        client = Client(self, cid, ip)  # type: ignore[arg-type]
+        self.clients[cid] = client
+        return client
+
+    def deliver_client(self, fx) -> None:
+        for cid, frames in fx.out.items():
+            client = self.clients.get(cid)
+            if client is None:
+                continue
+            for raw in frames:
+                client.frames.append(decode_frame(raw, expect_connect=not client.got_connect))
+                if not client.got_connect:
+                    client.got_connect = True
+                    resp = client.frames[-1].connect
+                    client.timeout = resp.time_out
+                    if resp.session_id:
+                        client.session_id, client.passwd = resp.session_id, resp.passwd
+        for cid in fx.close:
+            if cid not in self.closed:
+                self.closed.add(cid)
+                self.core.connection_lost(cid)
+
+
+class ZabWorld:
+    def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
+                 sync_limit: int = 5):
+        self.clock = FakeClock()
+        self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
+        self.verifier = MajorityVerifier(set(range(1, voters + 1)))
+        self.nodes: dict[int, Node] = {}
+        for sid in range(1, voters + observers + 1):
+            self.nodes[sid] = Node(self, sid, observer=sid > voters)
+        self.links: dict[tuple[int, int], tuple[int, int]] = {}  # (sid, cid) -> (other sid, other cid)
+        self.next_cid = 100
+        self.durable_queue: list[tuple[int, int]] = []
+        self.cut: set[frozenset[int]] = set()  # pairs that cannot reach each other
+        self.trace: list[str] = []
+
+    def __getitem__(self, sid: int) -> Node:
+        return self.nodes[sid]
+
+    def start(self) -> None:
+        for node in self.nodes.values():
+            node.peer.start()
+        self.pump()
+
+    def elect(self, leader: int, sids: list[int] | None = None) -> None:
+        """The election decides `leader` on the given (default: all live) members."""
+        for sid in sids or [s for s, n in self.nodes.items() if n.alive]:
+            node = self.nodes[sid]
+            if sid == leader:
+                state = ServerState.LEADING
+            else:
+                state = ServerState.OBSERVING if node.observer else ServerState.FOLLOWING
+            node.peer.decided(state, leader, self.clock.mono)
+        self.pump()
+
+    def pump(self) -> None:
+        for _ in range(10_000):
+            moved = False
+            while self.durable_queue:
+                sid, zxid = self.durable_queue.pop(0)
+                node = self.nodes[sid]
+                if node.alive:
+                    node.peer.log_persisted(zxid)
+                moved = True
+            for node in list(self.nodes.values()):
+                if node.alive and self._move(node):
+                    moved = True
+            if not moved:
+                return
+        raise AssertionError("the world did not settle")
+
+    def _move(self, node: Node) -> bool:
+        ready = node.peer.take_ready()
+        moved = bool(ready.quorum or ready.dial or ready.close or ready.client.out or ready.client.close)
+        for cid, chunks in ready.quorum.items():
+            other = self.links.get((node.sid, cid))
+            if other is None or frozenset((node.sid, other[0])) in self.cut:
+                continue
+            target = self.nodes[other[0]]
+            data = b"".join(chunks)
+            self.trace.append(f"{node.sid}->{other[0]} {len(data)}B")
+            target.peer.quorum_data(other[1], data)
+        for sid in ready.dial:
+            self._dial(node, sid)
+        for cid in ready.close:
+            other = self.links.pop((node.sid, cid), None)
+            if other is not None:
+                self.links.pop(other, None)
+                if self.nodes[other[0]].alive:
+                    self.nodes[other[0]].peer.quorum_closed(other[1])
+        node.deliver_client(ready.client)
+        return moved
+
+    def _dial(self, node: Node, sid: int) -> None:
+        target = self.nodes[sid]
+        if not target.alive or frozenset((node.sid, sid)) in self.cut or target.peer.leader is None:
+            node.peer.quorum_dial_failed()
+            return
+        a, b = self.next_cid, self.next_cid + 1
+        self.next_cid += 2
+        self.links[(node.sid, a)] = (sid, b)
+        self.links[(sid, b)] = (node.sid, a)
+        target.peer.quorum_accepted(b)
+        node.peer.quorum_dialed(a)
+
+    def advance(self, ms: int, step: int = 10) -> None:
+        end = self.clock.mono + ms
+        while self.clock.mono < end:
+            self.clock.advance(min(step, end - self.clock.mono))
+            for node in self.nodes.values():
+                if node.alive and node.peer.deadline() <= self.clock.mono:
+                    node.peer.timer()
+            self.pump()
+
+    def crash(self, sid: int) -> None:
+        """The member's process dies: its connections reset; its log keeps what was durable."""
+        node = self.nodes[sid]
+        node.alive = False
+        for (a, cid), (b, other) in list(self.links.items()):
+            if a == sid:
+                self.links.pop((a, cid), None)
+                self.links.pop((b, other), None)
+                if self.nodes[b].alive:
+                    self.nodes[b].peer.quorum_closed(other)
+        node.storage.entries = [(h, t) for h, t in node.storage.entries
+                                if not node.storage.unsynced or h.zxid <= node.peer.durable_zxid]
+        node.storage.unsynced.clear()
+        self.pump()
+
+    def restart(self, sid: int) -> None:
+        node = self.nodes[sid]
+        rec = node.storage.rebuild()
+        node.core = ServerCore(node.settings, self.clock, b"s" * 32, tree=rec.tree)
+        for s, t in rec.sessions.items():
+            node.core.sessions.add(s, t, self.clock.mono)
+        node.clients.clear()
+        node.closed.clear()
+        node.election = StubElection()
+        node.build_peer(node.observer)
+        node.alive = True
+        node.peer.start()
+        self.pump()
+
+    def leader_of(self) -> int | None:
+        leaders = [s for s, n in self.nodes.items() if n.alive and n.peer.leader is not None
+                   and n.peer.leader.established]
+        assert len(leaders) <= 1, leaders
+        return leaders[0] if leaders else None
