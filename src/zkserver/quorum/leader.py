@@ -279,7 +279,7 @@ class Leader:
     def _ack_epoch(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
         current = decode_int(pkt.data, "ACKEPOCH")
         link.last_zxid = pkt.zxid
-        if current != -1 and (current, pkt.zxid) > self.summary:
+        if self.phase == Phase.DISCOVERY and current != -1 and (current, pkt.zxid) > self.summary:
             log.warning("Follower %d is ahead of the leader: its (epoch, zxid) (%d, 0x%x) > ours (%d, 0x%x)",
                         link.sid, current, pkt.zxid, *self.summary)
             self._drop(link)

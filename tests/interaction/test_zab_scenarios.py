@@ -1,0 +1,244 @@
+"""Scripted Zab scenarios: failover, sync modes, ordering of durability and acknowledgements."""
+
+from __future__ import annotations
+
+from kazoo.protocol.serialization import Connect, Create, Delete, GetData, SetData, Sync
+
+from tests.interaction.zabworld import ZabWorld
+from zkserver.core import Role
+from zkserver.quorum.peer import ServerState
+
+OPEN = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
+EPHEMERAL = 1
+
+
+def session(world: ZabWorld, sid: int, timeout: int = 10000, session_id: int = 0, passwd: bytes = b"\0" * 16,
+            last_zxid: int = 0):
+    client = world[sid].open()
+    client.send_raw(bytes(Connect(0, last_zxid, timeout, session_id, passwd, False).serialize()))
+    return client
+
+
+def connected(world, sid, **kw):
+    client = session(world, sid, **kw)
+    frames = client.take()
+    assert frames and frames[0].kind == "connect" and frames[0].connect.session_id, (frames, client.closed)
+    return client
+
+
+def trees_equal(world, sids):
+    ref = world[sids[0]].core.tree
+    for sid in sids[1:]:
+        tree = world[sid].core.tree
+        assert tree.last_processed_zxid == ref.last_processed_zxid, (sid, hex(tree.last_processed_zxid))
+        assert {p: (n.data, n.version, n.czxid, n.mzxid) for p, n in tree.nodes.items()} == \
+            {p: (n.data, n.version, n.czxid, n.mzxid) for p, n in ref.nodes.items()}, sid
+
+
+def elected(voters=3, observers=0, leader=None):
+    w = ZabWorld(voters, observers)
+    w.start()
+    w.elect(leader or voters)
+    return w
+
+
+def test_observer_syncs_gets_informs_serves_and_never_votes():
+    w = elected(3, 1, leader=3)
+    assert w[4].core.role == Role.OBSERVER
+    leader = w[3].peer.leader
+    assert 4 not in leader.newleader_acked and leader.learner_sids(observers=True) == [4]
+    c = connected(w, 4)
+    assert c.call(Create("/o", b"1", OPEN, 0)).err == 0  # forwarded by the observer
+    trees_equal(w, [1, 2, 3, 4])
+    # The observer's acks would not count: with two voters down there is no quorum.
+    w.crash(1)
+    w.crash(2)
+    w.advance(2000)
+    assert w.leader_of() is None
+
+
+def test_follower_persists_held_proposals_before_current_epoch_and_newleader_ack():
+    w = ZabWorld(3)
+    w.start()
+    w.elect(3)
+    c = connected(w, 3)
+    # Member 1 misses three writes, then comes back and syncs by DIFF; its disk is slow.
+    w.crash(1)
+    for i in range(3):
+        assert c.call(Create(f"/n{i}", b"", OPEN, 0)).err == 0
+    w[1].storage.hold = True
+    w.restart(1)
+    writes = len(w[1].storage.epoch_writes)
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    learner = w[1].peer.learner
+    assert learner.stage.name == "PERSISTING"
+    assert not [e for e in w[1].storage.epoch_writes[writes:] if e[0] == "currentEpoch"], \
+        "currentEpoch written before the txns were durable"
+    sent_ack = [t for t in w.trace if t.startswith("1->3")]
+    w[1].storage.release()
+    w.pump()
+    name, value, durable = w[1].storage.epoch_writes[-1]
+    assert (name, value) == ("currentEpoch", 1) and durable >= w[3].core.tree.last_processed_zxid
+    assert len([t for t in w.trace if t.startswith("1->3")]) > len(sent_ack)
+    assert w[1].core.role == Role.FOLLOWER
+    trees_equal(w, [1, 2, 3])
+
+
+def test_follower_acks_a_proposal_only_once_durable():
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    w[1].storage.hold = True
+    w[2].storage.hold = True
+    xid = c.send(Create("/slow", b"", OPEN, 0))
+    assert not [f for f in c.frames if f.kind == "reply"], "acknowledged before any follower was durable"
+    assert w[3].core.tree.get("/slow") is None
+    w[2].storage.release()
+    w.pump()
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
+    assert w[1].core.tree.get("/slow") is None  # member 1 has it logged but not durable: not applied
+    w[1].storage.release()
+    w.pump()
+    trees_equal(w, [1, 2, 3])
+
+
+def test_leader_failover_keeps_every_acknowledged_write():
+    w = elected(3, leader=3)
+    c = connected(w, 1)
+    for i in range(5):
+        assert c.call(Create(f"/k{i}", str(i).encode(), OPEN, 0)).err == 0
+    w.crash(3)
+    for sid in (1, 2):
+        assert w[sid].core.role == Role.LOOKING
+    w.elect(2, [1, 2])
+    assert w.leader_of() == 2
+    assert w[2].storage.epochs["currentEpoch"] == 2
+    for i in range(5):
+        assert w[1].core.tree.get(f"/k{i}").data == str(i).encode()
+    c2 = connected(w, 1)
+    assert c2.call(Create("/after", b"", OPEN, 0)).zxid >> 32 == 2
+    w.restart(3)
+    w[3].peer.decided(ServerState.FOLLOWING, 2, w.clock.mono)
+    w.pump()
+    trees_equal(w, [1, 2, 3])
+
+
+def test_uncommitted_suffix_is_truncated_not_kept():
+    """ZOOKEEPER-1154: a member whose log holds a proposal nobody else has must lose it."""
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/base", b"", OPEN, 0)).err == 0
+    # Partition the leader off; its next proposal reaches only its own log.
+    w.cut = {frozenset((3, 1)), frozenset((3, 2))}
+    c.send(Create("/phantom", b"", OPEN, 0))
+    phantom = w[3].storage.last_logged_zxid
+    assert w[1].storage.last_logged_zxid < phantom
+    w.crash(3)
+    w.cut.clear()
+    w.elect(1, [1, 2])
+    c1 = connected(w, 1)
+    assert c1.call(Create("/new", b"", OPEN, 0)).err == 0
+    w.restart(3)
+    assert w[3].storage.last_logged_zxid == phantom
+    w[3].peer.decided(ServerState.FOLLOWING, 1, w.clock.mono)
+    w.pump()
+    assert w[3].core.role == Role.FOLLOWER
+    assert w[3].core.tree.get("/phantom") is None
+    assert all(h.zxid != phantom or h.zxid >> 32 == 2 for h, _ in w[3].storage.entries)
+    trees_equal(w, [1, 2, 3])
+
+
+def test_sync_through_a_follower_sees_writes_made_elsewhere():
+    w = elected(3, leader=3)
+    writer = connected(w, 2)
+    reader = connected(w, 1)
+    w[1].storage.hold = True  # member 1 applies late
+    assert writer.call(Create("/s", b"v", OPEN, 0)).err == 0
+    xid = reader.send(Sync("/s"))
+    assert not [f for f in reader.frames if f.kind == "reply"], "sync answered before /s was applied here"
+    w[1].storage.release()
+    w.pump()
+    assert [f.xid for f in reader.take() if f.kind == "reply"] == [xid]
+    assert reader.call(GetData("/s", False)).err == 0
+
+
+def test_session_expiry_on_the_leader_removes_ephemerals_everywhere():
+    w = elected(3, leader=3)
+    c = connected(w, 1, timeout=4000)
+    assert c.call(Create("/eph", b"", OPEN, EPHEMERAL)).err == 0
+    w.advance(2000)  # pings from the client keep it alive through member 1's touches
+    for sid in (1, 2, 3):
+        assert w[sid].core.tree.get("/eph") is not None
+    w[1].core.connection_lost(c.cid)  # the client goes away
+    w.advance(7000)
+    for sid in (1, 2, 3):
+        assert w[sid].core.tree.get("/eph") is None, sid
+        assert c.session_id not in w[sid].core.sessions.sessions
+
+
+def test_touches_from_a_learner_keep_a_session_alive_on_the_leader():
+    w = elected(3, leader=3)
+    c = connected(w, 1, timeout=4000)
+    assert c.call(Create("/live", b"", OPEN, EPHEMERAL)).err == 0
+    for _ in range(10):
+        w.advance(1000)
+        c.ok(GetData("/live", False))
+    assert w[3].core.tree.get("/live") is not None
+
+
+def test_client_moves_to_another_member_and_keeps_its_session():
+    w = elected(3, leader=3)
+    c = connected(w, 1)
+    assert c.call(Create("/mine", b"", OPEN, EPHEMERAL)).err == 0
+    sid, passwd = c.session_id, c.passwd
+    w[1].core.connection_lost(c.cid)
+    c2 = session(w, 2, session_id=sid, passwd=passwd, last_zxid=w[1].core.tree.last_processed_zxid)
+    frames = c2.take()
+    assert frames[0].connect.session_id == sid
+    assert c2.call(SetData("/mine", b"x", -1)).err == 0
+    bad = session(w, 2, session_id=sid, passwd=b"x" * 16)
+    assert bad.take()[0].connect.session_id == 0
+
+
+def test_a_member_behind_the_clients_last_zxid_refuses_it():
+    w = elected(3, leader=3)
+    c = connected(w, 2)
+    w[1].storage.hold = True
+    zxid = c.call(Create("/z", b"", OPEN, 0)).zxid
+    late = session(w, 1, session_id=c.session_id, passwd=c.passwd, last_zxid=zxid)
+    assert late.closed
+
+
+def test_leader_without_a_quorum_steps_down_and_clients_are_disconnected():
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    w.crash(1)
+    w.crash(2)
+    w.advance(1500)
+    assert w[3].core.role == Role.LOOKING
+    assert c.closed
+
+
+def test_zxid_rollover_forces_a_new_epoch():
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    leader = w[3].peer.leader
+    w[3].core.zxid = leader.last_proposed = leader.last_committed = (1 << 32) | 0xFFFFFFFD
+    w[3].core.durable_zxid = w[3].core.zxid
+    w[3].core.tree.last_processed_zxid = w[3].core.zxid
+    for sid in (1, 2):
+        w[sid].peer.learner.last_queued = w[3].core.zxid
+    assert c.call(Create("/last", b"", OPEN, 0)).zxid == (1 << 32) | 0xFFFFFFFE
+    c.send(Create("/over", b"", OPEN, 0))
+    assert c.closed
+    assert w[3].core.role == Role.LOOKING
+
+
+def test_a_learner_request_that_does_not_decode_becomes_an_error_txn():
+    w = elected(3, leader=3)
+    c = connected(w, 1)
+    reply = c.call(Delete("/nothing-here", -1))
+    assert reply.err == -101  # NoNode, from the leader's prep through the commit
+    c.send_raw(b"\0\0\0\x07\0\0\0\x01\0\0")  # a create with a truncated body
+    replies = [f for f in c.take() if f.kind == "reply"]
+    assert replies and replies[0].err == -5  # MarshallingError, as Apache
