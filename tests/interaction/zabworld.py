@@ -30,15 +30,12 @@ class MajorityVerifier:
     version = 0
 
     def __init__(self, voters: set[int]):
-        self.voters = voters
+        self.voters = self.voting = frozenset(voters)
 
     def contains_quorum(self, sids) -> bool:
         return len(set(sids) & self.voters) * 2 > len(self.voters)
 
-    def is_voter(self, sid: int) -> bool:
-        return sid in self.voters
-
-    def to_string(self) -> str:
+    def __str__(self) -> str:
         return "".join(f"server.{s}=127.0.0.1:{2000 + s}:{3000 + s}:participant\n" for s in sorted(self.voters)) + \
             "version=0"
 

@@ -35,15 +35,13 @@ class PeerSettings:
 
 
 class Verifier(Protocol):
-    """The quorum verifier of the committed configuration (quorum/verifier.py)."""
+    """The quorum verifier of the committed configuration (quorum/verifier.py); str() of it is
+    Apache's QuorumVerifier string, as NEWLEADER carries it."""
 
     version: int
+    voting: frozenset[int]
 
     def contains_quorum(self, sids: Iterable[int]) -> bool: ...
-
-    def is_voter(self, sid: int) -> bool: ...
-
-    def to_string(self) -> str: ...
 
 
 class CommittedLog(Protocol):

@@ -242,7 +242,7 @@ class Leader:
                 log.info("learner %d connected again; dropping its older connection", link.sid)
                 self._drop(other)
         link.accepted_epoch = epoch_of(pkt.zxid)
-        participant = not link.observer and self.peer.verifier.is_voter(link.sid)
+        participant = not link.observer and link.sid in self.peer.verifier.voting
         log.info("Follower sid: %d (%s) connected, accepted epoch %d", link.sid,
                  "observer" if link.observer else "participant", link.accepted_epoch)
         link.state = Link.AWAIT_EPOCH
@@ -284,7 +284,7 @@ class Leader:
                         link.sid, current, pkt.zxid, *self.summary)
             self._drop(link)
             return
-        counted = current != -1 and pkt.zxid != -1 and not link.observer and self.peer.verifier.is_voter(link.sid)
+        counted = current != -1 and pkt.zxid != -1 and not link.observer and link.sid in self.peer.verifier.voting
         link.state = Link.AWAIT_ELECTED
         link.wait_deadline = now_ms + self.init_ms
         if self.phase != Phase.DISCOVERY:
@@ -342,7 +342,7 @@ class Leader:
                 peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, zxid, data))
                 peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
         self._start_forwarding(link, plan.forward_from)
-        peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, peer.verifier.to_string().encode()))
+        peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.verifier).encode()))
         link.state = Link.AWAIT_NEWLEADER_ACK
 
     def _start_forwarding(self, link: LearnerLink, last_seen: int) -> None:
@@ -368,7 +368,7 @@ class Leader:
             # its NEWLEADER ack comes later and is ignored then.
             log.error("NEWLEADER ACK from sid %d is from a different epoch: 0x%x", link.sid, pkt.zxid)
             self._proposal_ack(link, pkt.zxid)
-        elif not link.observer and self.peer.verifier.is_voter(link.sid):
+        elif not link.observer and link.sid in self.peer.verifier.voting:
             self._newleader_acked(link.sid, now_ms)
         link.state = Link.AWAIT_STARTUP
         if self.established:
@@ -433,7 +433,7 @@ class Leader:
         unacked = link.unacked
         while unacked and unacked[0][0] <= zxid:
             unacked.popleft()
-        if zxid & 0xFFFFFFFF == 0 or link.observer or not self.peer.verifier.is_voter(link.sid):
+        if zxid & 0xFFFFFFFF == 0 or link.observer or link.sid not in self.peer.verifier.voting:
             return
         p = self.outstanding.get(zxid)
         if p is None:

@@ -1,0 +1,118 @@
+"""The quorum port over asyncio: learners' connections to a leader, and a learner's dial.
+
+Theory of operation. Only bytes move here; what they mean is the QuorumPeer's business. Each
+connection gets a number (cid) the peer knows it by: connections accepted on this member's
+quorum port (a learner dialing in while we lead) and the one this member dials when it
+follows. Inbound bytes go straight to `peer.quorum_data(cid, data)`; a connection that ends,
+either way, is reported once through `peer.quorum_closed(cid)`; the peer's Ready says what to
+write and what to close. The peer keeps every time-out itself (Apache's socket time-outs are
+its read time-outs), so a silent peer is noticed there, not here. TCP_NODELAY is on, as
+Apache's leader sets it by default (leader.nodelay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger("zkserver.shell.quorum")
+
+
+class _QuorumProtocol(asyncio.Protocol):
+    def __init__(self, net: QuorumNet, cid: int, on_open: Callable[[int], None] | None):
+        self.net = net
+        self.cid = cid
+        self.on_open = on_open
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.net.conns[self.cid] = self
+        if self.on_open is not None:
+            self.on_open(self.cid)
+
+    def data_received(self, data: bytes) -> None:
+        self.net.on_data(self.cid, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.net.conns.pop(self.cid, None) is not None:
+            self.net.on_closed(self.cid)
+
+
+class QuorumNet:
+    """Listener and dialer for one member's quorum connections."""
+
+    def __init__(self, on_accept: Callable[[int], None], on_dialed: Callable[[int], None],
+                 on_dial_failed: Callable[[], None], on_data: Callable[[int, bytes], None],
+                 on_closed: Callable[[int], None]):
+        self.on_accept = on_accept
+        self.on_dialed = on_dialed
+        self.on_dial_failed = on_dial_failed
+        self.on_data = on_data
+        self.on_closed = on_closed
+        self.conns: dict[int, _QuorumProtocol] = {}
+        self._next_cid = 1
+        self._server: asyncio.base_events.Server | None = None
+        self._dialing: asyncio.Task | None = None
+        self.port = 0
+
+    def _cid(self) -> int:
+        cid = self._next_cid
+        self._next_cid += 1
+        return cid
+
+    async def listen(self, host: str | None, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _QuorumProtocol(self, self._cid(), self.on_accept), host, port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("quorum port listening on %s:%d", host or "0.0.0.0", self.port)
+
+    def dial(self, host: str, port: int, timeout_s: float) -> None:
+        """Connect to a leader; `on_dialed(cid)` or `on_dial_failed()` tells how it went."""
+        if self._dialing is not None and not self._dialing.done():
+            self._dialing.cancel()
+        self._dialing = asyncio.get_running_loop().create_task(self._dial(host, port, timeout_s))
+
+    async def _dial(self, host: str, port: int, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        cid = self._cid()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: _QuorumProtocol(self, cid, self.on_dialed), host, port), timeout_s)
+        except (TimeoutError, OSError) as e:
+            log.warning("cannot connect to the leader at %s:%d: %s", host, port, e)
+            self.on_dial_failed()
+
+    def write(self, cid: int, data: bytes) -> None:
+        conn = self.conns.get(cid)
+        if conn is not None and conn.transport is not None:
+            conn.transport.write(data)
+
+    def close(self, cid: int) -> None:
+        """Close a connection the peer gave up; it is not reported back as closed."""
+        conn = self.conns.pop(cid, None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
+
+    def abort_all(self) -> None:
+        for cid in list(self.conns):
+            conn = self.conns.pop(cid)
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    async def stop(self) -> None:
+        if self._dialing is not None:
+            self._dialing.cancel()
+        if self._server is not None:
+            self._server.close()
+        self.abort_all()
+        if self._server is not None:
+            await self._server.wait_closed()
