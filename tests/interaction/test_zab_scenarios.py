@@ -148,6 +148,25 @@ def test_uncommitted_suffix_is_truncated_not_kept():
     trees_equal(w, [1, 2, 3])
 
 
+def test_uncommitted_suffix_is_truncated_when_the_new_leader_has_not_written_yet():
+    """The TRUNC of rule 3: the learner is past the end of the leader's committed log."""
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/base", b"", OPEN, 0)).err == 0
+    w.cut = {frozenset((3, 1)), frozenset((3, 2))}
+    c.send(Create("/phantom", b"", OPEN, 0))
+    w.crash(3)
+    w.cut.clear()
+    w.elect(1, [1, 2])
+    w.restart(3)
+    w[3].peer.decided(ServerState.FOLLOWING, 1, w.clock.mono)
+    w.pump()
+    assert w[3].core.tree.get("/phantom") is None
+    c1 = connected(w, 2)
+    assert c1.call(Create("/new", b"", OPEN, 0)).err == 0
+    trees_equal(w, [1, 2, 3])
+
+
 def test_sync_through_a_follower_sees_writes_made_elsewhere():
     w = elected(3, leader=3)
     writer = connected(w, 2)

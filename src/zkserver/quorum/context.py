@@ -108,6 +108,20 @@ class PeerContext(Protocol):
         """The learner is up to date (UPTODATE): the core serves clients as follower/observer."""
         ...
 
+    def dial(self, sid: int) -> None:
+        """Connect to member `sid`'s quorum port (a learner, to its leader)."""
+        ...
+
+    def truncate(self, zxid: int) -> None:
+        """TRUNC: the member's history ends at `zxid` from now on, durably."""
+        ...
+
+    def install_snapshot(self, data: bytes, zxid: int) -> None:
+        """SNAP: the leader's database replaces ours, durably."""
+        ...
+
+    def snapshot_acknowledged(self) -> None: ...
+
     def role_failed(self, reason: str) -> None:
         """Give the role up and go back to LOOKING."""
         ...

@@ -46,6 +46,7 @@ from ..proto.peer_codec import (
     packet_name,
 )
 from ..storage.txnlog import decode_entry
+from . import bugs
 from .context import PeerContext
 from .leader import ACCEPTED_EPOCH, CURRENT_EPOCH
 
@@ -69,7 +70,7 @@ class Txn:
     txn: object
     digest: int | None
     data: bytes
-    acked: bool = False
+    synced: bool = False  # came with the sync, before NEWLEADER
 
 
 _SYNC_MARK = None  # in the apply queue: the leader's SYNC for the oldest pending sync
@@ -92,6 +93,8 @@ class Learner:
         self.new_epoch = -1
         self.last_queued = 0
         self.held: list[Txn] = []  # during sync
+        self.deferred: list[Txn] = []  # bug switch "newleader-ack-early": logged only at UPTODATE
+        self.deferred_commits = 0
         self.held_commits = 0  # how many of the held proposals a COMMIT named, in order
         self.persist_target = 0
         self.logged: deque[Txn] = deque()  # logged, not yet committed (Apache's pendingTxns)
@@ -268,11 +271,19 @@ class Learner:
         held, committed = self.held, self.held_commits
         self.held, self.held_commits = [], 0
         for txn in held:
+            txn.synced = True
+        self.read_timeout = self.sync_ms
+        self.stage = Stage.PERSISTING
+        if bugs.ACTIVE and "newleader-ack-early" in bugs.ACTIVE:
+            self.deferred, self.deferred_commits = held, committed
+            self._ack_newleader()
+            return
+        for txn in held:
             self._log(txn)
         for txn in held[:committed]:
             self._commit(txn.hdr.zxid)
-        self.read_timeout = self.sync_ms
-        self.stage = Stage.PERSISTING
+        if bugs.ACTIVE and "epoch-before-txns" in bugs.ACTIVE:
+            self.peer.write_epoch(CURRENT_EPOCH, self.new_epoch)
         self.persist_target = held[-1].hdr.zxid if held else 0
         if self.peer.durable_zxid >= self.persist_target:
             self._ack_newleader()
@@ -282,11 +293,18 @@ class Learner:
         self.peer.write_epoch(CURRENT_EPOCH, self.new_epoch)
         self.stage = Stage.AWAIT_UPTODATE
         self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
+        self.peer.snapshot_acknowledged()
 
     def _uptodate(self) -> None:
         if self.stage != Stage.AWAIT_UPTODATE:
             raise PeerProtocolError("UPTODATE before NEWLEADER was acknowledged")
         self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
+        if self.deferred:  # only with the bug switch "newleader-ack-early"
+            late, self.deferred = self.deferred, []
+            for txn in late:
+                self._log(txn)
+            for txn in late[:self.deferred_commits]:
+                self._commit(txn.hdr.zxid)
         self.stage = Stage.BROADCAST
         self.peer.following(self.new_epoch)
         self._ack_durable(self.peer.durable_zxid)
@@ -327,18 +345,24 @@ class Learner:
         if zxid != pkt.zxid and pkt.type != PacketType.INFORM:
             raise PeerProtocolError(f"proposal 0x{pkt.zxid:x} carries txn 0x{zxid:x}")
         last = self.last_queued
+        self.last_queued = zxid
+        if bugs.ACTIVE and "commit-hole" in bugs.ACTIVE:
+            return Txn(hdr, record, digest[1] if digest is not None else None, data)
         # Within an epoch every zxid follows the last; a new epoch starts anywhere above 0
         # (zookeeper.testingonly.initialZxid starts it high).
         if (zxid >> 32 == last >> 32 and zxid != last + 1) or zxid >> 32 < last >> 32 or zxid & 0xFFFFFFFF == 0:
             raise PeerProtocolError(f"txn 0x{zxid:x} does not follow 0x{last:x} (a hole in the history)")
-        self.last_queued = zxid
         return Txn(hdr, record, digest[1] if digest is not None else None, data)
 
     def _log(self, txn: Txn) -> None:
         self.peer.storage.append([(txn.hdr, txn.txn)], [txn.digest])
         self.logged.append(txn)
-        if not self.observer:
-            self.unacked.append(txn)
+        if self.observer:
+            return
+        if bugs.ACTIVE and "ack-before-durable" in bugs.ACTIVE and self.stage == Stage.BROADCAST:
+            self._send(QuorumPacket(PacketType.ACK, txn.hdr.zxid))
+            return
+        self.unacked.append(txn)
 
     def _commit(self, zxid: int) -> None:
         if not self.logged or self.logged[0].hdr.zxid != zxid:
@@ -366,7 +390,8 @@ class Learner:
                 return
             queue.popleft()
             peer.core.apply_remote(head.hdr, head.txn)
-            peer.committed_log.add(head.hdr.zxid, head.data)
+            if not (head.synced and bugs.ACTIVE and "commit-hole" in bugs.ACTIVE):
+                peer.committed_log.add(head.hdr.zxid, head.data)
 
     def logged_unapplied(self) -> list[Txn]:
         """What this learner logged but did not apply (to be applied when it goes LOOKING)."""

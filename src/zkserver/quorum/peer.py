@@ -29,6 +29,7 @@ from ..core import Effects, Role, ServerCore
 from ..jute.records import TxnHeader
 from ..proto.peer_codec import PeerProtocolError, QuorumPacket, QuorumStreamDecoder, SnapshotScanner, encode_packet
 from ..tree.datatree import DataTree
+from . import bugs
 from .context import CommittedLog, MemberStorage, PeerSettings, Verifier
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
@@ -100,6 +101,7 @@ class QuorumPeer:
         self.stopped: str | None = None  # the member cannot go on (its log failed)
         self.next_core_tick = 0
         self.leader_sid: int | None = None
+        self._unwritten_snapshot: tuple[DataTree, dict[int, int], int] | None = None
         core.stop_serving()
 
     # ------------------------------------------------------------ inputs
@@ -302,12 +304,23 @@ class QuorumPeer:
         self.committed_log.clear()
 
     def install_snapshot(self, data: bytes, zxid: int) -> None:
+        """The leader's database (SNAP) replaces ours, durably before anything is acked."""
         tree, sessions = self.decode_snapshot(data)
         tree.last_processed_zxid = zxid
-        self.storage.install_snapshot(tree, sessions, zxid)
         self.core.replace_tree(tree, sessions)
-        self.durable_zxid = zxid
         self.committed_log.clear()
+        if bugs.ACTIVE and "snap-not-durable" in bugs.ACTIVE:
+            self._unwritten_snapshot = (tree, sessions, zxid)
+            return
+        self.storage.install_snapshot(tree, sessions, zxid)
+        self.durable_zxid = zxid
+
+    def snapshot_acknowledged(self) -> None:
+        """The NEWLEADER ACK is out (only the bug switch "snap-not-durable" waits for this)."""
+        if self._unwritten_snapshot is not None:
+            tree, sessions, zxid = self._unwritten_snapshot
+            self._unwritten_snapshot = None
+            self.storage.install_snapshot(tree, sessions, zxid)
 
     def role_failed(self, reason: str) -> None:
         if self.failed_reason is None:

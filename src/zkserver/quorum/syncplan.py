@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from . import bugs
+
 
 class SyncKind(Enum):
     DIFF = "DIFF"
@@ -55,6 +57,13 @@ def epoch_of(zxid: int) -> int:
 def plan_sync(peer_zxid: int, log_zxids: Sequence[int], tree_zxid: int, force_snap: bool = False) -> SyncPlan:
     """The plan for a learner whose last logged zxid is `peer_zxid`, given the zxids of the
     committed log (ascending) and the zxid of the leader's tree."""
+    plan = _plan(peer_zxid, log_zxids, tree_zxid, force_snap)
+    if plan.kind == SyncKind.TRUNC and bugs.ACTIVE and "diff-not-trunc" in bugs.ACTIVE:
+        return SyncPlan(SyncKind.DIFF, plan.zxid, plan.txns, plan.forward_from)
+    return plan
+
+
+def _plan(peer_zxid: int, log_zxids: Sequence[int], tree_zxid: int, force_snap: bool) -> SyncPlan:
     snap = SyncPlan(SyncKind.SNAP, tree_zxid, forward_from=tree_zxid)
     if force_snap:
         return snap
