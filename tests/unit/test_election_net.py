@@ -119,6 +119,32 @@ def test_simultaneous_dials_leave_one_connection(loop_kind: str) -> None:
     run(loop_kind, body)
 
 
+@pytest.mark.parametrize(("peer_sid", "kept"), [(9, False), (2, True)])
+def test_a_dialler_keeps_its_connection_only_to_a_smaller_sid(peer_sid: int, kept: bool) -> None:
+    """After its initial message the dialler closes at once when the peer's sid is larger (the
+    peer dials back); to a smaller sid it keeps the connection and sends on it."""
+    async def body() -> None:
+        accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = \
+            asyncio.get_running_loop().create_future()
+        server = await asyncio.start_server(lambda r, w: accepted.set_result((r, w)), "127.0.0.1", 0)
+        peers = {5: [("127.0.0.1", free_port())], peer_sid: [("127.0.0.1", server.sockets[0].getsockname()[1])]}
+        net, _ = await make(5, peers)
+        net.send(peer_sid, b"vote")
+        reader, writer = await asyncio.wait_for(accepted, WAIT)
+        hello = InitialMessage(5, (("127.0.0.1", peers[5][0][1]),)).encode()
+        assert await asyncio.wait_for(reader.readexactly(len(hello)), WAIT) == hello
+        if kept:
+            assert await asyncio.wait_for(reader.readexactly(8), WAIT) == encode_frame(b"vote")
+            assert net.connections() == {peer_sid: "dialled"}
+        else:
+            assert await closed_by_peer(reader)
+            assert net.connections() == {}
+        writer.close()
+        server.close()
+        net.close()
+    run("asyncio", body)
+
+
 def test_the_slot_keeps_only_the_newest_unsent_message() -> None:
     async def body() -> None:
         peers = addresses(1, 2)
