@@ -50,11 +50,13 @@ from ..proto.election_codec import (
 log = logging.getLogger("zkserver.election.net")
 
 Address = tuple[str, int]
-EXIT_CANNOT_BIND = 14  # ExitCode.UNABLE_TO_BIND_QUORUM_PORT
 
 
 class ElectionBindError(OSError):
-    """The election port could not be bound after every retry (exit code 14)."""
+    """The election port could not be bound after every retry: the server exits with
+    `exit_code` (Apache's ExitCode.UNABLE_TO_BIND_QUORUM_PORT)."""
+
+    exit_code = 14
 
 
 @dataclass(frozen=True)
@@ -259,10 +261,6 @@ class ElectionNet:
         self._slots[sid] = None
         self._last_sent[sid] = payload
         link.write(payload)
-
-    def have_delivered(self) -> bool:
-        """QuorumCnxManager.haveDelivered: some peer's slot is empty."""
-        return any(payload is None for payload in self._slots.values())
 
     def connected(self, sid: int) -> bool:
         return sid in self._links_by_sid
