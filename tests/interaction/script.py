@@ -10,6 +10,7 @@ the command must produce, ended by a blank line:
 Commands (ids are server ids, numbers decimal or 0x hex):
     ensemble voters=1,2,3 [observers=4] [version=0] [groups=1:2:3/4:5:6] [weights=3:0,4:2]
              [oracle=0|1] [min=200] [max=60000]   new world with these members, no nodes yet
+    oracle 0|1                                    what the oracle file says from now on
     node 1 2 3                                    an election object per member
     start <sid> [zxid=0x..] [epoch=N]             lookForLeader
     recv <sid> from=<sid> <STATE> leader= zxid= round= epoch= [version=N] [config=none|vN]
