@@ -61,6 +61,12 @@ _CHECKED_PROPERTIES: tuple[tuple[str, Callable[[str], Any]], ...] = (
     ("zookeeper.snapshot.trust.empty", _bool),
     ("zookeeper.closeSessionTxn.enabled", _bool),
     ("zookeeper.serializeLastProcessedZxid.enabled", _bool),
+    ("zookeeper.fastleader.minNotificationInterval", _decode_int),
+    ("zookeeper.fastleader.maxNotificationInterval", _decode_int),
+    ("zookeeper.cnxTimeout", _int),
+    ("zookeeper.electionPortBindRetry", _decode_int),
+    ("zookeeper.quorumCnxnTimeoutMs", _decode_int),
+    ("zookeeper.tcpKeepAlive", _bool),
 )
 
 # zoo.cfg keys QuorumPeerConfig handles itself (they do not become system properties).

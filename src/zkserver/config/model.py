@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import _bool, _decode_int, _decode_long, _nonempty, _positive_decode_int, _yes_no
+from .values import _bool, _decode_int, _decode_long, _int, _nonempty, _positive_decode_int, _yes_no
 
 DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
 PROMETHEUS_METRICS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
@@ -253,3 +253,33 @@ class ServerConfig:
     @property
     def serialize_last_processed_zxid_enabled(self) -> bool:
         return self._prop("zookeeper.serializeLastProcessedZxid.enabled", _bool, True)
+
+    # -- the election port (QuorumCnxManager) and FastLeaderElection
+
+    @property
+    def fle_min_notification_interval_ms(self) -> int:
+        return self._prop("zookeeper.fastleader.minNotificationInterval", _decode_int, 200)
+
+    @property
+    def fle_max_notification_interval_ms(self) -> int:
+        return self._prop("zookeeper.fastleader.maxNotificationInterval", _decode_int, 60000)
+
+    @property
+    def election_connect_timeout_ms(self) -> int:
+        return self._prop("zookeeper.cnxTimeout", _int, 5000)
+
+    @property
+    def election_port_bind_retry(self) -> int:
+        # 0 retries for ever; Apache replaces a negative count by the default.
+        retries = self._prop("zookeeper.electionPortBindRetry", _decode_int, 3)
+        return retries if retries >= 0 else 3
+
+    @property
+    def election_handshake_timeout_ms(self) -> int:
+        """The initial-message read timeout: quorumCnxnTimeoutMs if > 0, else tickTime*syncLimit."""
+        configured = self._prop("zookeeper.quorumCnxnTimeoutMs", _decode_int, -1)
+        return configured if configured > 0 else self.tick_time * self.sync_limit
+
+    @property
+    def tcp_keep_alive(self) -> bool:
+        return self._prop("zookeeper.tcpKeepAlive", _bool, False)

@@ -1,4 +1,4 @@
-"""Java HashSet<String> iteration order, for the few places where Apache's order shows.
+"""Java hash-table iteration orders, for the few places where Apache's order shows.
 
 Apache deletes a closing session's ephemerals in the iteration order of a java.util.HashSet
 (it is the order of the paths in the closeSession txn, and so of the NodeDeleted events
@@ -6,11 +6,19 @@ clients see). That order is the bucket order of String.hashCode spread by HashMa
 insertion order inside a bucket, under a table size that depends on the set's history
 (it grows, never shrinks; a clone is sized from the current size). This class keeps exactly
 that state. Buckets that Java would turn into trees (8+ colliding names) are not modelled.
+
+The quorum verifier's string (the config every FLE notification carries) iterates a
+HashMap<Long, ...> of server ids filled from a java.util.Properties, whose own order (a
+ConcurrentHashMap inside, since Java 9) decides which of two colliding ids comes first:
+`java_hash_map_order` and `java_properties_order` model those two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+K = TypeVar("K")
 
 _LOAD_FACTOR = 0.75
 
@@ -125,3 +133,62 @@ def java_id_order(ids: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (table - 1)
 
     return sorted(items, key=bucket)
+
+
+def java_long_hash(value: int) -> int:
+    """Long.hashCode of a signed 64-bit value, as an unsigned 32-bit int."""
+    u = value & 0xFFFFFFFFFFFFFFFF
+    return (u ^ (u >> 32)) & 0xFFFFFFFF
+
+
+def java_hash_map_order(keys: Iterable[K], hash_of: Callable[[K], int]) -> list[K]:
+    """The iteration order of a `new HashMap<>()` filled by put() in this order.
+
+    A HashMap keeps insertion order inside a bucket through every resize (it splits each
+    bucket's list in order), so the final order is a stable sort by the final bucket."""
+    items = list(dict.fromkeys(keys))
+    cap = 16
+    while len(items) > cap * 3 // 4:
+        cap <<= 1
+    mask = cap - 1
+    return sorted(items, key=lambda k: _spread(hash_of(k)) & mask)
+
+
+def java_properties_order(keys: Iterable[str]) -> list[str]:
+    """The iteration order of a java.util.Properties that was load()ed with these keys in order.
+
+    Java 9+ keeps a Properties in a ConcurrentHashMap(8): a 16-bin table that doubles when
+    the count reaches 3/4 of it. Its resize moves the tail run of a bin that goes one way
+    as it is and prepends the other nodes one by one (ConcurrentHashMap.transfer), which
+    reverses part of the bin; that is modelled, treeified bins (8+ collisions) are not."""
+    n, limit = 16, 12
+    table: list[list[tuple[int, str]]] = [[] for _ in range(n)]
+    count = 0
+    for key in keys:
+        h = _spread(java_string_hash(key)) & 0x7FFFFFFF
+        chain = table[h & (n - 1)]
+        if any(k == key for _, k in chain):
+            continue  # put() on a present key replaces the value in place
+        chain.append((h, key))
+        count += 1
+        if count >= limit:
+            table = _chm_transfer(table, n)
+            n, limit = n << 1, (n << 1) - (n >> 1)
+    return [key for chain in table for _, key in chain]
+
+
+def _chm_transfer(table: list[list[tuple[int, str]]], n: int) -> list[list[tuple[int, str]]]:
+    grown: list[list[tuple[int, str]]] = [[] for _ in range(2 * n)]
+    for i, chain in enumerate(table):
+        if not chain:
+            continue
+        run_bit, last_run = chain[0][0] & n, 0
+        for j in range(1, len(chain)):
+            if chain[j][0] & n != run_bit:
+                run_bit, last_run = chain[j][0] & n, j
+        low: list[tuple[int, str]] = list(chain[last_run:]) if run_bit == 0 else []
+        high: list[tuple[int, str]] = list(chain[last_run:]) if run_bit != 0 else []
+        for node in chain[:last_run]:
+            (high if node[0] & n else low).insert(0, node)
+        grown[i], grown[i + n] = low, high
+    return grown
