@@ -6,7 +6,7 @@ from kazoo.protocol.serialization import Connect, Create, Delete, GetData, SetDa
 
 from tests.interaction.zabworld import ZabWorld
 from zkserver.core import Role
-from zkserver.quorum.peer import ServerState
+from zkserver.proto.election_codec import ServerState
 
 OPEN = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
 EPHEMERAL = 1

@@ -18,8 +18,9 @@ from tests.unit.corehelper import Client, FakeClock, decode_frame
 from zkserver.core import CoreSettings, ServerCore
 from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateSessionTxn, TxnHeader
+from zkserver.proto.election_codec import ServerState
 from zkserver.quorum.context import PeerSettings
-from zkserver.quorum.peer import QuorumPeer, ServerState
+from zkserver.quorum.peer import QuorumPeer
 from zkserver.storage.database import Recovered
 from zkserver.tree.datatree import DataTree
 
@@ -163,15 +164,17 @@ class LengthScanner:
 
 
 class StubElection:
+    """Stands in for FastLeaderElection: the script decides (ZabWorld.elect)."""
+
     def __init__(self) -> None:
-        self.outcome: tuple[ServerState, int] | None = None
+        self.decision = None
         self.starts: list[tuple[int, int]] = []
         self.peer_epoch: int | None = None
 
     def start(self, now_ms: int, last_logged_zxid: int, current_epoch: int) -> None:
         self.starts.append((last_logged_zxid, current_epoch))
 
-    def receive(self, sid, payload, now_ms) -> None:
+    def receive(self, sid, notification, now_ms) -> None:
         pass
 
     def timer(self, now_ms) -> None:
@@ -182,10 +185,6 @@ class StubElection:
 
     def take_outbox(self):
         return []
-
-    def take_decision(self):
-        out, self.outcome = self.outcome, None
-        return out
 
     def update_peer_epoch(self, epoch: int) -> None:
         self.peer_epoch = epoch

@@ -22,48 +22,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Protocol
 
 from ..core import Effects, Role, ServerCore
 from ..jute.records import TxnHeader
+from ..proto.election_codec import Notification, NotificationError, ServerState
 from ..proto.peer_codec import PeerProtocolError, QuorumPacket, QuorumStreamDecoder, SnapshotScanner, encode_packet
 from ..tree.datatree import DataTree
 from . import bugs
 from .context import CommittedLog, MemberStorage, PeerSettings, Verifier
+from .election import FastLeaderElection
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
 
 log = logging.getLogger("zkserver.quorum.peer")
-
-
-class ServerState(IntEnum):
-    """Apache's QuorumPeer.ServerState, whose ordinals are on the wire in notifications."""
-
-    LOOKING = 0
-    FOLLOWING = 1
-    LEADING = 2
-    OBSERVING = 3
-
-
-class Election(Protocol):
-    """Fast Leader Election as the peer drives it (quorum/election.py)."""
-
-    def start(self, now_ms: int, last_logged_zxid: int, current_epoch: int) -> None: ...
-
-    def receive(self, sid: int, payload: bytes, now_ms: int) -> None: ...
-
-    def timer(self, now_ms: int) -> None: ...
-
-    def deadline(self) -> int | None: ...
-
-    def take_outbox(self) -> list[tuple[int, bytes]]: ...
-
-    def take_decision(self) -> tuple[ServerState, int] | None:
-        """(state, leader sid) once decided; consumed."""
-        ...
-
-    def update_peer_epoch(self, epoch: int) -> None: ...
 
 
 @dataclass
@@ -77,7 +48,7 @@ class Ready:
 
 class QuorumPeer:
     def __init__(self, settings: PeerSettings, core: ServerCore, storage: MemberStorage, verifier: Verifier,
-                 election: Election, committed_log: CommittedLog, clock, *, accepted_epoch: int,
+                 election: FastLeaderElection, committed_log: CommittedLog, clock, *, accepted_epoch: int,
                  current_epoch: int, decode_snapshot: Callable[[bytes], tuple[DataTree, dict[int, int]]],
                  snapshot_scanner: Callable[[], SnapshotScanner] | None = None):
         self.settings = settings
@@ -102,6 +73,7 @@ class QuorumPeer:
         self.next_core_tick = 0
         self.leader_sid: int | None = None
         self._unwritten_snapshot: tuple[DataTree, dict[int, int], int] | None = None
+        self.election_dead = False  # only with the bug switch "fle-receiver-dies"
         core.stop_serving()
 
     # ------------------------------------------------------------ inputs
@@ -112,8 +84,17 @@ class QuorumPeer:
         self._look(now)
 
     def election_message(self, sid: int, payload: bytes) -> None:
+        if self.election_dead:
+            return
+        try:
+            notification = Notification.decode(payload)
+        except NotificationError as e:
+            log.warning("dropped a notification from %d: %s", sid, e)
+            if bugs.ACTIVE and "fle-receiver-dies" in bugs.ACTIVE:
+                self.election_dead = True
+            return
         now = self.clock.mono_ms()
-        self.election.receive(sid, payload, now)
+        self.election.receive(sid, notification, now)
         self._after_election(now)
 
     def quorum_accepted(self, cid: int) -> None:
@@ -212,7 +193,7 @@ class QuorumPeer:
         self._settle()
         ready, self.ready = self.ready, Ready()
         if self.stopped is None:
-            ready.election.extend(self.election.take_outbox())
+            ready.election.extend((sid, n.encode()) for sid, n in self.election.take_outbox())
         return ready
 
     # ------------------------------------------------------------ election
@@ -227,9 +208,10 @@ class QuorumPeer:
     def _after_election(self, now: int) -> None:
         if self.state != ServerState.LOOKING or self.stopped is not None:
             return
-        decision = self.election.take_decision()
+        decision = self.election.decision
         if decision is not None:
-            self.decided(decision[0], decision[1], now)
+            state, vote = decision
+            self.decided(state, vote.leader, now)
 
     def decided(self, state: ServerState, leader_sid: int, now: int) -> None:
         """The election's outcome: lead, follow or observe `leader_sid`."""
