@@ -1,0 +1,461 @@
+"""Writes are linearizable: a Wing & Gong search per partition of znodes, as porcupine does it.
+
+Theory of operation. Every write a client invoked (create, setData, delete, multi) becomes an
+operation with a closed interval [invoked, completed] and an observed output: OK with its
+result, a definite error, or unknown (UNKNOWN outcome: return time infinity, any output).
+Linearizability is local (P-compositionality, Horn & Kroening), so the writes are split by
+znode and checked one partition at a time; a multi joins the partitions of the paths it
+touches (union-find). The model is a register per znode: absent, or (data, version, kind,
+owner). Reads are not linearizable in ZooKeeper and are checked elsewhere (consistency.py).
+
+Effects no client invoked come from the committed history: each path a closeSession deleted
+becomes an "expire" operation, each deleteContainer a "sweep". Their interval is bounded by
+the zxid order the members agree on: they took effect after every definite write of a lower
+zxid was invoked, and before any reply carrying a zxid at or above theirs was received.
+
+An UNKNOWN write whose unique value appears in no live member's log of a complete history
+never happened and is dropped (etcd's patch_history trick); others stay unknown.
+
+What the register model cannot see, it does not judge: a create may fail NoNode only while
+its parent is not yet known to exist (parents the workload never deletes are permanent once
+an OK/NodeExists create of them returned); NotEmpty only on a path some create went under;
+Unimplemented on a TTL create (a server without extended types). Errors that concern the
+request rather than the node (SessionExpired, SessionMoved, ...) are accepted as no-ops.
+
+The search (porcupine's checkSingle): entries in time order (calls before returns at equal
+times: intervals are closed), a doubly linked list, a stack of linearized calls, and a cache
+of (linearized bitset, state) to prune. Each partition gets a budget of search steps; past it
+the verdict is "inconclusive".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ...jute.codes import CreateMode, Err, Op
+from ...jute.records import CloseSessionTxn, CreateTxn, DeleteTxn, MultiTxn
+from ..history import History, Operation, Outcome
+from .base import Committed, Violation
+
+INF = math.inf
+DEFAULT_BUDGET = 200_000
+WRITE_KINDS = ("create", "set", "delete", "multi")
+_SEQUENTIAL = {CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
+               CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL}
+# Errors about the request or the session, not the node: no effect, nothing to predict.
+REQUEST_ERRORS = frozenset({Err.SESSION_EXPIRED, Err.SESSION_MOVED, Err.NOT_READ_ONLY, Err.SYSTEM_ERROR,
+                            Err.MARSHALLING_ERROR, Err.THROTTLED_OP, Err.NO_AUTH, Err.QUOTA_EXCEEDED,
+                            Err.AUTH_FAILED, Err.UNKNOWN_SESSION})
+
+Value = tuple[bytes | None, int, str, int] | None  # (data, version, kind, owner) or absent
+
+
+class Sub(NamedTuple):
+    """One step on one znode: a single write, or one op of a multi."""
+
+    kind: str  # create | set | delete | check | expire | sweep
+    path: str
+    data: bytes | None = None
+    version: int = -1
+    node_kind: str = "persistent"
+    owner: int = 0
+    extra_errors: frozenset[int] = frozenset()  # errors the model cannot rule out for this step
+
+
+@dataclass(slots=True)
+class LinOp:
+    ident: int  # History op id; negative for an effect taken from the committed history
+    call: float
+    ret: float
+    subs: list[Sub]
+    outcome: Outcome | None  # None: unknown
+    error: int = 0
+    err_index: int = -1  # a failed multi: which op failed
+    results: list[Any] = field(default_factory=list)  # per sub, what an OK reply said
+
+    @property
+    def paths(self) -> list[str]:
+        return [s.path for s in self.subs]
+
+
+# ---------------------------------------------------------------- the model
+
+
+def step_sub(sub: Sub, cur: Value) -> tuple[int, Value, Any]:
+    """(error, new value, result) of one step from `cur`; error -1 means impossible."""
+    kind = sub.kind
+    if kind == "create":
+        if cur is not None:
+            return Err.NODE_EXISTS, cur, None
+        return 0, (sub.data, 0, sub.node_kind, sub.owner), sub.path
+    if kind in ("expire", "sweep"):
+        alive = cur is not None and (cur[3] == sub.owner if kind == "expire" else cur[2] in ("container", "ttl"))
+        return (0, None, None) if alive else (-1, cur, None)
+    if cur is None:
+        return Err.NO_NODE, cur, None
+    if sub.version != -1 and sub.version != cur[1]:
+        return Err.BAD_VERSION, cur, None
+    if kind == "set":
+        return 0, (sub.data, cur[1] + 1, cur[2], cur[3]), cur[1] + 1
+    if kind == "delete":
+        return 0, None, None
+    return 0, cur, None  # check
+
+
+def _result_matches(sub: Sub, result: Any, observed: Any) -> bool:
+    if sub.kind == "create":
+        return observed is None or observed[0] == result
+    if sub.kind == "set":
+        return observed is None or observed.version == result
+    return True
+
+
+class Partition:
+    """The paths of one partition and the step function over their tuple of values."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.index = {p: i for i, p in enumerate(paths)}
+
+    def initial(self) -> tuple[Value, ...]:
+        return (None,) * len(self.paths)
+
+    def step(self, op: LinOp, state: tuple[Value, ...]) -> tuple[bool, tuple[Value, ...]]:
+        values = list(state)
+        fail_at = op.err_index if op.outcome is Outcome.ERROR else -1
+        if op.outcome is Outcome.ERROR and fail_at < 0:
+            fail_at = 0
+        for i, sub in enumerate(op.subs):
+            at = self.index[sub.path]
+            err, new, result = step_sub(sub, values[at])
+            if err == -1:
+                return False, state
+            if i == fail_at:
+                return err == op.error or op.error in sub.extra_errors, state
+            if err:
+                # An unknown op that fails changes nothing; an observed one had to fail here.
+                return op.outcome is None, state
+            if op.outcome is Outcome.OK and not _result_matches(sub, result, op.results[i]):
+                return False, state
+            values[at] = new
+        if fail_at >= 0:
+            return False, state  # it failed, yet every step here succeeds
+        return True, tuple(values)
+
+
+# ---------------------------------------------------------------- the search
+
+
+class _Entry:
+    __slots__ = ("call", "match", "next", "op", "prev")
+
+    def __init__(self, op: int, call: bool):
+        self.op = op
+        self.call = call
+        self.match: _Entry | None = None
+        self.prev: _Entry | None = None
+        self.next: _Entry | None = None
+
+
+def _entries(ops: list[LinOp]) -> _Entry:
+    events = []
+    for i, op in enumerate(ops):
+        events.append((op.call, 0, i))
+        events.append((op.ret, 1, i))
+    events.sort()
+    head = _Entry(-1, False)
+    calls: dict[int, _Entry] = {}
+    prev = head
+    for _, is_ret, i in events:
+        e = _Entry(i, not is_ret)
+        if is_ret:
+            calls[i].match = e
+        else:
+            calls[i] = e
+        prev.next, e.prev = e, prev
+        prev = e
+    return head
+
+
+def _lift(e: _Entry) -> None:
+    e.prev.next = e.next  # type: ignore[union-attr]
+    if e.next is not None:
+        e.next.prev = e.prev
+    m = e.match
+    assert m is not None
+    m.prev.next = m.next  # type: ignore[union-attr]
+    if m.next is not None:
+        m.next.prev = m.prev
+
+
+def _unlift(e: _Entry) -> None:
+    m = e.match
+    assert m is not None
+    m.prev.next = m  # type: ignore[union-attr]
+    if m.next is not None:
+        m.next.prev = m
+    e.prev.next = e  # type: ignore[union-attr]
+    if e.next is not None:
+        e.next.prev = e
+
+
+@dataclass
+class SearchResult:
+    ok: bool | None  # None: out of budget
+    steps: int
+    best: list[int]  # the longest sequence of ops linearized (indices)
+    stuck: int | None = None  # an op that could not be placed in that best attempt
+
+
+def search(part: Partition, ops: list[LinOp], budget: int = DEFAULT_BUDGET) -> SearchResult:
+    head = _entries(ops)
+    state = part.initial()
+    linearized = 0
+    cache: set[tuple[int, tuple[Value, ...]]] = set()
+    stack: list[tuple[_Entry, tuple[Value, ...]]] = []
+    best: list[int] = []
+    stuck: int | None = None
+    entry = head.next
+    steps = 0
+    while head.next is not None:
+        steps += 1
+        if steps > budget:
+            return SearchResult(None, steps, best, stuck)
+        assert entry is not None
+        if entry.call:
+            ok, new_state = part.step(ops[entry.op], state)
+            if ok:
+                bits = linearized | (1 << entry.op)
+                key = (bits, new_state)
+                if key not in cache:
+                    cache.add(key)
+                    stack.append((entry, state))
+                    state, linearized = new_state, bits
+                    _lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+        else:
+            if len(stack) >= len(best):
+                best, stuck = [e.op for e, _ in stack], entry.op
+            if not stack:
+                return SearchResult(False, steps, best, stuck)
+            top, state = stack.pop()
+            linearized &= ~(1 << top.op)
+            _unlift(top)
+            entry = top.next
+    return SearchResult(True, steps, [e.op for e, _ in stack])
+
+
+# ---------------------------------------------------------------- from the history
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, paths: list[str]) -> None:
+        roots = [self.find(p) for p in paths]
+        for r in roots[1:]:
+            self.parent[r] = roots[0]
+
+
+def _applied_records(committed: Committed) -> Iterator[object]:
+    """The records of every txn that took effect (a failed multi's ops did not)."""
+    for t in committed.txns:
+        rec = t.record
+        if isinstance(rec, MultiTxn):
+            if all(kind != Op.ERROR for kind, _ in rec.txns):
+                yield from (r for _, r in rec.txns)
+        else:
+            yield rec
+
+
+def _written_values(committed: Committed) -> set[bytes]:
+    return {r.data for r in _applied_records(committed) if getattr(r, "data", None) is not None}  # type: ignore[attr-defined]
+
+
+def _created_at(committed: Committed) -> dict[bytes, str]:
+    """Created path by data value: where an unknown sequential create landed, if it did."""
+    return {r.data: r.path for r in _applied_records(committed) if isinstance(r, CreateTxn) and r.data is not None}
+
+
+class _Builder:
+    """Turns History operations and committed effects into LinOps."""
+
+    def __init__(self, history: History, committed: Committed):
+        self.history = history
+        self.committed = committed
+        self.values = _written_values(committed) if committed.complete else None
+        self.created_at = _created_at(committed)
+        writes = [o for o in history.ops if o.kind in WRITE_KINDS]
+        self.parents_known = self._permanent_parents(writes)
+        self.with_children = {p[: p.rfind("/")] for o in writes for p in self._touched(o)}
+        self.ephemeral_paths = {p for o in writes for p in self._touched(o, ephemeral_only=True)}
+        self.by_zxid = sorted((o for o in history.ops if o.zxid is not None and o.completed is not None),
+                              key=lambda o: o.zxid)  # type: ignore[arg-type, return-value]
+
+    @staticmethod
+    def _touched(o: Operation, ephemeral_only: bool = False) -> Iterator[str]:
+        subs = o.args.get("ops") if o.kind == "multi" else [{"kind": o.kind, "path": o.path, **o.args}]
+        for s in subs or ():
+            if s["kind"] == "create" and (not ephemeral_only or s.get("flags") in (1, 3)):
+                yield s["path"]
+
+    @staticmethod
+    def _permanent_parents(writes: list[Operation]) -> dict[str, float]:
+        """Paths no write ever deletes and every create makes persistent, with the time they are
+        known to exist from (an OK or NodeExists create of them returned)."""
+        deletable: set[str] = set()
+        known: dict[str, float] = {}
+        for o in writes:
+            subs = o.args.get("ops") if o.kind == "multi" else [{"kind": o.kind, "path": o.path, **o.args}]
+            for s in subs or ():
+                if s["kind"] == "delete" or (s["kind"] == "create" and s.get("flags", 0) != 0):
+                    deletable.add(s["path"])
+            if o.kind == "create" and o.completed is not None and (
+                    o.outcome is Outcome.OK or o.error == Err.NODE_EXISTS):
+                known[o.path] = min(known.get(o.path, INF), o.completed)
+        return {p: t for p, t in known.items() if p not in deletable}
+
+    def _sub(self, spec: dict[str, Any], session: int, result: Any, call: float) -> Sub | None:
+        kind, path = spec["kind"], spec["path"]
+        if kind != "create":
+            extra = frozenset({Err.NOT_EMPTY}) if kind == "delete" and path in self.with_children else frozenset()
+            return Sub(kind, path, spec.get("data"), spec.get("version", -1), extra_errors=extra)
+        flags = spec.get("flags", 0)
+        if flags in _SEQUENTIAL:
+            path = result[0] if result is not None else self.created_at.get(spec["data"])
+            if path is None:
+                return None  # an unknown sequential create that landed nowhere
+        node_kind = "ttl" if spec.get("ttl") is not None else {1: "ephemeral", 3: "ephemeral", 4: "container"}.get(
+            flags, "persistent")
+        parent = path[: path.rfind("/")] or "/"
+        extra = set()
+        if self.parents_known.get(parent, INF) >= call:
+            extra.add(Err.NO_NODE)
+        if parent in self.ephemeral_paths:
+            extra.add(Err.NO_CHILDREN_FOR_EPHEMERALS)
+        if node_kind == "ttl":
+            extra.add(Err.UNIMPLEMENTED)
+        return Sub("create", path, spec["data"], -1, node_kind, session if node_kind == "ephemeral" else 0,
+                   frozenset(extra))
+
+    def client_op(self, o: Operation) -> LinOp | None:
+        if o.outcome is Outcome.UNKNOWN and self.values is not None and self._values_of(o) and not (
+                self._values_of(o) & self.values):
+            return None  # never applied anywhere: it did not happen
+        if o.outcome is Outcome.ERROR and (o.error in REQUEST_ERRORS or (o.kind == "multi" and o.result is None)):
+            return None  # refused as a request: no effect on any node
+        multi = o.kind == "multi"
+        specs = o.args["ops"] if multi else [{"kind": o.kind, "path": o.path, **o.args}]
+        results = list(o.result) if multi and o.result is not None else [o.result]
+        if o.outcome is Outcome.ERROR and not multi and specs[0].get("flags") in _SEQUENTIAL:
+            return None  # a failed sequential create names no node
+        subs = []
+        for i, spec in enumerate(specs):
+            observed = results[i] if i < len(results) else None
+            res = observed[2] if multi and observed is not None else observed
+            sub = self._sub(spec, o.session_id or 0, res if o.outcome is Outcome.OK else None, o.invoked)
+            if sub is None:
+                return None
+            subs.append(sub)
+        call, ret = float(o.invoked), (INF if o.completed is None else float(o.completed))
+        outcome = None if o.outcome is Outcome.UNKNOWN else o.outcome
+        lin = LinOp(o.op_id, call, ret, subs, outcome, o.error)
+        if outcome is Outcome.OK:
+            lin.results = [r[2] for r in results] if multi else results
+        elif outcome is Outcome.ERROR and multi:
+            lin.err_index = next(i for i, r in enumerate(results) if r[1] not in (0, Err.RUNTIME_INCONSISTENCY))
+        return lin
+
+    def _values_of(self, o: Operation) -> set[bytes]:
+        specs = o.args["ops"] if o.kind == "multi" else [o.args]
+        return {s["data"] for s in specs if s.get("data") is not None}
+
+    def committed_effects(self) -> list[LinOp]:
+        """expire/sweep operations for what closeSession and deleteContainer txns deleted."""
+        out: list[LinOp] = []
+        invoked_below = self._invoked_below()
+        for t in self.committed.txns:
+            subs: list[Sub] = []
+            if t.hdr.type == Op.CLOSE_SESSION and isinstance(t.record, CloseSessionTxn):
+                subs = [Sub("expire", p, owner=t.hdr.client_id) for p in t.record.paths_to_delete]
+            elif t.hdr.type == Op.DELETE_CONTAINER and isinstance(t.record, DeleteTxn):
+                subs = [Sub("sweep", t.record.path)]
+            if subs:
+                call, ret = invoked_below(t.zxid), self._answered_from(t.zxid)
+                out += [LinOp(-1 - len(out) - i, call, ret, [s], None) for i, s in enumerate(subs)]
+        return out
+
+    def _invoked_below(self):
+        # OK writes only: their reply zxid is their own txn's, which an error reply's need not be.
+        writes = [(o.zxid, o.invoked) for o in self.by_zxid if o.kind in WRITE_KINDS and o.outcome is Outcome.OK]
+
+        def bound(zxid: int) -> float:
+            return float(max((t for z, t in writes if z < zxid), default=0))
+        return bound
+
+    def _answered_from(self, zxid: int) -> float:
+        return float(min((o.completed for o in self.by_zxid if o.zxid >= zxid), default=INF))  # type: ignore[operator]
+
+
+def partitions(ops: list[LinOp]) -> list[tuple[Partition, list[LinOp]]]:
+    uf = _UnionFind()
+    for op in ops:
+        uf.union(op.paths)
+    groups: dict[str, list[LinOp]] = {}
+    for op in ops:
+        groups.setdefault(uf.find(op.paths[0]), []).append(op)
+    out = []
+    for group in groups.values():
+        paths = sorted({p for op in group for p in op.paths})
+        out.append((Partition(paths), group))
+    out.sort(key=lambda pg: pg[0].paths)
+    return out
+
+
+def check_linearizable(history: History, committed: Committed, budget: int = DEFAULT_BUDGET) -> list[Violation]:
+    builder = _Builder(history, committed)
+    ops = [lin for o in history.ops if o.kind in WRITE_KINDS and o.outcome is not None
+           for lin in [builder.client_op(o)] if lin is not None]
+    ops += builder.committed_effects()
+    violations = []
+    for part, group in partitions(ops):
+        result = search(part, group, budget)
+        if result.ok:
+            continue
+        ids = tuple(sorted(op.ident for op in group if op.ident >= 0))
+        where = ", ".join(part.paths[:6]) + (" ..." if len(part.paths) > 6 else "")
+        if result.ok is None:
+            violations.append(Violation("linearizable", f"{where}: no verdict within {budget} search steps "
+                                        f"({len(group)} operations)", ids, inconclusive=True))
+            continue
+        violations.append(Violation("linearizable", _explain(where, group, result), ids))
+    return violations
+
+
+def _describe(op: LinOp) -> str:
+    name = f"op {op.ident}" if op.ident >= 0 else "committed effect"
+    subs = "; ".join(f"{s.kind} {s.path}" + (f" v{s.version}" if s.version != -1 else "") for s in op.subs)
+    out = "unknown" if op.outcome is None else ("ok" if op.outcome is Outcome.OK else f"error {op.error}")
+    return f"{name} [{op.call:g}, {op.ret:g}] {subs} -> {out}"
+
+
+def _explain(where: str, group: list[LinOp], result: SearchResult) -> str:
+    lines = [f"{where}: no linearization of {len(group)} writes; the longest linearizable prefix has "
+             f"{len(result.best)}:"]
+    lines += ["  " + _describe(group[i]) for i in result.best[-5:]]
+    if result.stuck is not None:
+        lines.append("  then this one could not be placed: " + _describe(group[result.stuck]))
+    return "\n".join(lines)
