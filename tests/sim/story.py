@@ -37,16 +37,17 @@ class Story:
 
     # ------------------------------------------------------------ committed txns
 
-    def commit(self, session: int, kind: int, record: object) -> int:
+    def commit(self, session: int, kind: int, record: object, cxid: int = 0) -> int:
+        """A txn of `session`'s request `cxid` (the xid its operation was sent with)."""
         self.zxid += 1
-        self.txns.append((self.zxid, TxnHeader(session, 0, self.zxid, T0, kind).encode() + record.encode()))
+        self.txns.append((self.zxid, TxnHeader(session, cxid, self.zxid, T0, kind).encode() + record.encode()))
         return self.zxid
 
     def new_session(self, session: int) -> int:
         return self.commit(session, Op.CREATE_SESSION, CreateSessionTxn(10000))
 
-    def created(self, session: int, path: str, data: bytes, ephemeral: bool = False) -> int:
-        return self.commit(session, Op.CREATE, CreateTxn(Op.CREATE, path, data, OPEN, ephemeral, 1))
+    def created(self, session: int, path: str, data: bytes, ephemeral: bool = False, cxid: int = 0) -> int:
+        return self.commit(session, Op.CREATE, CreateTxn(Op.CREATE, path, data, OPEN, ephemeral, 1), cxid)
 
     def set(self, session: int, path: str, data: bytes, version: int) -> int:
         return self.commit(session, Op.SET_DATA, SetDataTxn(path, data, version))
@@ -70,9 +71,10 @@ class Story:
 
     def op(self, kind: str, path: str, invoked: int, completed: int | None, outcome: Outcome = Outcome.OK, *,
            client: int = 0, session: int = 1, error: int = 0, result: Any = None, zxid: int | None = None,
-           member: int = 1, **args: Any) -> Operation:
+           member: int = 1, xid: int | None = None, **args: Any) -> Operation:
         """An operation; its reply (if any) arrives now, after every reply recorded before."""
         o = self.history.invoke(client, session, kind, path, args, invoked)
+        o.xid = xid
         if outcome is Outcome.UNKNOWN or completed is None:
             self.history.complete(o, invoked, Outcome.UNKNOWN, member=member)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zkserver.jute.codes import CreateMode, Err, Op
 from zkserver.jute.records import CreateTxn
 from zkserver.sim.checkers.base import Committed
-from zkserver.sim.checkers.linearizable import check_linearizable
+from zkserver.sim.checkers.linearizable import _Builder, check_linearizable, partitions, witness
 from zkserver.sim.history import Outcome, Stat
 
 from .story import OPEN, Story, stat
@@ -97,21 +97,40 @@ def test_an_unknown_write_cannot_take_effect_before_it_was_invoked():
     assert len(check_linearizable(s.history, NONE)) == 1
 
 
-def test_an_unknown_write_absent_from_a_complete_log_did_not_happen():
+def test_an_unknown_write_is_resolved_by_its_txn_in_a_complete_log():
     def story() -> Story:
         s = Story()
-        create(s, "/a", 0, None, UNKNOWN, data=b"lost")
-        create(s, "/a", 10, 20, ERROR, data=b"second", error=Err.NODE_EXISTS, result=None)
+        create(s, "/a", 0, None, UNKNOWN, data=b"maybe", xid=4)
+        create(s, "/a", 10, 20, ERROR, data=b"second", error=Err.NODE_EXISTS, result=None, xid=5)
         return s
 
     s = story()
     assert check_linearizable(s.history, NONE) == []  # without logs: it may have happened
     s.new_session(1)
-    assert len(check_linearizable(s.history, Committed.merge([s.member()]))) == 1
+    s.failed(1, Err.NODE_EXISTS)
+    assert len(check_linearizable(s.history, Committed.merge([s.member()]))) == 1  # no txn of xid 4: it did not
     t = story()
     t.new_session(1)
-    t.created(1, "/a", b"lost")
+    t.created(1, "/a", b"maybe", cxid=4)
     assert check_linearizable(t.history, Committed.merge([t.member()])) == []
+
+
+def test_an_unknown_write_with_a_txn_happened_before_a_later_zxid_was_seen():
+    def story(seen: bool) -> Story:
+        s = Story()
+        s.new_session(1)
+        z = s.created(1, "/a", b"1", cxid=1)
+        create(s, "/a", 0, None, UNKNOWN, data=b"1", xid=1)
+        if seen:  # another session saw zxid z at 20: the create was in by then
+            s.op("get", "/b", 10, 20, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)
+        create(s, "/a", 30, 40, client=1, session=2, data=b"2")
+        return s
+
+    s = story(seen=False)
+    assert check_linearizable(s.history, Committed.merge([s.member()])) == []  # it could come last
+    s = story(seen=True)
+    [v] = check_linearizable(s.history, Committed.merge([s.member()]))
+    assert "op 0 [0, 20] create /a -> unknown" in v.message
 
 
 def test_a_multi_joins_its_paths():
@@ -181,8 +200,8 @@ def test_sequential_creates_are_placed_by_their_names():
 def test_an_unknown_sequential_create_lands_where_the_log_says():
     s = Story()
     s.new_session(1)
-    s.commit(1, Op.CREATE, CreateTxn(Op.CREATE, "/p/q-0000000003", b"v", OPEN, False, 4))
-    create(s, "/p/q-", 0, None, UNKNOWN, flags=CreateMode.PERSISTENT_SEQUENTIAL, data=b"v")
+    s.commit(1, Op.CREATE, CreateTxn(Op.CREATE, "/p/q-0000000003", b"v", OPEN, False, 4), cxid=9)
+    create(s, "/p/q-", 0, None, UNKNOWN, flags=CreateMode.PERSISTENT_SEQUENTIAL, data=b"v", xid=9)
     s.op("delete", "/p/q-0000000003", 20, 30, version=0)
     assert check_linearizable(s.history, Committed.merge([s.member()])) == []
 
@@ -202,3 +221,21 @@ def test_out_of_budget_is_inconclusive_not_a_pass():
     [v] = check_linearizable(s.history, NONE, budget=3)
     assert v.inconclusive
     assert check_linearizable(s.history, NONE) == []
+
+
+def _lin_ops(s: Story):
+    b = _Builder(s.history, NONE)
+    return partitions([b.client_op(o) for o in s.history.ops])
+
+
+def test_the_committed_order_is_a_witness_when_it_explains_every_outcome():
+    s = Story()
+    create(s, "/a", 0, 10, zxid=1)
+    s.op("set", "/a", 20, 40, ERROR, data=b"y", version=0, error=Err.BAD_VERSION, zxid=3)
+    s.op("set", "/a", 21, 39, data=b"x", version=0, result=version(1), zxid=2)
+    [(part, ops)] = _lin_ops(s)
+    assert witness(part, ops) is None
+    s.history.ops[1].zxid, s.history.ops[2].zxid = 2, 3  # the order the log claims no longer explains it
+    [(part, ops)] = _lin_ops(s)
+    assert "set /a v0 -> error -103 is not what the state then allows" in witness(part, ops)
+    assert check_linearizable(s.history, NONE) == []  # but a wrong witness proves nothing: the search decides

@@ -254,6 +254,7 @@ class SimClient:
         self._next_xid += 1
         req.op.session_id = self.session_id
         req.op.member = link.member
+        req.op.xid = req.xid
         self._pending[req.xid] = req
         req.timer = self.scheduler.call_later(self.request_timeout, self._request_timeout, link, req.xid)
         self._send(link, wire.request(req.xid, req.opcode, req.body))

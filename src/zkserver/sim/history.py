@@ -40,6 +40,7 @@ class Operation:
     zxid: int | None = None  # the reply header's zxid
     member: int | None = None  # the server it was answered by
     seq: int | None = None  # arrival order of its reply among everything recorded (None: no reply)
+    xid: int | None = None  # the request's xid once sent: a write's txn carries it as cxid
 
 
 class Stat(NamedTuple):

@@ -82,6 +82,7 @@ class Committed:
 
     txns: list[Txn] = field(default_factory=list)
     by_zxid: dict[int, Txn] = field(default_factory=dict)
+    by_request: dict[tuple[int, int], Txn] = field(default_factory=dict)  # (session, cxid) -> its txn
     complete: bool = False  # holds every txn from the start (some live member has it all)
 
     @classmethod
@@ -101,4 +102,5 @@ class Committed:
             t = decode_txn(zxid, raw[(zxid, body)])
             out.txns.append(t)
             out.by_zxid[zxid] = t
+            out.by_request[(t.hdr.client_id, t.hdr.cxid)] = t
         return out

@@ -13,14 +13,22 @@ becomes an "expire" operation, each deleteContainer a "sweep". Their interval is
 the zxid order the members agree on: they took effect after every definite write of a lower
 zxid was invoked, and before any reply carrying a zxid at or above theirs was received.
 
-An UNKNOWN write whose unique value appears in no live member's log of a complete history
-never happened and is dropped (etcd's patch_history trick); others stay unknown.
+UNKNOWN writes are resolved against the committed history, as etcd's patch_history does: a
+write's txn carries its session and xid (cxid). One with no txn in a complete history never
+happened and is dropped; one with a txn happened, before any reply carrying a zxid at or above
+its txn's was received, which bounds its return time. Without that, each unknown write stays
+concurrent with everything after it, and the search grows with their number.
 
 What the register model cannot see, it does not judge: a create may fail NoNode only while
 its parent is not yet known to exist (parents the workload never deletes are permanent once
 an OK/NodeExists create of them returned); NotEmpty only on a path some create went under;
 Unimplemented on a TTL create (a server without extended types). Errors that concern the
 request rather than the node (SessionExpired, SessionMoved, ...) are accepted as no-ops.
+
+First, a cheap witness: the members' zxid order is a candidate linearization, and checking a
+given order (each op placed within its interval, the model giving what was observed) takes
+linear time. A witness that holds proves the partition linearizable, wherever it came from;
+only a partition whose witness fails goes to the search, which alone decides a violation.
 
 The search (porcupine's checkSingle): entries in time order (calls before returns at equal
 times: intervals are closed), a doubly linked list, a stack of linearized calls, and a cache
@@ -38,10 +46,10 @@ from typing import Any, NamedTuple
 from ...jute.codes import CreateMode, Err, Op
 from ...jute.records import CloseSessionTxn, CreateTxn, DeleteTxn, MultiTxn
 from ..history import History, Operation, Outcome
-from .base import Committed, Violation
+from .base import Committed, Txn, Violation
 
 INF = math.inf
-DEFAULT_BUDGET = 200_000
+DEFAULT_BUDGET = 2_000_000  # steps per partition (~2 s); only a partition the witness fails runs it
 WRITE_KINDS = ("create", "set", "delete", "multi")
 _SEQUENTIAL = {CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
                CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL}
@@ -75,6 +83,7 @@ class LinOp:
     error: int = 0
     err_index: int = -1  # a failed multi: which op failed
     results: list[Any] = field(default_factory=list)  # per sub, what an OK reply said
+    zxid: int | None = None  # its txn's, where the committed history tells: a place to try it in the witness
 
     @property
     def paths(self) -> list[str]:
@@ -202,6 +211,25 @@ def _unlift(e: _Entry) -> None:
         e.next.prev = e
 
 
+def witness(part: Partition, ops: list[LinOp]) -> str | None:
+    """None when the committed zxid order linearizes `ops` - each op fits at or after the
+    previous one's point within its own interval, and the model gives what was observed - else
+    where that order breaks. A valid witness proves the partition linearizable, however it was
+    found; an invalid one proves nothing (only the search decides)."""
+    unplaced = [op for op in ops if op.zxid is None and op.outcome is not None]
+    if unplaced:
+        return f"the committed history does not place {_describe(unplaced[0])}"
+    state, t = part.initial(), -INF
+    for op in sorted((op for op in ops if op.zxid is not None), key=lambda op: op.zxid):  # type: ignore[arg-type, return-value]
+        t = max(t, op.call)
+        if t > op.ret:
+            return f"at zxid 0x{op.zxid:x}, {_describe(op)} ended before an op of a lower zxid began"
+        ok, state = part.step(op, state)
+        if not ok:
+            return f"at zxid 0x{op.zxid:x}, {_describe(op)} is not what the state then allows"
+    return None  # unknown ops the log does not place did not happen (or come last, to no effect)
+
+
 @dataclass
 class SearchResult:
     ok: bool | None  # None: out of budget
@@ -270,24 +298,10 @@ class _UnionFind:
             self.parent[r] = roots[0]
 
 
-def _applied_records(committed: Committed) -> Iterator[object]:
-    """The records of every txn that took effect (a failed multi's ops did not)."""
-    for t in committed.txns:
-        rec = t.record
-        if isinstance(rec, MultiTxn):
-            if all(kind != Op.ERROR for kind, _ in rec.txns):
-                yield from (r for _, r in rec.txns)
-        else:
-            yield rec
-
-
-def _written_values(committed: Committed) -> set[bytes]:
-    return {r.data for r in _applied_records(committed) if getattr(r, "data", None) is not None}  # type: ignore[attr-defined]
-
-
-def _created_at(committed: Committed) -> dict[bytes, str]:
-    """Created path by data value: where an unknown sequential create landed, if it did."""
-    return {r.data: r.path for r in _applied_records(committed) if isinstance(r, CreateTxn) and r.data is not None}
+def _created_paths(t: Txn) -> list[str | None]:
+    """The path each op of a txn created (None for ops that create nothing)."""
+    subs = [r for _, r in t.record.txns] if isinstance(t.record, MultiTxn) else [t.record]
+    return [r.path if isinstance(r, CreateTxn) else None for r in subs]
 
 
 class _Builder:
@@ -296,8 +310,6 @@ class _Builder:
     def __init__(self, history: History, committed: Committed):
         self.history = history
         self.committed = committed
-        self.values = _written_values(committed) if committed.complete else None
-        self.created_at = _created_at(committed)
         writes = [o for o in history.ops if o.kind in WRITE_KINDS]
         self.parents_known = self._permanent_parents(writes)
         self.with_children = {p[: p.rfind("/")] for o in writes for p in self._touched(o)}
@@ -328,16 +340,16 @@ class _Builder:
                 known[o.path] = min(known.get(o.path, INF), o.completed)
         return {p: t for p, t in known.items() if p not in deletable}
 
-    def _sub(self, spec: dict[str, Any], session: int, result: Any, call: float) -> Sub | None:
+    def _sub(self, spec: dict[str, Any], session: int, result: Any, landed: str | None, call: float) -> Sub | None:
         kind, path = spec["kind"], spec["path"]
         if kind != "create":
             extra = frozenset({Err.NOT_EMPTY}) if kind == "delete" and path in self.with_children else frozenset()
             return Sub(kind, path, spec.get("data"), spec.get("version", -1), extra_errors=extra)
         flags = spec.get("flags", 0)
         if flags in _SEQUENTIAL:
-            path = result[0] if result is not None else self.created_at.get(spec["data"])
+            path = result[0] if result is not None else landed
             if path is None:
-                return None  # an unknown sequential create that landed nowhere
+                return None  # a sequential create that names no node
         node_kind = "ttl" if spec.get("ttl") is not None else {1: "ephemeral", 3: "ephemeral", 4: "container"}.get(
             flags, "persistent")
         parent = path[: path.rfind("/")] or "/"
@@ -352,36 +364,35 @@ class _Builder:
                    frozenset(extra))
 
     def client_op(self, o: Operation) -> LinOp | None:
-        if o.outcome is Outcome.UNKNOWN and self.values is not None and self._values_of(o) and not (
-                self._values_of(o) & self.values):
-            return None  # never applied anywhere: it did not happen
         if o.outcome is Outcome.ERROR and (o.error in REQUEST_ERRORS or (o.kind == "multi" and o.result is None)):
             return None  # refused as a request: no effect on any node
+        call, ret = float(o.invoked), (INF if o.completed is None else float(o.completed))
+        txn = self.committed.by_request.get((o.session_id or 0, o.xid)) if o.xid is not None else None
+        if o.outcome is Outcome.UNKNOWN:
+            if txn is not None:
+                ret = self._answered_from(txn.zxid)  # it happened: before anyone saw a later zxid
+            elif self.committed.complete and o.xid is not None:
+                return None  # no txn of it anywhere: it never happened
         multi = o.kind == "multi"
         specs = o.args["ops"] if multi else [{"kind": o.kind, "path": o.path, **o.args}]
         results = list(o.result) if multi and o.result is not None else [o.result]
-        if o.outcome is Outcome.ERROR and not multi and specs[0].get("flags") in _SEQUENTIAL:
-            return None  # a failed sequential create names no node
+        landed = _created_paths(txn) if txn is not None else []
         subs = []
         for i, spec in enumerate(specs):
             observed = results[i] if i < len(results) else None
             res = observed[2] if multi and observed is not None else observed
-            sub = self._sub(spec, o.session_id or 0, res if o.outcome is Outcome.OK else None, o.invoked)
+            sub = self._sub(spec, o.session_id or 0, res if o.outcome is Outcome.OK else None,
+                            landed[i] if i < len(landed) else None, call)
             if sub is None:
                 return None
             subs.append(sub)
-        call, ret = float(o.invoked), (INF if o.completed is None else float(o.completed))
         outcome = None if o.outcome is Outcome.UNKNOWN else o.outcome
-        lin = LinOp(o.op_id, call, ret, subs, outcome, o.error)
+        lin = LinOp(o.op_id, call, ret, subs, outcome, o.error, zxid=txn.zxid if txn is not None else o.zxid)
         if outcome is Outcome.OK:
             lin.results = [r[2] for r in results] if multi else results
         elif outcome is Outcome.ERROR and multi:
             lin.err_index = next(i for i, r in enumerate(results) if r[1] not in (0, Err.RUNTIME_INCONSISTENCY))
         return lin
-
-    def _values_of(self, o: Operation) -> set[bytes]:
-        specs = o.args["ops"] if o.kind == "multi" else [o.args]
-        return {s["data"] for s in specs if s.get("data") is not None}
 
     def committed_effects(self) -> list[LinOp]:
         """expire/sweep operations for what closeSession and deleteContainer txns deleted."""
@@ -395,7 +406,7 @@ class _Builder:
                 subs = [Sub("sweep", t.record.path)]
             if subs:
                 call, ret = invoked_below(t.zxid), self._answered_from(t.zxid)
-                out += [LinOp(-1 - len(out) - i, call, ret, [s], None) for i, s in enumerate(subs)]
+                out += [LinOp(-1 - len(out) - i, call, ret, [s], None, zxid=t.zxid) for i, s in enumerate(subs)]
         return out
 
     def _invoked_below(self):
@@ -432,16 +443,20 @@ def check_linearizable(history: History, committed: Committed, budget: int = DEF
     ops += builder.committed_effects()
     violations = []
     for part, group in partitions(ops):
+        broken = witness(part, group)
+        if broken is None:
+            continue
         result = search(part, group, budget)
         if result.ok:
             continue
         ids = tuple(sorted(op.ident for op in group if op.ident >= 0))
         where = ", ".join(part.paths[:6]) + (" ..." if len(part.paths) > 6 else "")
+        hint = f"\n  the committed order breaks {broken}"
         if result.ok is None:
             violations.append(Violation("linearizable", f"{where}: no verdict within {budget} search steps "
-                                        f"({len(group)} operations)", ids, inconclusive=True))
+                                        f"({len(group)} operations){hint}", ids, inconclusive=True))
             continue
-        violations.append(Violation("linearizable", _explain(where, group, result), ids))
+        violations.append(Violation("linearizable", _explain(where, group, result) + hint, ids))
     return violations
 
 
