@@ -34,6 +34,14 @@ def clean() -> BringUp:
     return _run(11, faults=False, clients=8)
 
 
+def test_a_log_durable_at_once_passes_too():
+    world = build(13, clients=5, workload=WorkloadOptions(ops_per_client=200), host=HostOptions(persist_ms=(0, 0)))
+    inject_faults(world)
+    run(world)
+    assert world.workload.done and len(world.history.ops) > 1000
+    assert check_all(world.history, [world.host.state()]) == []
+
+
 @pytest.fixture(scope="module")
 def faulty() -> BringUp:
     return _run(12, faults=True)

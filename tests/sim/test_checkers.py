@@ -5,11 +5,11 @@ replicas, a surviving ephemeral, a reused sequence number, a double-fired watch)
 from __future__ import annotations
 
 from zkserver.jute.codes import CreateMode, Err, EventType, Op
-from zkserver.jute.records import CreateTxn, DeleteTxn
+from zkserver.jute.records import CreateTxn, DeleteTxn, ErrorTxn
 from zkserver.sim.checkers import check_all, check_client
 from zkserver.sim.checkers.base import Committed, NodeView
 from zkserver.sim.checkers.consistency import check_reads, check_session_order, check_sync
-from zkserver.sim.checkers.durability import check_acknowledged
+from zkserver.sim.checkers.durability import check_acknowledged, check_refused
 from zkserver.sim.checkers.replicas import check_replicas
 from zkserver.sim.checkers.sessions import check_ephemerals, check_sequential
 from zkserver.sim.checkers.watches import check_watches
@@ -302,3 +302,14 @@ def test_check_all_of_a_clean_small_story_is_empty():
     s.op("get", "/a", 4, 5, result=(b"2", stat(z1, z2, version=1, data=b"2")), zxid=z2)
     tree = {"/a": NodeView(b"2", stat(z1, z2, version=1, data=b"2"))}
     assert check_all(s.history, [s.member(tree=tree, sessions={1})]) == []
+
+
+def test_a_write_answered_with_an_error_must_not_have_taken_effect():
+    s = Story()
+    s.new_session(1)
+    s.commit(1, Op.ERROR, ErrorTxn(Err.NODE_EXISTS), cxid=3)
+    z = s.created(1, "/b", b"b", cxid=4)
+    s.op("create", "/a", 0, 1, ERROR, error=Err.NODE_EXISTS, xid=3, data=b"a", flags=0)
+    s.op("create", "/b", 2, 3, ERROR, error=Err.SYSTEM_ERROR, xid=4, data=b"b", flags=0)
+    [v] = check_refused(s.history, Committed.merge([s.member()]))
+    assert v.ops == (1,) and f"0x{z:x}" in v.message

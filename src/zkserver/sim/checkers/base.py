@@ -8,13 +8,14 @@ model (model.py), never by the server's DataTree or Preparer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ...jute.codec import Reader
 from ...jute.records import TxnHeader, read_txn_record
 from ...storage.txnlog import TXN_DIGEST
-from ..history import Stat
+from ..history import Operation, Stat
 
 
 class NodeView(NamedTuple):
@@ -37,6 +38,14 @@ class MemberState:
     @property
     def last_zxid(self) -> int:
         return self.txns[-1][0] if self.txns else self.complete_from
+
+
+def op_specs(o: Operation) -> list[dict[str, Any]]:
+    """What an operation does, op by op: a multi's ops, else the operation itself, each a dict
+    of its args with its kind and path."""
+    if o.kind == "multi":
+        return o.args["ops"]
+    return [{"kind": o.kind, "path": o.path, **o.args}]
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Txn:
     digest: int | None = None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # several checkers decode the same txns; a sweep runs many worlds
 def decode_txn(zxid: int, data: bytes) -> Txn:
     r = Reader(data, max_len=len(data))
     hdr = TxnHeader.read(r)

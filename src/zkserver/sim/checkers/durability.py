@@ -1,4 +1,4 @@
-"""No acknowledged write is lost: every OK write is in every live member's committed history.
+"""No acknowledged write is lost, and no write answered with an error took effect.
 
 Theory of operation. A write's reply carries its own txn's zxid. For every OK write (and OK
 close), each live member must hold, at exactly that zxid, a txn of that session with that
@@ -6,6 +6,9 @@ write's effect: the created path and data, the new data and version, the deleted
 same ops of a multi, the session's close. A member that lacks it, holds something else there,
 or stops short of it (a live member is caught up once the world is quiet) has lost it - after
 whatever crashes and recoveries the run put it through.
+
+The converse: a write answered with an error may leave an error txn (ZooKeeper logs failed
+writes too), found by its session and xid, but never a txn that changed the tree.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from ...jute.codes import CreateMode, Op
 from ...jute.records import CreateTxn, DeleteTxn, MultiTxn, SetDataTxn
 from ..history import History, Operation, Outcome
-from .base import MemberState, Txn, Violation, decode_txn
+from .base import Committed, MemberState, Txn, Violation, decode_txn, op_specs
 
 _EPHEMERAL = {CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL}
 _CREATE_TYPES = {Op.CREATE, Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER}
@@ -60,10 +63,10 @@ def mismatch(o: Operation, t: Txn) -> str | None:
     if o.kind == "close":
         return None if t.hdr.type == Op.CLOSE_SESSION else f"a close was acknowledged, the txn is of type {t.hdr.type}"
     if o.kind != "multi":
-        return _sub_mismatch({"kind": o.kind, "path": o.path, **o.args}, t.hdr.type, t.record, o.result)
+        return _sub_mismatch(op_specs(o)[0], t.hdr.type, t.record, o.result)
     if t.hdr.type != Op.MULTI or not isinstance(t.record, MultiTxn):
         return f"a multi was acknowledged, the txn is of type {t.hdr.type}"
-    specs, subs = o.args["ops"], t.record.txns
+    specs, subs = op_specs(o), t.record.txns
     if len(specs) != len(subs):
         return f"a multi of {len(specs)} ops was acknowledged, the txn has {len(subs)}"
     for spec, (kind, rec), res in zip(specs, subs, o.result, strict=True):
@@ -95,4 +98,22 @@ def check_acknowledged(history: History, members: list[MemberState]) -> list[Vio
             if problem is not None:
                 violations.append(Violation("durability", f"op {o.op_id} ({o.kind} {o.path}) acknowledged at zxid "
                                             f"0x{o.zxid:x}: {problem}", (o.op_id,), m.member))
+    return violations
+
+
+def _changes_tree(t: Txn) -> bool:
+    if isinstance(t.record, MultiTxn):
+        return all(kind != Op.ERROR for kind, _ in t.record.txns)
+    return t.hdr.type not in (Op.ERROR, Op.CHECK)
+
+
+def check_refused(history: History, committed: Committed) -> list[Violation]:
+    violations = []
+    for o in history.ops:
+        if o.outcome is not Outcome.ERROR or o.xid is None or o.kind not in ("create", "set", "delete", "multi"):
+            continue
+        t = committed.by_request.get((o.session_id or 0, o.xid))
+        if t is not None and _changes_tree(t):
+            violations.append(Violation("durability", f"op {o.op_id} ({o.kind} {o.path}) was answered with error "
+                                        f"{o.error}, yet its txn at zxid 0x{t.zxid:x} took effect", (o.op_id,)))
     return violations

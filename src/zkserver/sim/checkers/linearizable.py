@@ -38,6 +38,8 @@ the verdict is "inconclusive".
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ from typing import Any, NamedTuple
 from ...jute.codes import CreateMode, Err, Op
 from ...jute.records import CloseSessionTxn, CreateTxn, DeleteTxn, MultiTxn
 from ..history import History, Operation, Outcome
-from .base import Committed, Txn, Violation
+from .base import Committed, Txn, Violation, op_specs
 
 INF = math.inf
 DEFAULT_BUDGET = 2_000_000  # steps per partition (~2 s); only a partition the witness fails runs it
@@ -308,19 +310,36 @@ class _Builder:
     """Turns History operations and committed effects into LinOps."""
 
     def __init__(self, history: History, committed: Committed):
-        self.history = history
         self.committed = committed
         writes = [o for o in history.ops if o.kind in WRITE_KINDS]
         self.parents_known = self._permanent_parents(writes)
         self.with_children = {p[: p.rfind("/")] for o in writes for p in self._touched(o)}
         self.ephemeral_paths = {p for o in writes for p in self._touched(o, ephemeral_only=True)}
-        self.by_zxid = sorted((o for o in history.ops if o.zxid is not None and o.completed is not None),
-                              key=lambda o: o.zxid)  # type: ignore[arg-type, return-value]
+        self._zxid_bounds(history)
+
+    def _zxid_bounds(self, history: History) -> None:
+        """Sorted by reply zxid: the latest invocation of an OK write below each zxid, and the
+        earliest reply at or above it (OK writes only for the first: their reply zxid is their
+        own txn's, which an error reply's need not be)."""
+        answered = sorted((o.zxid, o.completed) for o in history.ops if o.zxid is not None and o.completed is not None)
+        self._answered_zxids = [z for z, _ in answered]
+        self._earliest_from = list(itertools.accumulate(reversed([t for _, t in answered]), min))[::-1]
+        writes = sorted((o.zxid, o.invoked) for o in history.ops
+                        if o.kind in WRITE_KINDS and o.outcome is Outcome.OK and o.zxid is not None)
+        self._write_zxids = [z for z, _ in writes]
+        self._latest_below = list(itertools.accumulate((t for _, t in writes), max))
+
+    def _invoked_below(self, zxid: int) -> float:
+        i = bisect.bisect_left(self._write_zxids, zxid)
+        return float(self._latest_below[i - 1]) if i else 0.0
+
+    def _answered_from(self, zxid: int) -> float:
+        i = bisect.bisect_left(self._answered_zxids, zxid)
+        return float(self._earliest_from[i]) if i < len(self._earliest_from) else INF
 
     @staticmethod
     def _touched(o: Operation, ephemeral_only: bool = False) -> Iterator[str]:
-        subs = o.args.get("ops") if o.kind == "multi" else [{"kind": o.kind, "path": o.path, **o.args}]
-        for s in subs or ():
+        for s in op_specs(o):
             if s["kind"] == "create" and (not ephemeral_only or s.get("flags") in (1, 3)):
                 yield s["path"]
 
@@ -331,8 +350,7 @@ class _Builder:
         deletable: set[str] = set()
         known: dict[str, float] = {}
         for o in writes:
-            subs = o.args.get("ops") if o.kind == "multi" else [{"kind": o.kind, "path": o.path, **o.args}]
-            for s in subs or ():
+            for s in op_specs(o):
                 if s["kind"] == "delete" or (s["kind"] == "create" and s.get("flags", 0) != 0):
                     deletable.add(s["path"])
             if o.kind == "create" and o.completed is not None and (
@@ -374,7 +392,7 @@ class _Builder:
             elif self.committed.complete and o.xid is not None:
                 return None  # no txn of it anywhere: it never happened
         multi = o.kind == "multi"
-        specs = o.args["ops"] if multi else [{"kind": o.kind, "path": o.path, **o.args}]
+        specs = op_specs(o)
         results = list(o.result) if multi and o.result is not None else [o.result]
         landed = _created_paths(txn) if txn is not None else []
         subs = []
@@ -397,7 +415,6 @@ class _Builder:
     def committed_effects(self) -> list[LinOp]:
         """expire/sweep operations for what closeSession and deleteContainer txns deleted."""
         out: list[LinOp] = []
-        invoked_below = self._invoked_below()
         for t in self.committed.txns:
             subs: list[Sub] = []
             if t.hdr.type == Op.CLOSE_SESSION and isinstance(t.record, CloseSessionTxn):
@@ -405,20 +422,9 @@ class _Builder:
             elif t.hdr.type == Op.DELETE_CONTAINER and isinstance(t.record, DeleteTxn):
                 subs = [Sub("sweep", t.record.path)]
             if subs:
-                call, ret = invoked_below(t.zxid), self._answered_from(t.zxid)
+                call, ret = self._invoked_below(t.zxid), self._answered_from(t.zxid)
                 out += [LinOp(-1 - len(out) - i, call, ret, [s], None, zxid=t.zxid) for i, s in enumerate(subs)]
         return out
-
-    def _invoked_below(self):
-        # OK writes only: their reply zxid is their own txn's, which an error reply's need not be.
-        writes = [(o.zxid, o.invoked) for o in self.by_zxid if o.kind in WRITE_KINDS and o.outcome is Outcome.OK]
-
-        def bound(zxid: int) -> float:
-            return float(max((t for z, t in writes if z < zxid), default=0))
-        return bound
-
-    def _answered_from(self, zxid: int) -> float:
-        return float(min((o.completed for o in self.by_zxid if o.zxid >= zxid), default=INF))  # type: ignore[operator]
 
 
 def partitions(ops: list[LinOp]) -> list[tuple[Partition, list[LinOp]]]:

@@ -14,11 +14,12 @@ after its node is deleted.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ...jute.codes import CreateMode, Op
 from ...jute.records import CreateTxn, MultiTxn
-from ..history import History, Outcome
-from .base import Committed, MemberState, Violation
+from ..history import History, Operation, Outcome
+from .base import Committed, MemberState, Violation, op_specs
 from .model import TreeModel, is_system, replay
 
 _SEQUENTIAL = {CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
@@ -50,9 +51,10 @@ def check_ephemerals(members: list[MemberState], committed: Committed, quiet: bo
     return out
 
 
-def _sequential_ops(history: History):
+def _sequential_ops(history: History) -> Iterator[tuple[Operation, str, str | None]]:
+    """(operation, requested prefix, name it was given or None) of every sequential create."""
     for o in history.ops:
-        specs = o.args.get("ops", []) if o.kind == "multi" else [{"kind": o.kind, "path": o.path, **o.args}]
+        specs = op_specs(o)
         results = o.result if o.kind == "multi" and o.outcome is Outcome.OK else [o.result] * len(specs)
         for spec, res in zip(specs, results, strict=False):
             if spec["kind"] == "create" and spec.get("flags") in _SEQUENTIAL:

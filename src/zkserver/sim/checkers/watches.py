@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ...jute.codes import AddWatchMode, Err, EventType
 from ..history import Event, History, Operation, Outcome
-from .base import Violation
+from .base import Violation, op_specs
 
 _DATA_EVENTS = (EventType.NODE_CREATED, EventType.NODE_DATA_CHANGED)
 
@@ -74,10 +74,6 @@ class _SessionWatches:
         return armed
 
 
-def _sub_paths(o: Operation) -> list[str]:
-    return [s["path"] for s in o.args["ops"]] if o.kind == "multi" else [o.path]
-
-
 def check_watches(history: History) -> list[Violation]:
     arrivals: dict[int, list[tuple[int, Operation | Event]]] = {}
     for o in history.ops:
@@ -93,8 +89,8 @@ def check_watches(history: History) -> list[Violation]:
         for _, item in items:
             if isinstance(item, Operation):
                 state.arm(item)
-                for path in _sub_paths(item):
-                    replied.setdefault(path, []).append(item)
+                for spec in op_specs(item):
+                    replied.setdefault(spec["path"], []).append(item)
                 continue
             ev = item
             exempt = state.exempt(ev)
