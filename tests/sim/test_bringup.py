@@ -169,3 +169,18 @@ def test_a_host_that_sends_an_event_after_the_reply_is_caught(monkeypatch):
     assert isinstance(world.host, _LateEvents)
     problems = [v for v in check_all(world.history, [world.host.state()]) if v.check == "watches"]
     assert problems and "arrived before the event" in problems[0].message
+
+
+def test_an_open_ended_workload_runs_until_stopped_then_goes_idle():
+    world = build(14, clients=4, workload=WorkloadOptions(ops_per_client=None))
+    world.workload.start()
+    s = world.scheduler
+    s.run_until(3000)
+    assert not world.workload.done and len(world.history.ops) > 300
+    world.workload.stop()
+    s.run_until(s.now + 3000, stop=lambda: world.workload.idle)
+    assert world.workload.idle and world.workload.done
+    issued = len(world.history.ops)
+    s.run_until(s.now + 3000)
+    assert len(world.history.ops) == issued  # nothing new once stopped
+    assert check_all(world.history, [world.host.state()]) == []

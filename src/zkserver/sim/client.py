@@ -162,7 +162,7 @@ class SimClient:
         self._cursor = (self._cursor + 1) % len(self.members)
         self._tried_since_success += 1
         link = self.link = _Link(self, self.members[self._cursor])
-        self._arm("connect", self.requested_timeout // len(self.members), self._connect_timeout, link)
+        self._arm("connect", self.timeout // len(self.members), self._connect_timeout, link)  # Java's connectTimeout
         link.stream = self._connect(link.member, link)
         if link.opened and link is self.link:
             self._hello(link)  # the connect succeeded before it returned

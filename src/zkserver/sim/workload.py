@@ -29,7 +29,7 @@ SEQ_PREFIX = "q-"
 
 @dataclass
 class WorkloadOptions:
-    ops_per_client: int = 150
+    ops_per_client: int | None = 150  # None: until stop()
     parents: int = 3
     keys_per_parent: int = 8
     max_outstanding: int = 3
@@ -60,8 +60,13 @@ class Workload:
 
     @property
     def done(self) -> bool:
-        """Every driver issued its quota and saw every answer."""
+        """Every driver issued its quota (or was stopped) and saw every answer."""
         return all(d.done for d in self.drivers)
+
+    @property
+    def idle(self) -> bool:
+        """No operation outstanding on any client."""
+        return all(d.client.outstanding == 0 for d in self.drivers)
 
     def stop(self) -> None:
         """No more operations (the world's quiet phase); what is in flight completes."""
@@ -88,8 +93,10 @@ class _Driver:
 
     @property
     def done(self) -> bool:
-        finished = self.stopped or self.issued >= self.opts.ops_per_client
-        return finished and self.client.outstanding == 0
+        return (self.stopped or self._quota_met()) and self.client.outstanding == 0
+
+    def _quota_met(self) -> bool:
+        return self.opts.ops_per_client is not None and self.issued >= self.opts.ops_per_client
 
     def start(self) -> None:
         self.client.listener = self._on_state
@@ -140,7 +147,7 @@ class _Driver:
 
     def _tick(self) -> None:
         self.timer_set = False
-        if not self.ready or self.stopped or self.issued >= self.opts.ops_per_client or not self._can_submit():
+        if not self.ready or self.stopped or self._quota_met() or not self._can_submit():
             return
         if self.client.outstanding < self.opts.max_outstanding:
             self._issue()
