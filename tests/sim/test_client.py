@@ -278,3 +278,19 @@ def test_a_closed_session_is_not_resumed():
     w.client.start()
     w.run()
     assert w.links[1].hello().session_id == 0
+
+
+def test_a_callback_may_submit_while_the_connection_is_being_lost():
+    w = World()
+    link = w.connected()
+    retries = []
+    w.client.submit("delete", "/a", {"version": -1},
+                    on_done=lambda op: retries.append(w.client.submit("delete", "/a", {"version": -1})))
+    w.run()
+    link.pipe.reset()
+    w.run(3000)
+    [retry] = retries
+    assert retry.outcome is None and w.client.outstanding == 1  # queued for the next connection
+    w.links[1].accept()
+    w.run()
+    assert [opcode for _, opcode, _ in w.links[1].requests()] == [Op.DELETE]

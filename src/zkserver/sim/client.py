@@ -392,12 +392,14 @@ class SimClient:
             self.history.complete(self._session_op, now, Outcome.UNKNOWN, member=link.member)
             self._session_op = None
         pending, self._pending = self._pending, {}
+        if any(req.op.kind == "close" for req in pending.values()):
+            self.state = "closed"  # as the Java client: a close ends the handle, answered or not
+        elif reconnect and self.state != "closed":
+            self.state = "connecting"  # before the callbacks below, which may submit more
         for req in pending.values():
             if req.timer is not None:
                 req.timer.cancel()
             self.history.complete(req.op, now, Outcome.UNKNOWN, member=link.member)
-            if req.op.kind == "close":
-                self.state = "closed"  # as the Java client: a close ends the handle, answered or not
             if req.on_done is not None:
                 req.on_done(req.op)
         if self.state == "closed":
@@ -406,7 +408,6 @@ class SimClient:
             return
         if not reconnect:
             return
-        self.state = "connecting"
         self._tell("disconnected")
         delay = self.rng.randint(0, RECONNECT_JITTER_MS)
         if self._tried_since_success >= len(self.members):
