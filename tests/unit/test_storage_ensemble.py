@@ -265,9 +265,12 @@ def test_a_failed_log_refuses_to_change_the_history(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- installing a snapshot
 
 
+LEADER_HISTORY = in_epoch(sample_txns(40, seed=11), E1)  # sample_txns' data is random: made once
+
+
 def leader_state(upto: int) -> tuple[DataTree, dict[int, int], list[tuple[TxnHeader, object]]]:
-    """A leader's history that diverged from HISTORY early: other txns in epoch 1, then epoch 2."""
-    txns = in_epoch(sample_txns(40, seed=11)[:upto], E1)
+    """A leader's history that diverged from HISTORY at its first txns: a new tree each call."""
+    txns = LEADER_HISTORY[:upto]
     return replayed_tree(txns), {SID: 30000}, txns
 
 
@@ -285,7 +288,7 @@ def test_install_snapshot_replaces_the_whole_history(tmp_path: Path, separate_lo
     assert read_snapshot(path).digest == (zxid, DIGEST_VERSION, m.storage.predictor.digest)
     # Later proposals go to a new log, named after the first; a restart replays them on the snapshot.
     m.adopt(tree, sessions)
-    more = in_epoch(sample_txns(40, seed=11)[25:], E1)
+    more = LEADER_HISTORY[25:]
     m.write(more)
     assert sorted_files(opts.log_dir, LOG_PREFIX) == [(E1 + 26, os.path.join(opts.log_dir, f"log.{E1 + 26:x}"))]
     assert m.durable[-1] == E1 + 40

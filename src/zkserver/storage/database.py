@@ -454,10 +454,7 @@ class DiskStorage:
         append starts a new log file. StorageError when it cannot be done; an I/O error on the
         way also stops the log for good (the member must stop, as Apache exits with 13)."""
         self._quiesce()
-        self.log.roll()  # the entries that stay are made durable before the history changes
-        if self.log.failed is not None:
-            raise StorageError(f"cannot truncate to 0x{zxid:x}: the txn log failed ({self.log.failed})")
-        try:
+        try:  # it fsyncs the entries that stay, those of the open file included
             rec = truncate_history(self.opts, zxid, self.tree.extended_types, self.disk)
         except OSError as e:
             self.log.fail(e)
