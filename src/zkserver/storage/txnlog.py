@@ -16,6 +16,10 @@ up, the loop syncs each batch itself, so the first writes after start-up do not 
 A roll syncs the current file on the loop (once per roll) and closes it; the next entry opens
 log.<its zxid>.
 
+When a member's history is rewritten on disk (a truncation, an installed snapshot: rewrite.py),
+`restart_at(zxid)` drops the open file unsynced and counts durability from that zxid again; the
+next entry opens a new file, and a sync answer still out about an older file reports nothing.
+
 A failed write or fsync stops the log for good (no retry: after an fsync error the kernel may
 already have dropped the pages). Before it stops, it cuts the file back to the end of the last
 durable batch and syncs that, so the entries whose writers are told "failed" are not replayed
