@@ -450,7 +450,9 @@ class DiskStorage:
 
     def truncate(self, zxid: int) -> Recovered:
         """Zab TRUNC: make the history end at `zxid` (truncate_history) and go on from the state
-        rebuilt from disk, which the caller takes (tree, sessions, committed log); the next
+        rebuilt from disk: this storage logs and snapshots the returned tree from now on, and the
+        caller's core takes it with the returned sessions (and committed log). Its zxid is that
+        of the last txn kept; Apache then sets lastProcessedZxid to `zxid` itself. The next
         append starts a new log file. StorageError when it cannot be done; an I/O error on the
         way also stops the log for good (the member must stop, as Apache exits with 13)."""
         self._quiesce()
@@ -466,7 +468,8 @@ class DiskStorage:
         """Zab SNAP: from now on the member's history is `tree` and `sessions` at `zxid`. The
         snapshot is durable before this returns, every old log entry and snapshot is gone (none
         may be replayed on top of it), later appends go to a new log file, and the digest
-        predictor starts from this tree. Crash-atomic (rewrite.py). Returns the snapshot's path."""
+        predictor starts from this tree. Crash-atomic (rewrite.py). The caller's core takes the
+        same tree and sessions. Returns the snapshot's path."""
         self._quiesce()
         tree.last_processed_zxid = zxid
         try:
