@@ -18,6 +18,23 @@ from .jute.codes import CONTAINER_EPHEMERAL_OWNER
 PASSWORD_LEN = 16
 
 
+_JAVA_RANDOM_MULTIPLIER = 0x5DEECE66D
+_JAVA_RANDOM_MASK = (1 << 48) - 1
+_APACHE_SUPER_SECRET = 0xB3415C00  # ZooKeeperServer.superSecret
+
+
+def apache_session_password(session_id: int) -> bytes:
+    """The password Apache's ZooKeeperServer.generatePasswd gives a session: 16 bytes of
+    java.util.Random(sessionId ^ 0xB3415C00).nextBytes. Anyone who knows the id can compute it;
+    a member of a mixed ensemble needs it to accept a session an Apache member created."""
+    seed = (session_id ^ _APACHE_SUPER_SECRET ^ _JAVA_RANDOM_MULTIPLIER) & _JAVA_RANDOM_MASK
+    out = bytearray()
+    for _ in range(PASSWORD_LEN // 4):
+        seed = (seed * _JAVA_RANDOM_MULTIPLIER + 0xB) & _JAVA_RANDOM_MASK
+        out += (seed >> 16).to_bytes(4, "little")  # nextInt(), its low byte first
+    return bytes(out)
+
+
 @dataclass(slots=True)
 class Session:
     session_id: int

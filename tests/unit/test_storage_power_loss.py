@@ -39,35 +39,12 @@ from zkserver.jute.codes import Err, Op
 from zkserver.jute.records import TxnHeader
 from zkserver.storage.database import DiskStorage, Recovered, StorageOptions, recover
 from zkserver.storage.simdisk import PowerLoss, SimDisk
-from zkserver.storage.snapshot import write_snapshot
 from zkserver.storage.txnlog import StorageError
 from zkserver.tree.datatree import DataTree
 
 DATA_DIR = "/sim/data"
 SECRET = b"s" * 32
 WRITE_OPS = {Op.CREATE, Op.DELETE, Op.SET_DATA, Op.MULTI}
-
-
-class InlineTaker:
-    """The snapshot taker, writing in-process (a forked child cannot write to a SimDisk)."""
-
-    busy = False
-
-    def __init__(self, snap_dir: str, disk: SimDisk):
-        self.snap_dir = snap_dir
-        self.disk = disk
-        self.taken = 0
-
-    def take(self, tree: DataTree, sessions: dict[int, int]) -> bool:
-        try:  # as the forked writer: a failed snapshot is logged, the server goes on
-            write_snapshot(self.snap_dir, tree, sessions, True, disk=self.disk)
-            self.taken += 1
-        except OSError:
-            pass
-        return True
-
-    def wait(self) -> None:
-        pass
 
 
 class DiskDriver(CoreDriver):
@@ -80,9 +57,10 @@ class DiskDriver(CoreDriver):
         for sid, timeout in rec.sessions.items():
             self.core.sessions.add(sid, timeout, clock.mono_ms())
         sessions = self.core.sessions.sessions
+        # Snapshots are written in-process: a forked child cannot write to a SimDisk.
         self.storage = DiskStorage(opts, rec.tree, lambda: {s: v.timeout for s, v in sessions.items()},
-                                   self._durable, self._failed, rng=random.Random(seed), disk=disk, manual=True)
-        self.storage.taker = InlineTaker(opts.snap_dir, disk)  # type: ignore[assignment]
+                                   self._durable, self._failed, rng=random.Random(seed), disk=disk, manual=True,
+                                   inline_snapshots=True)
         self.failed: BaseException | None = None
 
     def pump(self) -> None:

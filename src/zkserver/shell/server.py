@@ -21,6 +21,7 @@ from ..proto.framing import FrameError, FrameSplitter
 from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
 from ..storage.epochs import load_or_create_secret
 from ..storage.memory import MemoryTxnLog
+from ..storage.txnlog import StorageError
 from .clock import SystemClock
 
 log = logging.getLogger("zkserver.server")
@@ -38,6 +39,7 @@ class ServerOptions:
     secure_port: int | None = None  # secureClientPort: TLS (security.tls) beside the plain port
     tls: Any = None  # a security.tls.TlsServer when secure_port is set
     listen_backlog: int = -1  # clientPortListenBacklog; -1: the event loop's default (100)
+    ensemble: Any = None  # shell.ensemble.EnsembleOptions: an ensemble member (needs `storage`)
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -113,11 +115,23 @@ class ServerRunner:
         self.port = options.port
         self._secure_server: asyncio.base_events.Server | None = None
         self.secure_port = options.secure_port
+        self.ensemble = None  # shell.ensemble.EnsembleShell of an ensemble member
+        if options.ensemble is not None:
+            self._join_ensemble(options.ensemble)
+
+    def _join_ensemble(self, opts: Any) -> None:
+        from .ensemble import EnsembleShell
+        from .member import build_peer
+
+        if not isinstance(self.log, DiskStorage):
+            raise StorageError("an ensemble member keeps its txn log on disk (zkserver.storage=memory is"
+                               " for standalone servers)")
+        self.ensemble = EnsembleShell(self, opts, build_peer(self, opts, self._recovered))
 
     def _open_storage(self, opts: StorageOptions, secret: bytes | None) -> None:
         """Recover the tree and sessions from disk (raises StorageError with the reason)."""
         prepare_dirs(opts)
-        rec = recover(opts, self.options.settings.extended_types)
+        rec = self._recovered = recover(opts, self.options.settings.extended_types)
         # Restored sessions keep their passwords only if the secret survives restarts too.
         secret = secret or load_or_create_secret(opts.snap_dir)
         self.core = ServerCore(self.options.settings, self.clock, secret, tree=rec.tree)
@@ -133,7 +147,10 @@ class ServerRunner:
         # The syncer's answers arrive outside any pump: the replies they release need one. If
         # none is due this turn, pump now rather than a loop turn later (fsync-bound latency);
         # never from inside a pump (a log without a syncer reports durability inline).
-        self.core.persisted(zxid)
+        if self.ensemble is not None:
+            self.ensemble.persisted(zxid)
+        else:
+            self.core.persisted(zxid)
         if self._pump_scheduled or self._pumping or self._loop is None:
             self.schedule_pump()
         else:
@@ -143,7 +160,10 @@ class ServerRunner:
         # Nothing after the failed write can be made durable: the core refuses writes from
         # here on and keeps serving reads.
         log.error("The txn log failed (%s)", exc)
-        self.core.storage_failed()
+        if self.ensemble is not None:
+            self.ensemble.storage_failed(exc)
+        else:
+            self.core.storage_failed()
         self.schedule_pump()
 
     # ------------------------------------------------------------ lifecycle
@@ -167,7 +187,10 @@ class ServerRunner:
                 reuse_address=True, backlog=self._backlog())
             self.secure_port = self._secure_server.sockets[0].getsockname()[1]
             log.info("binding to secure port %s:%d", self.options.secure_host or "0.0.0.0", self.secure_port)
-        self._schedule_tick()
+        if self.ensemble is not None:
+            await self.ensemble.start()  # its timer ticks the core
+        else:
+            self._schedule_tick()
 
     def _backlog(self) -> int:
         return self.options.listen_backlog if self.options.listen_backlog > 0 else 100
@@ -184,6 +207,8 @@ class ServerRunner:
         for server in (self._server, self._secure_server):
             if server is not None:
                 await server.wait_closed()
+        if self.ensemble is not None:
+            await self.ensemble.stop()
         self.log.close()
 
     def _schedule_tick(self) -> None:
@@ -227,6 +252,10 @@ class ServerRunner:
     def pump(self) -> None:
         self._pump_scheduled = False
         self._pumping = True
+        if self.ensemble is not None:
+            self.ensemble.pump()
+            self._pumping = False
+            return
         core = self.core
         fx = core.take_effects()
         if fx.appends:
@@ -235,6 +264,11 @@ class ServerRunner:
             for cid, frames in later.out.items():
                 fx.out.setdefault(cid, []).extend(frames)
             fx.close.extend(later.close)
+        self.write_client(fx)
+        self._pumping = False
+
+    def write_client(self, fx: Any) -> None:
+        """Each connection's frames in one write, then the closes the core asked for."""
         for cid, frames in fx.out.items():
             proto = self.protocols.get(cid)
             if proto is not None and proto.transport is not None:
@@ -243,4 +277,3 @@ class ServerRunner:
             proto = self.protocols.get(cid)
             if proto is not None and proto.transport is not None:
                 proto.transport.close()
-        self._pumping = False

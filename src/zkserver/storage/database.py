@@ -8,8 +8,10 @@ Sessions come from the snapshot and the createSession/closeSession txns after it
 nodes of sessions that no longer exist are removed, as Apache's loadData does.
 
 Running: `DiskStorage.append` hands txns to the file log with the tree digest Apache puts in
-each entry; after a randomized number of txns (snapCount/2 + rand(snapCount/2)) or bytes it
-rolls the log and forks a snapshot writer.
+each entry (or the one the leader sent with it); after a randomized number of txns
+(snapCount/2 + rand(snapCount/2)) or bytes it rolls the log and writes a snapshot, in a forked
+child or, for the simulator, on the caller's thread. An ensemble member also rewrites its
+history: `truncate` (Zab TRUNC) and `install_snapshot` (SNAP), both crash-atomic (rewrite.py).
 """
 
 from __future__ import annotations
@@ -23,9 +25,19 @@ from dataclasses import dataclass, field
 from ..jute.codes import Op
 from ..jute.records import CreateSessionTxn, TxnHeader
 from ..tree.datatree import DataTree
+from .committed import COMMIT_LOG_COUNT, CommittedLog
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
-from .snapshot import SnapFormat, Snapshot, SnapshotTaker, read_snapshot, snapshot_files, write_snapshot
+from .rewrite import finish_pending, install_files, truncate_files
+from .snapshot import (
+    SnapFormat,
+    Snapshot,
+    SnapshotTaker,
+    read_snapshot,
+    snapshot_files,
+    snapshot_name,
+    write_snapshot,
+)
 from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, sorted_files
 
 log = logging.getLogger("zkserver.storage")
@@ -47,6 +59,7 @@ class StorageOptions:
     serialize_last_processed_zxid: bool = True  # zookeeper.serializeLastProcessedZxid.enabled
     autopurge_snap_retain_count: int = 3
     autopurge_purge_interval: int = 0  # hours; 0 disables
+    commit_log_count: int = COMMIT_LOG_COUNT  # zookeeper.commitLogCount
 
     @property
     def snap_dir(self) -> str:
@@ -71,6 +84,11 @@ class Recovered:
     truncated: list[str] = field(default_factory=list)
     digest_checked: bool | None = None  # None: no digest to compare with
     digest: int | None = None  # the recovered tree's digest, when recovery computed it
+    # The zxid the snapshot and the whole log replay reach, uncommitted tail included (Apache's
+    # getLastLoggedZxid: what a member votes with).
+    last_logged_zxid: int = 0
+    # The last commitLogCount(+1) txns replayed, as Apache's loadDataBase fills committedLog.
+    committed: CommittedLog = field(default_factory=CommittedLog)
 
 
 # ---------------------------------------------------------------- directories
@@ -98,9 +116,33 @@ def prepare_dirs(opts: StorageOptions) -> None:
 
 
 def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_DISK) -> Recovered:
-    """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot."""
-    rec = _load_snapshot(opts, extended_types, disk)
+    """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot. A
+    truncation or snapshot installation a crash interrupted is finished first."""
+    finish_pending(opts.snap_dir, opts.log_dir, disk)
+    return _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
+
+
+def truncate_history(opts: StorageOptions, zxid: int, extended_types: bool = False,
+                     disk: Disk = OS_DISK) -> Recovered:
+    """Make the history in the data dirs end at `zxid` (Zab TRUNC): every txn after it leaves
+    the logs and every snapshot newer than it goes, durably and crash-atomically; then rebuild
+    the state from what is left, as recovery does. For a data dir no server has open; a running
+    member calls DiskStorage.truncate. Raises StorageError, changing nothing, when no snapshot at
+    or below `zxid` loads and the logs cannot rebuild the state from the first txn."""
+    finish_pending(opts.snap_dir, opts.log_dir, disk)
+    try:
+        rec = _load_snapshot(opts, extended_types, disk, upto=zxid)
+    except StorageError as e:
+        raise StorageError(f"cannot truncate the txn log to 0x{zxid:x}: {e}") from None
+    truncate_files(opts.snap_dir, opts.log_dir, zxid, disk)
+    return _rebuild(opts, rec, disk)
+
+
+def _rebuild(opts: StorageOptions, rec: Recovered, disk: Disk) -> Recovered:
+    """Replay the log on the loaded snapshot and tidy up, as recovery does."""
+    rec.committed = CommittedLog(opts.commit_log_count)
     _replay(opts, rec, disk)
+    rec.last_logged_zxid = rec.tree.last_processed_zxid
     _drop_orphan_ephemerals(rec)
     rec.tree.events = []
     log.info("Recovered zxid 0x%x: snapshot 0x%x + %d txns, %d sessions, %d znodes",
@@ -109,8 +151,16 @@ def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_
     return rec
 
 
-def _load_snapshot(opts: StorageOptions, extended_types: bool, disk: Disk) -> Recovered:
+def _load_snapshot(opts: StorageOptions, extended_types: bool, disk: Disk, upto: int | None = None) -> Recovered:
+    """The newest snapshot that loads (of those at or below `upto`, when given: the state a
+    truncation will leave), or the empty tree when the logs hold the whole history."""
     snaps = snapshot_files(opts.snap_dir, disk)
+    logs = sorted_files(opts.log_dir, LOG_PREFIX, disk)
+    newer = []
+    if upto is not None:
+        newer = [s for s in snaps if s[0] > upto]
+        snaps = [s for s in snaps if s[0] <= upto]
+        logs = [f for f in logs if f[0] <= upto]
     for zxid, path in snaps[:MAX_SNAPSHOTS_TRIED]:
         try:
             snap = read_snapshot(path, extended_types, disk)
@@ -119,7 +169,9 @@ def _load_snapshot(opts: StorageOptions, extended_types: bool, disk: Disk) -> Re
             continue
         log.info("Loaded snapshot %s (zxid 0x%x)", path, zxid)
         return Recovered(snap.tree, snap.sessions, zxid, digest=_exact_digest(snap) if opts.digest_enabled else None)
-    logs = sorted_files(opts.log_dir, LOG_PREFIX, disk)
+    if newer and not logs:
+        raise StorageError(f"no snapshot at or below 0x{upto:x} in {opts.snap_dir} and no txn log "
+                           f"in {opts.log_dir} to rebuild the state at it from")
     if snaps and (not logs or logs[0][0] > 1):
         raise StorageError(f"no valid snapshot among {len(snaps)} in {opts.snap_dir}, and the txn logs in "
                            f"{opts.log_dir} do not start at zxid 1; cannot rebuild the data tree")
@@ -160,7 +212,7 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
     snapshot of Apache's, entries without digests) the tree is walked once at the end: a
     million znodes take about a second."""
     logs = logs_needed(sorted_files(opts.log_dir, LOG_PREFIX, disk), rec.snapshot_zxid)
-    tree, sessions = rec.tree, rec.sessions
+    tree, sessions, committed = rec.tree, rec.sessions, rec.committed
     last_digest = None
     predictor = DigestPredictor(tree, rec.digest) if rec.digest is not None else None
     for i, (_, path) in enumerate(logs):
@@ -174,6 +226,7 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
                          "digest will be computed from the whole tree", hdr.zxid)
                 predictor = None
             _apply(tree, sessions, hdr, entry.txn)
+            committed.add_encoded(hdr.zxid, bytes(entry.body))
             rec.replayed += 1
             last_digest = entry.digest
         if lf.problem is None and not lf.blank_after(lf.end) and not _any_entries(logs[i + 1:], disk):
@@ -254,13 +307,16 @@ def _drop_orphan_ephemerals(rec: Recovered) -> None:
 
 
 class DiskStorage:
-    """The storage the server runs on: file txn log, snapshots in a child, rolling by count."""
+    """The storage a member runs on: file txn log, snapshots (in a child, or inline), rolling by
+    count; truncation and snapshot installation for Zab's TRUNC and SNAP."""
 
     def __init__(self, opts: StorageOptions, tree: DataTree, sessions: Callable[[], dict[int, int]],
                  on_durable: Callable[[int], None], on_failure: Callable[[BaseException], None] | None = None,
                  rng: random.Random | None = None, disk: Disk = OS_DISK, manual: bool = False,
-                 digest: int | None = None):
-        """`digest`: the tree's digest if already known (Recovered.digest), saving a full walk."""
+                 digest: int | None = None, inline_snapshots: bool = False):
+        """`digest`: the tree's digest if already known (Recovered.digest), saving a full walk.
+        `inline_snapshots`: write the periodic snapshots on the caller's thread through the Disk
+        (the simulator, which cannot fork) instead of in a forked child."""
         self.opts = opts
         self.disk = disk
         self.tree = tree
@@ -270,8 +326,11 @@ class DiskStorage:
             opts.log_dir, on_durable, pre_alloc_size=opts.pre_alloc_size_kb * 1024, force_sync=opts.force_sync,
             digest=self.predictor.after if self.predictor else None, on_failure=on_failure, disk=disk,
             manual=manual)
+        self.log.last_zxid = tree.last_processed_zxid
         self.rng = rng or random.Random()
         self.taker: SnapshotTaker | None = None
+        self.inline_snapshots = inline_snapshots
+        self.digest_mismatches = 0  # digests a leader sent that differ from ours (digest_mismatches_count)
         self._count = 0
         self._bytes = 0
         self._reset_roll()
@@ -282,13 +341,20 @@ class DiskStorage:
             log.warning("forceSync=no: txns are acknowledged before they reach the disk and may be "
                         "lost in a power failure")
 
-    def use_tree(self, tree: DataTree) -> None:
-        """Log and snapshot `tree` from now on (a restore): its digest is computed afresh, and
-        whoever listened to the old predictor's interval digests hears the new one's."""
+    @property
+    def last_logged_zxid(self) -> int:
+        """The zxid the log's history ends at: the last txn appended, or where a truncation or an
+        installed snapshot left it (at start-up, Recovered.last_logged_zxid)."""
+        return self.log.last_zxid
+
+    def use_tree(self, tree: DataTree, digest: int | None = None) -> None:
+        """Log and snapshot `tree` from now on (a restore, a rewrite): its digest is `digest` or
+        computed afresh, and whoever listened to the old predictor's interval digests hears the
+        new one's."""
         self.tree = tree
         old = self.predictor
         if old is not None:
-            self.predictor = DigestPredictor(tree)
+            self.predictor = DigestPredictor(tree, digest)
             self.predictor.on_interval = old.on_interval
             self.log.digest = self.predictor.after
 
@@ -323,25 +389,111 @@ class DiskStorage:
         """Apache writes snapshot.0 on an empty data dir and refuses logs without a snapshot;
         so do we, so that Apache can open a data dir we started."""
         if not snapshot_files(self.opts.snap_dir, self.disk):
-            path = write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled,
-                                  disk=self.disk, fmt=self.opts.snap_format)
-            log.info("Wrote initial snapshot %s", path)
+            log.info("Wrote initial snapshot %s", self._write_snapshot())
 
-    def append(self, entries: list[tuple[TxnHeader, object]]) -> None:
-        self._bytes += self.log.append(entries)
+    def append(self, entries: list[tuple[TxnHeader, object]],
+               digests: list[tuple[int, int] | None] | None = None) -> None:
+        """Log `entries` (pairs of TxnHeader and txn record, in zxid order). `digests`: the
+        (version, tree digest) a leader sent with each (None: none), written instead of ours, as
+        Apache's follower logs them. Ours are still predicted, since they follow the writes in
+        flight, and each that differs counts in `digest_mismatches`, with a warning: not fatal,
+        as in Apache 3.8."""
+        if digests is not None and self.predictor is not None and self.log.failed is None:
+            self._compare_digests(entries, digests)
+        self._bytes += self.log.append(entries, digests)
         self._count += len(entries)
         if self._count > self._roll_at or 0 < self._roll_bytes < self._bytes:
             self._snapshot()
 
+    def _compare_digests(self, entries: list[tuple[TxnHeader, object]],
+                         digests: list[tuple[int, int] | None]) -> None:
+        assert self.predictor is not None
+        after = self.predictor.after
+        for (hdr, txn), given in zip(entries, digests, strict=True):
+            ours = after(hdr, txn)
+            if given is None or ours is None or given[0] != DIGEST_VERSION or given[1] == ours:
+                continue
+            self.digest_mismatches += 1
+            # Warn at the 1st, 2nd, 4th, 8th...: a diverged member must not flood the log.
+            if self.digest_mismatches & (self.digest_mismatches - 1) == 0:
+                log.warning("Digest mismatch at zxid 0x%x: the leader's tree digest is %d, ours %d (%d mismatches "
+                            "so far)", hdr.zxid, given[1], ours, self.digest_mismatches)
+
+    def snapshot_now(self) -> str:
+        """Roll the log and write snapshot.<tree zxid> through the Disk on this thread (the
+        simulator cannot fork); return its path."""
+        self.log.roll()
+        self._reset_roll()
+        return self._write_snapshot()
+
+    def _write_snapshot(self) -> str:
+        return write_snapshot(self.opts.snap_dir, self.tree, self.sessions(), self.opts.digest_enabled,
+                              disk=self.disk, fmt=self.opts.snap_format)
+
     def _snapshot(self) -> None:
         self.log.roll()
         self._reset_roll()
+        if self.inline_snapshots:
+            try:
+                self._write_snapshot()
+            except OSError as e:  # as when a forked writer fails: logged, the member goes on
+                log.error("Writing snapshot %s failed: %s", snapshot_name(self.tree.last_processed_zxid), e)
+            return
         if self.taker is None:
             return
         if self.taker.busy:
             log.warning("Too busy to snap, skipping")  # as Apache: the log still rolls
             return
         self.taker.take(self.tree, self.sessions())
+
+    # ------------------------------------------------------------ rewriting the history
+
+    def truncate(self, zxid: int) -> Recovered:
+        """Zab TRUNC: make the history end at `zxid` (truncate_history) and go on from the state
+        rebuilt from disk: this storage logs and snapshots the returned tree from now on, and the
+        caller's core takes it with the returned sessions (and committed log). Its zxid is that
+        of the last txn kept; Apache then sets lastProcessedZxid to `zxid` itself. The next
+        append starts a new log file. StorageError when it cannot be done; an I/O error on the
+        way also stops the log for good (the member must stop, as Apache exits with 13)."""
+        self._quiesce()
+        try:  # it fsyncs the entries that stay, those of the open file included
+            rec = truncate_history(self.opts, zxid, self.tree.extended_types, self.disk)
+        except OSError as e:
+            self.log.fail(e)
+            raise StorageError(f"truncating the txn log to 0x{zxid:x} failed: {e}") from e
+        self._restart(rec.tree, rec.last_logged_zxid, rec.digest)
+        return rec
+
+    def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> str:
+        """Zab SNAP: from now on the member's history is `tree` and `sessions` at `zxid`. The
+        snapshot is durable before this returns, every old log entry and snapshot is gone (none
+        may be replayed on top of it), later appends go to a new log file, and the digest
+        predictor starts from this tree. Crash-atomic (rewrite.py). The caller's core takes the
+        same tree and sessions. Returns the snapshot's path."""
+        self._quiesce()
+        tree.last_processed_zxid = zxid
+        try:
+            path = install_files(self.opts.snap_dir, self.opts.log_dir, tree, sessions, self.opts.snap_format,
+                                 self.disk)
+        except OSError as e:
+            self.log.fail(e)
+            raise StorageError(f"installing the snapshot at 0x{zxid:x} failed: {e}") from e
+        log.info("Installed snapshot %s: %d znodes, %d sessions", path, len(tree.nodes), len(sessions))
+        self._restart(tree, zxid, None)
+        return path
+
+    def _quiesce(self) -> None:
+        """No snapshot of the old history may be published after a rewrite: wait for the one being
+        written. A failed log stays failed."""
+        if self.taker is not None:
+            self.taker.wait()
+        if self.log.failed is not None:
+            raise StorageError(f"the txn log failed earlier ({self.log.failed}); the history cannot change")
+
+    def _restart(self, tree: DataTree, zxid: int, digest: int | None) -> None:
+        self.use_tree(tree, digest)
+        self.log.restart_at(zxid)
+        self._reset_roll()
 
     def close(self) -> None:
         if getattr(self, "_purge_timer", None) is not None:

@@ -84,6 +84,21 @@ def truncate_durably(disk: Disk, path: str, length: int) -> None:
         disk.close(fd)
 
 
+def replace_durably(disk: Disk, path: str, data: bytes) -> None:
+    """Give `path` the contents `data` atomically: write `<path>.tmp`, fsync it, rename it over
+    `path`, fsync the directory. A crash leaves the old contents or the new, never a mix (Apache's
+    AtomicFileOutputStream, which leaves out the directory fsync)."""
+    tmp = path + ".tmp"
+    fd = disk.open_write(tmp)
+    try:
+        write_seq(disk, fd, data)
+        disk.fsync(fd)
+    finally:
+        disk.close(fd)
+    disk.rename(tmp, path)
+    disk.fsync_dir(os.path.dirname(path))
+
+
 class OsDisk:
     """The real disk."""
 

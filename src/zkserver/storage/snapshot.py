@@ -1,11 +1,12 @@
 """Snapshots in Apache ZooKeeper's version-2 format (FileSnap, SerializeUtils, DataTree).
 
-Layout: FileHeader{'ZKSN', 2, dbid -1}; int session count, {long id, int timeout}...; the ACL
-cache (int count, {long index, vector<ACL>}...); nodes in pre-order from the root, whose path
-is "": {ustring path, buffer data, long acl index, StatPersisted}; ustring "/" ends the tree;
-a seal (long Adler32 of every byte so far, ustring "/"); ZxidDigest{long zxid, int version,
-long digest} and a second seal. Snapshots that 3.9 writes add lastProcessedZxid and a third
-seal, which we accept and ignore. ACL index -1 means OPEN_ACL_UNSAFE.
+Layout: FileHeader{'ZKSN', 2, dbid -1}, then the body: int session count, {long id, int
+timeout}...; the ACL cache (int count, {long index, vector<ACL>}...); nodes, every parent before
+its children, from the root, whose path is "": {ustring path, buffer data, long acl index,
+StatPersisted}; ustring "/" ends the tree. Then a seal (long Adler32 of every byte so far,
+ustring "/"); ZxidDigest{long zxid, int version, long digest} and a second seal. Snapshots that
+3.9 writes add lastProcessedZxid and a third seal, which we accept and ignore. ACL index -1 means
+OPEN_ACL_UNSAFE. The body alone is what a leader streams after SNAP (storage/snapstream.py).
 
 Writing goes to a temp name that Apache's file scanner does not match (tmp.snapshot.<zxid>),
 is fsynced, renamed to snapshot.<zxid>, and the directory is fsynced: a crash leaves either no
@@ -25,6 +26,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..jute.codec import JuteError, Reader, encode_ustring
 from ..jute.records import STAT_PERSISTED, ACLList, encode_acl_list, read_acl_list
@@ -112,12 +114,13 @@ class SnapFormat:
         return ".gz" if self.compression == "gz" else ""
 
 
-def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
-                      disk: Disk = OS_DISK, fmt: SnapFormat | None = None) -> None:
-    """Serialize the tree and sessions to an open file."""
-    fmt = fmt or SnapFormat(digest=digest_enabled)
-    out = _SealedOut(fd, disk, gz=fmt.compression == "gz")
-    out.write(FILE_HEADER.pack(SNAP_MAGIC, 2, -1))
+class _Sink(Protocol):
+    def write(self, b: bytes | bytearray) -> None: ...
+
+
+def write_body(out: _Sink, tree: DataTree, sessions: dict[int, int]) -> int:
+    """Sessions, the ACL map, the nodes and the "/" that ends them (SerializeUtils.serializeSnapshot);
+    return the tree digest, computed on the way."""
     out.write(_INT.pack(len(sessions)))
     for sid, timeout in sessions.items():
         out.write(_SESSION.pack(sid, timeout))
@@ -127,6 +130,16 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
         out.write(_LONG.pack(i) + encode_acl_list(acl))
     digest = _write_nodes(out, tree, index)
     out.write(encode_ustring("/"))
+    return digest
+
+
+def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_enabled: bool = True,
+                      disk: Disk = OS_DISK, fmt: SnapFormat | None = None) -> None:
+    """Serialize the tree and sessions to an open file."""
+    fmt = fmt or SnapFormat(digest=digest_enabled)
+    out = _SealedOut(fd, disk, gz=fmt.compression == "gz")
+    out.write(FILE_HEADER.pack(SNAP_MAGIC, 2, -1))
+    digest = write_body(out, tree, sessions)
     out.seal()
     zxid = tree.last_processed_zxid
     if fmt.digest:
@@ -141,7 +154,7 @@ def write_snapshot_fd(fd: int, tree: DataTree, sessions: dict[int, int], digest_
 _NULL_DATA = b"\xff\xff\xff\xff"  # a node created with null data keeps it null, as Apache writes it
 
 
-def _write_nodes(out: _SealedOut, tree: DataTree, index: dict[ACLList, int]) -> int:
+def _write_nodes(out: _Sink, tree: DataTree, index: dict[ACLList, int]) -> int:
     """Write every node and return the tree digest (computed on the way, as digest.tree_digest
     does). The nodes go in the tree's dict order, which puts every parent before its children:
     a node enters the dict only while its parent exists, and a parent cannot leave it while it
@@ -175,9 +188,18 @@ def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], dige
                    disk: Disk = OS_DISK, fmt: SnapFormat | None = None) -> str:
     """Write snapshot.<tree zxid>[.gz] atomically (temp, fsync, rename, fsync dir); return its path."""
     fmt = fmt or SnapFormat(digest=digest_enabled)
-    zxid = tree.last_processed_zxid
-    tmp = os.path.join(snap_dir, f"{TMP_PREFIX}{zxid:x}.{os.getpid()}")
-    final = os.path.join(snap_dir, snapshot_name(zxid) + fmt.suffix)
+    tmp = write_snapshot_temp(snap_dir, tree, sessions, disk, fmt)
+    final = os.path.join(snap_dir, snapshot_name(tree.last_processed_zxid) + fmt.suffix)
+    disk.rename(tmp, final)
+    disk.fsync_dir(snap_dir)
+    return final
+
+
+def write_snapshot_temp(snap_dir: str, tree: DataTree, sessions: dict[int, int], disk: Disk,
+                        fmt: SnapFormat) -> str:
+    """Write the snapshot under a temp name no reader takes for a snapshot and fsync it; return
+    that path. Renaming it to snapshot_name(zxid) + fmt.suffix publishes it."""
+    tmp = os.path.join(snap_dir, f"{TMP_PREFIX}{tree.last_processed_zxid:x}.{os.getpid()}")
     fd = disk.open_write(tmp)
     try:
         write_snapshot_fd(fd, tree, sessions, fmt.digest, disk, fmt)
@@ -187,9 +209,7 @@ def write_snapshot(snap_dir: str, tree: DataTree, sessions: dict[int, int], dige
         disk.unlink(tmp)
         raise
     disk.close(fd)
-    disk.rename(tmp, final)
-    disk.fsync_dir(snap_dir)
-    return final
+    return tmp
 
 
 # ---------------------------------------------------------------- reading
@@ -256,14 +276,9 @@ def read_snapshot(path: str, extended_types: bool = False, disk: Disk = OS_DISK)
         magic, version, _dbid = r.int(), r.int(), r.long()
         if magic != SNAP_MAGIC or version != 2:
             raise StorageError(f"bad header: magic 0x{magic & 0xFFFFFFFF:x} version {version}")
-        sessions = {}
-        for _ in range(_count(r)):
-            sid = r.long()
-            sessions[sid] = r.int()
-        acls = _read_acls(r)
-        tree = _read_nodes(r, acls, extended_types)
+        tree, sessions, acl_count = read_body(r, extended_types)
         inp.check_seal()
-        snap = Snapshot(zxid, tree, sessions, path=path, acl_count=len(acls))
+        snap = Snapshot(zxid, tree, sessions, path=path, acl_count=acl_count)
         # What follows the tree is told apart by its size: ZxidDigest + seal (33 bytes),
         # lastProcessedZxid + seal (21), or both (54), as Apache's writer leaves them.
         if r.remaining >= _ZXID_DIGEST.size + _SEAL_SIZE and r.remaining != _LONG.size + _SEAL_SIZE:
@@ -277,6 +292,17 @@ def read_snapshot(path: str, extended_types: bool = False, disk: Disk = OS_DISK)
         raise StorageError(str(e)) from None
     tree.last_processed_zxid = zxid
     return snap
+
+
+def read_body(r: Reader, extended_types: bool) -> tuple[DataTree, dict[int, int], int]:
+    """What write_body wrote: (tree, sessions, ACLs known, OPEN_ACL_UNSAFE's -1 included). Raises
+    StorageError or JuteError (UnicodeDecodeError for a path that is not UTF-8) on other bytes."""
+    sessions = {}
+    for _ in range(_count(r)):
+        sid = r.long()
+        sessions[sid] = r.int()
+    acls = _read_acls(r)
+    return _read_nodes(r, acls, extended_types), sessions, len(acls)
 
 
 def _count(r: Reader) -> int:

@@ -16,6 +16,10 @@ up, the loop syncs each batch itself, so the first writes after start-up do not 
 A roll syncs the current file on the loop (once per roll) and closes it; the next entry opens
 log.<its zxid>.
 
+When a member's history is rewritten on disk (a truncation, an installed snapshot: rewrite.py),
+`restart_at(zxid)` drops the open file unsynced and counts durability from that zxid again; the
+next entry opens a new file, and a sync answer still out about an older file reports nothing.
+
 A failed write or fsync stops the log for good (no retry: after an fsync error the kernel may
 already have dropped the pages). Before it stops, it cuts the file back to the end of the last
 durable batch and syncs that, so the entries whose writers are told "failed" are not replayed
@@ -94,12 +98,18 @@ def sorted_files(directory: str, prefix: str, disk: Disk = OS_DISK) -> list[tupl
     return sorted(found)
 
 
-def encode_entry(hdr: TxnHeader, txn: object, digest: int | None) -> bytes:
-    """One complete log record: checksum, length, entry bytes, 0x42. The entry is joined at once
-    from the header and the record's own byte parts, with no Writer."""
-    body = _join((hdr.encode(),
+def encode_proposal(hdr: TxnHeader, txn: object, digest: int | None, version: int = DIGEST_VERSION) -> bytes:
+    """TxnHeader, txn record, optional TxnDigest{version, digest}: the body of a log entry and the
+    data of a PROPOSAL (Apache's Util.marshallTxnEntry). Joined at once from the header and the
+    record's own byte parts, with no Writer."""
+    return _join((hdr.encode(),
                   *(txn.parts() if txn is not None else ()),  # type: ignore[attr-defined]
-                  b"" if digest is None else TXN_DIGEST.pack(DIGEST_VERSION, digest)))
+                  b"" if digest is None else TXN_DIGEST.pack(version, digest)))
+
+
+def encode_entry(hdr: TxnHeader, txn: object, digest: int | None, version: int = DIGEST_VERSION) -> bytes:
+    """One complete log record: checksum, length, the proposal bytes, 0x42."""
+    body = encode_proposal(hdr, txn, digest, version)
     return _join((ENTRY_HEAD.pack(zlib.adler32(body), len(body)), body, b"B"))
 
 
@@ -134,9 +144,10 @@ class LogEntry:
     hdr: TxnHeader
     txn: object
     digest: tuple[int, int] | None
+    body: memoryview  # the entry's bytes as written (its PROPOSAL data), a view of the file
 
 
-_SKIPPED = LogEntry(0, None, None, None)  # type: ignore[arg-type]
+_SKIPPED = LogEntry(0, None, None, None, memoryview(b""))  # type: ignore[arg-type]
 _ZXID_AT = 12  # TxnHeader: long clientId, int cxid, long zxid, ...
 
 
@@ -157,17 +168,8 @@ class LogFile:
 
     def __iter__(self) -> Iterator[LogEntry]:
         data = self.data
-        if len(data) < FILE_HEADER.size:
-            self.bad_header = True
-            self.problem = f"file is {len(data)} bytes, shorter than its header"
-            return
-        magic, version, _dbid = FILE_HEADER.unpack_from(data, 0)
-        if magic != LOG_MAGIC or version != VERSION:
-            self.bad_header = True
-            self.problem = f"bad header: magic 0x{magic & 0xFFFFFFFF:x} version {version}"
-            return
-        pos = self.end = FILE_HEADER.size
-        while True:
+        pos = self._first_entry()
+        while pos is not None:
             entry, pos = self._next(data, pos)
             if entry is None:
                 return
@@ -175,35 +177,73 @@ class LogFile:
             if entry is not _SKIPPED:
                 yield entry
 
-    def _next(self, data: bytes, pos: int) -> tuple[LogEntry | None, int]:
+    def proposals(self) -> Iterator[tuple[int, memoryview]]:
+        """(zxid, entry bytes) of each good entry, checked but not decoded: what a leader sends a
+        lagging learner from disk."""
+        data = self.data
+        pos = self._first_entry()
+        while pos is not None:
+            body = self._frame(data, pos)
+            if body is None or len(body) < _ZXID_AT + 8:
+                if body is not None:
+                    self.problem = f"entry at offset {pos} is too short for a txn header"
+                return
+            pos = self.end = pos + ENTRY_HEAD.size + len(body) + 1
+            yield _LONG.unpack_from(body, _ZXID_AT)[0], body
+
+    def _first_entry(self) -> int | None:
+        """Check the file header; the offset of the first entry, or None."""
+        data = self.data
+        if len(data) < FILE_HEADER.size:
+            self.bad_header = True
+            self.problem = f"file is {len(data)} bytes, shorter than its header"
+            return None
+        magic, version, _dbid = FILE_HEADER.unpack_from(data, 0)
+        if magic != LOG_MAGIC or version != VERSION:
+            self.bad_header = True
+            self.problem = f"bad header: magic 0x{magic & 0xFFFFFFFF:x} version {version}"
+            return None
+        self.end = FILE_HEADER.size
+        return FILE_HEADER.size
+
+    def _frame(self, data: bytes, pos: int) -> memoryview | None:
+        """The body of the entry at `pos` once its length, checksum and end byte are right;
+        None at the end of the entries (`problem` set if that end is not a clean one)."""
         if pos + ENTRY_HEAD.size > len(data):
             if any(data[pos:]):
                 self.problem = f"partial entry header at offset {pos}"
-            return None, pos
+            return None
         crc, length = ENTRY_HEAD.unpack_from(data, pos)
         if length == 0:
             if crc != 0:
                 self.problem = f"entry of length 0 with checksum {crc} at offset {pos}"
-            return None, pos
+            return None
         body_at = pos + ENTRY_HEAD.size
         if length < 0 or length > _MAX_ENTRY or body_at + length + 1 > len(data):
             self.problem = f"entry at offset {pos} claims {length} bytes, past the end of the file"
-            return None, pos
+            return None
         body = memoryview(data)[body_at:body_at + length]
         if zlib.adler32(body) != crc:
             self.problem = f"checksum mismatch at offset {pos}"
-            return None, pos
+            return None
         if data[body_at + length] != EOR:
             self.problem = f"entry at offset {pos} lacks its end-of-record byte"
+            return None
+        return body
+
+    def _next(self, data: bytes, pos: int) -> tuple[LogEntry | None, int]:
+        body = self._frame(data, pos)
+        if body is None:
             return None, pos
-        if length >= _ZXID_AT + 8 and _LONG.unpack_from(data, body_at + _ZXID_AT)[0] <= self.skip_upto:
-            return _SKIPPED, body_at + length + 1
+        after = pos + ENTRY_HEAD.size + len(body) + 1
+        if len(body) >= _ZXID_AT + 8 and _LONG.unpack_from(body, _ZXID_AT)[0] <= self.skip_upto:
+            return _SKIPPED, after
         try:
             hdr, txn, digest = decode_entry(body)
         except JuteError as e:
             self.problem = f"entry at offset {pos} does not decode: {e}"
             return None, pos
-        return LogEntry(pos, hdr, txn, digest), body_at + length + 1
+        return LogEntry(pos, hdr, txn, digest, body), after
 
     def blank_after(self, offset: int) -> bool:
         """True when nothing but zeros follows `offset` (a clean preallocated tail)."""
@@ -285,6 +325,7 @@ class FileTxnLog:
         self._sock: socket.socket | None = None
         self._remove_reader: Callable[[int], object] | None = None
         self._given_gen = -1  # the newest file the syncer has been given
+        self._floor_gen = 0  # answers about files older than this (before a restart_at) are stale
         self._in_flight = False  # a sync request is out
         self._syncer_ready = False  # its READY_GEN answer has arrived
 
@@ -307,13 +348,19 @@ class FileTxnLog:
 
     # ------------------------------------------------------------ writing
 
-    def append(self, entries: list[tuple[TxnHeader, object]]) -> int:
+    def append(self, entries: list[tuple[TxnHeader, object]],
+               digests: list[tuple[int, int] | None] | None = None) -> int:
         """Write entries to the log; return the bytes they take. Durability is reported later
-        (inline mode: before this returns)."""
+        (inline mode: before this returns). `digests`: the (version, digest) to write with each
+        entry (None: none), instead of asking the `digest` callback."""
         if not entries or self.failed is not None:
             return 0
-        digest = self.digest
-        blob = b"".join([encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries])
+        if digests is not None:
+            blob = b"".join([encode_entry(hdr, txn, None) if d is None else encode_entry(hdr, txn, d[1], d[0])
+                             for (hdr, txn), d in zip(entries, digests, strict=True)])
+        else:
+            digest = self.digest
+            blob = b"".join([encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries])
         last = entries[-1][0].zxid
         self.last_zxid = last
         if self._call_soon is None and not self.manual:  # inline: errors go to the caller
@@ -324,7 +371,7 @@ class FileTxnLog:
         try:
             self._write(blob, entries[0][0].zxid, last, len(entries))
         except OSError as e:
-            self._fail(e)
+            self.fail(e)
             return 0
         if self._sock is not None:
             if not self._in_flight:
@@ -356,6 +403,22 @@ class FileTxnLog:
             return
         self._file = None
         self._close(f)
+
+    def restart_at(self, zxid: int) -> None:
+        """The member's history now ends at `zxid`, durably (a truncation or an installed
+        snapshot did that on disk): drop the open file unsynced, let the next append start a new
+        one, and count durability from `zxid` (reported as this mode reports it). A sync round
+        still out for an older file reports nothing."""
+        if self._file is not None:
+            self._close(self._file)
+            self._file = None
+        self._floor_gen = self._next_gen + 1
+        self.last_zxid = self._synced_zxid = zxid
+        self._reported_zxid = min(self._reported_zxid, zxid)
+        if self._call_soon is not None:
+            self._call_soon(self._report)
+        elif not self.manual:
+            self._report()
 
     def close(self) -> None:
         """Make everything written durable, report it, stop the syncer and close the files."""
@@ -397,7 +460,7 @@ class FileTxnLog:
         try:
             self._sync_round()
         except OSError as e:
-            self._fail(e)
+            self.fail(e)
             return False
         return True
 
@@ -429,7 +492,7 @@ class FileTxnLog:
             else:
                 self._sock.send(request)
         except OSError as e:  # the syncer is gone
-            self._fail(e)
+            self.fail(e)
             return
         self._given_gen = f.gen
         self._in_flight = True
@@ -441,10 +504,10 @@ class FileTxnLog:
             except BlockingIOError:
                 return
             except OSError as e:
-                self._fail(e)
+                self.fail(e)
                 return
             if not msg:
-                self._fail(OSError(errno.EPIPE, "the txn log's syncer process exited"))
+                self.fail(OSError(errno.EPIPE, "the txn log's syncer process exited"))
                 return
             answer = syncer.ANSWER.unpack(msg)
             if answer[0] == syncer.READY_GEN:
@@ -455,12 +518,13 @@ class FileTxnLog:
     def _answered(self, gen: int, zxid: int, pos: int, micros: int, err: int, report: bool = True) -> None:
         self._in_flight = False
         if err:
-            self._fail(OSError(err, f"fdatasync: {os.strerror(err)}"))
+            self.fail(OSError(err, f"fdatasync: {os.strerror(err)}"))
             return
         f = self._file
         if f is not None and f.gen == gen:
             f.durable_pos = max(f.durable_pos, pos)
-        self._synced_zxid = max(self._synced_zxid, zxid)
+        if gen >= self._floor_gen:
+            self._synced_zxid = max(self._synced_zxid, zxid)
         self._count_sync(micros / 1e6)
         if f is not None and f.durable_pos < f.pos:
             self._request_sync()
@@ -481,7 +545,7 @@ class FileTxnLog:
                     raise OSError(errno.EPIPE, "the txn log's syncer process exited")
                 self._answered(*syncer.ANSWER.unpack(msg), report=False)
         except OSError as e:
-            self._fail(e)
+            self.fail(e)
         self._sock = None
         sock.close()
         try:
@@ -500,7 +564,8 @@ class FileTxnLog:
             self._failure_reported = True
             self.on_failure(self.failed)
 
-    def _fail(self, exc: OSError) -> None:
+    def fail(self, exc: OSError) -> None:
+        """Stop the log for good: nothing more is written or reported durable."""
         if self.failed is not None:
             return
         self.failed = exc
@@ -523,6 +588,7 @@ class FileTxnLog:
             if f.durable_pos < f.pos:
                 disk.ftruncate(f.fd, f.durable_pos)
                 disk.fdatasync(f.fd)
+                self.last_zxid = self._synced_zxid
                 log.info("txn log cut back to offset %d, its last durable entry", f.durable_pos)
         except OSError as e:
             log.error("could not cut the txn log back to its last durable entry (%s): a restart "

@@ -1,0 +1,174 @@
+"""An ensemble member's shell: the QuorumPeer between a ServerRunner's core and its log, and
+the election and quorum ports on the event loop.
+
+Theory of operation. `ServerRunner` keeps serving the client port as it does standalone; in
+an ensemble it hands every turn's effects to this shell instead of writing them itself. Each
+`pump` takes the peer's Ready and carries it out in order: notifications to the election
+net, quorum bytes to their connections, the leader dial, closes, then the client frames.
+Inputs come back as calls on the peer (a notification, quorum bytes, a connection made or
+lost, the log durable up to a zxid) followed by a pump. One timer, re-armed after every pump
+at `peer.deadline()`, drives the election's polls, the roles' ticks and time-outs, and the
+core's session ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config import ServerConfig
+from ..proto.election_codec import ServerState
+from ..quorum.context import PeerSettings
+from ..quorum.election import ElectionSettings, FastLeaderElection
+from ..quorum.peer import QuorumPeer
+from ..quorum.verifier import QuorumVerifier, verifier_from_config
+from .election_net import ElectionNet, ElectionNetSettings
+from .election_runner import election_addresses, oracle_file_reader
+from .quorum_net import QuorumNet
+
+if TYPE_CHECKING:
+    from .server import ServerRunner
+
+log = logging.getLogger("zkserver.ensemble")
+
+
+@dataclass
+class EnsembleOptions:
+    """What an ensemble member needs beyond a standalone server's options."""
+
+    my_sid: int
+    verifier: QuorumVerifier
+    peer: PeerSettings
+    election: ElectionSettings
+    election_net: ElectionNetSettings
+    quorum_listen_all: bool = False  # quorumListenOnAllIPs
+
+    @classmethod
+    def from_config(cls, cfg: ServerConfig) -> EnsembleOptions:
+        assert cfg.server_id is not None, "the config loader requires a myid for an ensemble"
+        ask = oracle_file_reader(cfg.oracle_path) if cfg.oracle_path else None
+        verifier = verifier_from_config(cfg, ask)
+        props = cfg.properties
+        initial = props.get("zookeeper.testingonly.initialZxid")
+        peer = PeerSettings(
+            my_sid=cfg.server_id, tick_ms=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
+            observer=cfg.peer_type == "observer",
+            force_snapshot_sync=props.get("zookeeper.forceSnapshotSync", "false").lower() == "true",
+            commit_log_count=int(props.get("zookeeper.commitLogCount", "500")),
+            initial_zxid=int(initial) if initial else None)
+        return cls(cfg.server_id, verifier, peer, ElectionSettings.from_config(cfg),
+                   ElectionNetSettings.from_config(cfg), cfg.quorum_listen_on_all_ips)
+
+
+class EnsembleShell:
+    def __init__(self, runner: ServerRunner, opts: EnsembleOptions, peer_factory: Callable[[FastLeaderElection],
+                 QuorumPeer]):
+        self.runner = runner
+        self.opts = opts
+        election = FastLeaderElection(opts.my_sid, opts.verifier, not opts.peer.observer, opts.election)
+        self.peer = peer_factory(election)
+        peers = election_addresses(opts.verifier)
+        self.election_net = ElectionNet(opts.my_sid, peers.get(opts.my_sid, []), peers, self._notification,
+                                        opts.election_net)
+        self.quorum = QuorumNet(self._accepted, self._dialed, self._dial_failed, self._quorum_data, self._quorum_closed)
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        me = self.opts.verifier.members[self.opts.my_sid]
+        await self.quorum.listen(None if self.opts.quorum_listen_all else me.host, me.quorum_port)
+        await self.election_net.start()
+        self.peer.start()
+        self.runner.schedule_pump()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.election_net.close()
+        await self.quorum.stop()
+
+    # ------------------------------------------------------------ inputs
+
+    def _notification(self, sid: int, payload: bytes) -> None:
+        self.peer.election_message(sid, payload)
+        self.runner.schedule_pump()
+
+    def _accepted(self, cid: int) -> None:
+        self.peer.quorum_accepted(cid)
+        self.runner.schedule_pump()
+
+    def _dialed(self, cid: int) -> None:
+        self.peer.quorum_dialed(cid)
+        self.runner.schedule_pump()
+
+    def _dial_failed(self) -> None:
+        self.peer.quorum_dial_failed()
+        self.runner.schedule_pump()
+
+    def _quorum_data(self, cid: int, data: bytes) -> None:
+        self.peer.quorum_data(cid, data)
+        self.runner.schedule_pump()
+
+    def _quorum_closed(self, cid: int) -> None:
+        self.peer.quorum_closed(cid)
+        self.runner.schedule_pump()
+
+    def persisted(self, zxid: int) -> None:
+        self.peer.log_persisted(zxid)
+
+    def storage_failed(self, exc: BaseException) -> None:
+        self.peer.log_failed(str(exc))
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.peer.timer()
+        self.runner.pump()
+
+    # ------------------------------------------------------------ the turn
+
+    def pump(self) -> None:
+        """Carry out the peer's Ready (called from ServerRunner.pump)."""
+        ready = self.peer.take_ready()
+        for sid, payload in ready.election:
+            self.election_net.send(sid, payload)
+        for cid, chunks in ready.quorum.items():
+            self.quorum.write(cid, b"".join(chunks))
+        for sid in ready.dial:
+            spec = self.opts.verifier.members.get(sid)
+            if spec is None:
+                self.peer.quorum_dial_failed()
+                continue
+            timeout = self.opts.peer.tick_ms * self.opts.peer.init_limit / 1000
+            self.quorum.dial(spec.host, spec.quorum_port, timeout)
+        for cid in ready.close:
+            self.quorum.close(cid)
+        self.runner.write_client(ready.client)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._loop is None:
+            return
+        deadline = self.peer.deadline()
+        delay = max(0, deadline - self.runner.clock.mono_ms()) / 1000
+        if self._timer is not None:
+            if abs(self._timer.when() - (self._loop.time() + delay)) < 0.001:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_later(delay, self._fire)
+
+    # ------------------------------------------------------------ for the operator
+
+    @property
+    def mode(self) -> str:
+        """srvr's Mode: leader, follower, observer (or nothing while electing)."""
+        state = self.peer.state
+        if self.peer.core.role == "looking":
+            return ""
+        return {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower",
+                ServerState.OBSERVING: "observer"}.get(state, "")
