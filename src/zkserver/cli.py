@@ -14,7 +14,6 @@ from . import ZOOKEEPER_COMPAT_VERSION, __version__
 from .config import (
     ConfigError,
     ServerConfig,
-    ensemble_refusal_message,
     is_standalone,
     load_config,
     parse_system_properties,
@@ -22,6 +21,7 @@ from .config import (
 from .core import CoreSettings
 from .security import setup as security
 from .shell import gctune
+from .shell.election_net import ElectionBindError
 from .shell.server import ServerOptions, ServerRunner
 from .storage.database import StorageOptions
 from .storage.txnlog import StorageError
@@ -53,7 +53,13 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
 
 
 def server_options(cfg: ServerConfig) -> ServerOptions:
+    ensemble = None
+    if not is_standalone(cfg):
+        from .shell.ensemble import EnsembleOptions
+
+        ensemble = EnsembleOptions.from_config(cfg)
     return ServerOptions(
+        ensemble=ensemble,
         host=cfg.client_port_address,
         port=cfg.client_port if cfg.client_port is not None else 2181,
         settings=core_settings(cfg),
@@ -99,7 +105,12 @@ async def serve(cfg: ServerConfig) -> int:
     runner.stats.db_init_time.add(int((time.monotonic() - started) * 1000))
     ops = OpsServices(runner, cfg)
     await ops.start()
-    await runner.start()
+    try:
+        await runner.start()
+    except ElectionBindError as e:
+        print(f"zkserver: cannot start: {e}", file=sys.stderr)
+        await ops.stop()
+        return e.exit_code
     ops.attach()
     gctune.serving()
     log.info("zkserver %s (ZooKeeper %s protocol) serving on port %d; dataDir=%s",
@@ -156,9 +167,6 @@ def cmd_start(args: argparse.Namespace, props: dict[str, str]) -> int:
         log.warning("not logging to %s: %s", path, problem)
     for warning in cfg.warnings:
         log.warning("%s", warning)
-    if not is_standalone(cfg):
-        print(f"zkserver: {ensemble_refusal_message(cfg)}", file=sys.stderr)
-        return 2
     return _run_loop(serve(cfg))
 
 

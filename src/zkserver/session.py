@@ -60,6 +60,9 @@ class SessionTable:
     def __init__(self, tick_ms: int, server_id: int, secret: bytes, now_ms: int):
         self.tick_ms = tick_ms
         self.secret = secret
+        # In an ensemble every member must accept every member's sessions, Apache's included:
+        # passwords are then Apache's derivation (docs/compatibility.md).
+        self.apache_passwords = False
         self.sessions: dict[int, Session] = {}
         self.next_id = initial_session_id(server_id, now_ms)
         # expire_at -> session ids due then
@@ -69,6 +72,8 @@ class SessionTable:
         return (t // self.tick_ms + 1) * self.tick_ms
 
     def password(self, session_id: int) -> bytes:
+        if self.apache_passwords:
+            return apache_session_password(session_id)
         mac = hmac.new(self.secret, session_id.to_bytes(8, "big", signed=True), hashlib.sha256)
         return mac.digest()[:PASSWORD_LEN]
 

@@ -21,6 +21,7 @@ from zkserver.jute.records import CreateSessionTxn, TxnHeader
 from zkserver.proto.election_codec import ServerState
 from zkserver.quorum.context import PeerSettings
 from zkserver.quorum.peer import QuorumPeer
+from zkserver.storage.committed import CommittedLog
 from zkserver.storage.database import Recovered
 from zkserver.tree.datatree import DataTree
 
@@ -39,26 +40,6 @@ class MajorityVerifier:
     def __str__(self) -> str:
         return "".join(f"server.{s}=127.0.0.1:{2000 + s}:{3000 + s}:participant\n" for s in sorted(self.voters)) + \
             "version=0"
-
-
-class ListCommittedLog:
-    def __init__(self, limit: int = 500):
-        self.limit = limit
-        self.items: list[tuple[int, bytes]] = []
-
-    def zxids(self) -> list[int]:
-        return [z for z, _ in self.items]
-
-    def entries(self, zxids):
-        wanted = set(zxids)
-        return [(z, d) for z, d in self.items if z in wanted]
-
-    def add(self, zxid: int, data: bytes) -> None:
-        self.items.append((zxid, data))
-        del self.items[:-self.limit]
-
-    def clear(self) -> None:
-        self.items.clear()
 
 
 def _body(hdr: TxnHeader, txn: object) -> bytes:
@@ -209,7 +190,7 @@ class Node:
         settings = PeerSettings(self.sid, tick_ms=self.world.tick_ms, init_limit=self.world.init_limit,
                                 sync_limit=self.world.sync_limit, observer=observer)
         self.peer = QuorumPeer(settings, self.core, self.storage, self.world.verifier, self.election,
-                               ListCommittedLog(), self.world.clock,
+                               CommittedLog(), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
                                current_epoch=self.storage.epochs["currentEpoch"],
                                decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner)

@@ -8,9 +8,9 @@ shell both plug into (through the peer), and what the role tests fake.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..core import ServerCore
@@ -45,13 +45,14 @@ class Verifier(Protocol):
 
 
 class CommittedLog(Protocol):
-    """The last few hundred applied txns as PROPOSAL data (Apache's ZKDatabase.committedLog)."""
+    """The last few hundred applied txns as PROPOSAL data, oldest first (Apache's
+    ZKDatabase.committedLog; storage/committed.py)."""
 
-    def zxids(self) -> list[int]: ...
+    def __iter__(self) -> Iterator[Any]:
+        """Entries with `zxid` and `data`."""
+        ...
 
-    def entries(self, zxids: Iterable[int]) -> Iterable[tuple[int, bytes]]: ...
-
-    def add(self, zxid: int, data: bytes) -> None: ...
+    def add_encoded(self, zxid: int, data: bytes) -> None: ...
 
     def clear(self) -> None: ...
 
@@ -61,8 +62,10 @@ class MemberStorage(Protocol):
 
     last_logged_zxid: int
 
-    def append(self, entries: list[tuple[TxnHeader, object]], digests: list[int | None] | None = None) -> list[bytes]:
-        """Log txns (durability is reported later, to the peer); the PROPOSAL data of each."""
+    def append(self, entries: list[tuple[TxnHeader, object]],
+               digests: list[tuple[int, int] | None] | None = None) -> list[bytes]:
+        """Log txns (durability is reported later, to the peer); the PROPOSAL data of each.
+        `digests`: the (version, tree digest) the leader sent with each, to log as they are."""
         ...
 
     def truncate(self, zxid: int) -> Recovered: ...

@@ -324,8 +324,7 @@ class Leader:
     def _sync(self, link: LearnerLink, now_ms: int) -> None:
         """Queue the learner's catch-up, what is in flight, then NEWLEADER (syncFollower)."""
         peer = self.peer
-        log_zxids = peer.committed_log.zxids()
-        plan = plan_sync(link.last_zxid, log_zxids, peer.core.tree.last_processed_zxid,
+        plan = plan_sync(link.last_zxid, [p.zxid for p in peer.committed_log], peer.core.tree.last_processed_zxid,
                          peer.settings.force_snapshot_sync)
         if plan.kind == SyncKind.SNAP:
             tree = peer.core.tree
@@ -339,9 +338,11 @@ class Leader:
                      link.sid, link.last_zxid, len(plan.txns))
             kind = PacketType.DIFF if plan.kind == SyncKind.DIFF else PacketType.TRUNC
             peer.send(link.cid, QuorumPacket(kind, plan.zxid))
-            for zxid, data in peer.committed_log.entries(plan.txns):
-                peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, zxid, data))
-                peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
+            wanted = set(plan.txns)
+            for p in peer.committed_log:
+                if p.zxid in wanted:
+                    peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
+                    peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
         self._start_forwarding(link, plan.forward_from)
         peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.verifier).encode()))
         link.state = Link.AWAIT_NEWLEADER_ACK
@@ -482,7 +483,7 @@ class Leader:
         self.peer.core.persisted(upto)
         while self.to_be_applied and self.to_be_applied[0].zxid <= upto:
             p = self.to_be_applied.popleft()
-            self.peer.committed_log.add(p.zxid, p.data)
+            self.peer.committed_log.add_encoded(p.zxid, p.data)
 
     # ------------------------------------------------------------ time
 

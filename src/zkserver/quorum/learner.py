@@ -29,7 +29,6 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ..jute.codec import JuteError
 from ..jute.records import TxnHeader
 from ..proto.peer_codec import (
     LearnerInfo,
@@ -68,7 +67,7 @@ class Stage(IntEnum):
 class Txn:
     hdr: TxnHeader
     txn: object
-    digest: int | None
+    digest: tuple[int, int] | None  # (version, tree digest), as the leader sent it
     data: bytes
     synced: bool = False  # came with the sync, before NEWLEADER
 
@@ -147,7 +146,7 @@ class Learner:
                 self._sync_start(item)
             else:
                 self._syncing(item)
-        except (PeerProtocolError, JuteError) as e:
+        except ValueError as e:  # PeerProtocolError, JuteError, a snapshot that does not decode
             self.peer.role_failed(f"bad {packet_name(item.type) if isinstance(item, QuorumPacket) else 'snapshot'}"
                                   f" from leader {self.leader_sid}: {e}")
 
@@ -347,12 +346,12 @@ class Learner:
         last = self.last_queued
         self.last_queued = zxid
         if bugs.ACTIVE and "commit-hole" in bugs.ACTIVE:
-            return Txn(hdr, record, digest[1] if digest is not None else None, data)
+            return Txn(hdr, record, digest, data)
         # Within an epoch every zxid follows the last; a new epoch starts anywhere above 0
         # (zookeeper.testingonly.initialZxid starts it high).
         if (zxid >> 32 == last >> 32 and zxid != last + 1) or zxid >> 32 < last >> 32 or zxid & 0xFFFFFFFF == 0:
             raise PeerProtocolError(f"txn 0x{zxid:x} does not follow 0x{last:x} (a hole in the history)")
-        return Txn(hdr, record, digest[1] if digest is not None else None, data)
+        return Txn(hdr, record, digest, data)
 
     def _log(self, txn: Txn) -> None:
         self.peer.storage.append([(txn.hdr, txn.txn)], [txn.digest])
@@ -391,7 +390,7 @@ class Learner:
             queue.popleft()
             peer.core.apply_remote(head.hdr, head.txn)
             if not (head.synced and bugs.ACTIVE and "commit-hole" in bugs.ACTIVE):
-                peer.committed_log.add(head.hdr.zxid, head.data)
+                peer.committed_log.add_encoded(head.hdr.zxid, head.data)
 
     def logged_unapplied(self) -> list[Txn]:
         """What this learner logged but did not apply (to be applied when it goes LOOKING)."""

@@ -342,7 +342,7 @@ class QuorumPeer:
         for hdr, txn, data in sorted(pending, key=lambda p: p[0].zxid):
             if hdr.zxid > self.core.tree.last_processed_zxid:
                 self.core.apply_remote(hdr, txn)
-                self.committed_log.add(hdr.zxid, data)
+                self.committed_log.add_encoded(hdr.zxid, data)
         flushed = self.core.take_effects()
         self.ready.client.close.extend(flushed.close)
         if role is not None:

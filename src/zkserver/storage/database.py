@@ -28,6 +28,7 @@ from ..tree.datatree import DataTree
 from .committed import COMMIT_LOG_COUNT, CommittedLog
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
+from .epochs import write_long
 from .rewrite import finish_pending, install_files, truncate_files
 from .snapshot import (
     SnapFormat,
@@ -38,7 +39,8 @@ from .snapshot import (
     snapshot_name,
     write_snapshot,
 )
-from .txnlog import LOG_PREFIX, FileTxnLog, LogFile, StorageError, sorted_files
+from .snapstream import encode_snapshot_stream
+from .txnlog import ENTRY_OVERHEAD, LOG_PREFIX, FileTxnLog, LogFile, StorageError, sorted_files
 
 log = logging.getLogger("zkserver.storage")
 
@@ -392,18 +394,21 @@ class DiskStorage:
             log.info("Wrote initial snapshot %s", self._write_snapshot())
 
     def append(self, entries: list[tuple[TxnHeader, object]],
-               digests: list[tuple[int, int] | None] | None = None) -> None:
-        """Log `entries` (pairs of TxnHeader and txn record, in zxid order). `digests`: the
-        (version, tree digest) a leader sent with each (None: none), written instead of ours, as
-        Apache's follower logs them. Ours are still predicted, since they follow the writes in
-        flight, and each that differs counts in `digest_mismatches`, with a warning: not fatal,
-        as in Apache 3.8."""
+               digests: list[tuple[int, int] | None] | None = None) -> list[bytes]:
+        """Log `entries` (pairs of TxnHeader and txn record, in zxid order); return each one's
+        bytes as written (a leader proposes exactly those). `digests`: the (version, tree
+        digest) a leader sent with each (None: none), written instead of ours, as Apache's
+        follower logs them. Ours are still predicted, since they follow the writes in flight,
+        and each that differs counts in `digest_mismatches`, with a warning: not fatal, as in
+        Apache 3.8."""
         if digests is not None and self.predictor is not None and self.log.failed is None:
             self._compare_digests(entries, digests)
-        self._bytes += self.log.append(entries, digests)
+        bodies = self.log.append(entries, digests)
+        self._bytes += sum(map(len, bodies)) + ENTRY_OVERHEAD * len(bodies)
         self._count += len(entries)
         if self._count > self._roll_at or 0 < self._roll_bytes < self._bytes:
             self._snapshot()
+        return bodies
 
     def _compare_digests(self, entries: list[tuple[TxnHeader, object]],
                          digests: list[tuple[int, int] | None]) -> None:
@@ -445,6 +450,16 @@ class DiskStorage:
             log.warning("Too busy to snap, skipping")  # as Apache: the log still rolls
             return
         self.taker.take(self.tree, self.sessions())
+
+    # ------------------------------------------------------------ what Zab asks of a member's storage
+
+    def write_epoch(self, name: str, value: int) -> None:
+        """acceptedEpoch or currentEpoch, durably before this returns (QuorumPeer.writeLongToFile)."""
+        write_long(self.opts.snap_dir, name, value, self.disk)
+
+    def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
+        """The database as a leader streams it after SNAP."""
+        return encode_snapshot_stream(tree, sessions)
 
     # ------------------------------------------------------------ rewriting the history
 

@@ -54,6 +54,7 @@ LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
 VERSION = 2
 FILE_HEADER = struct.Struct(">iiq")
 ENTRY_HEAD = struct.Struct(">qi")  # Adler32 checksum, entry length
+ENTRY_OVERHEAD = ENTRY_HEAD.size + 1  # a record's bytes besides the entry's: its head and 0x42
 TXN_DIGEST = struct.Struct(">iq")
 _LONG = struct.Struct(">q")
 _join = b"".join
@@ -109,7 +110,11 @@ def encode_proposal(hdr: TxnHeader, txn: object, digest: int | None, version: in
 
 def encode_entry(hdr: TxnHeader, txn: object, digest: int | None, version: int = DIGEST_VERSION) -> bytes:
     """One complete log record: checksum, length, the proposal bytes, 0x42."""
-    body = encode_proposal(hdr, txn, digest, version)
+    return frame_entry(encode_proposal(hdr, txn, digest, version))
+
+
+def frame_entry(body: bytes) -> bytes:
+    """A log record around an entry's bytes: checksum, length, the bytes, 0x42."""
     return _join((ENTRY_HEAD.pack(zlib.adler32(body), len(body)), body, b"B"))
 
 
@@ -349,37 +354,39 @@ class FileTxnLog:
     # ------------------------------------------------------------ writing
 
     def append(self, entries: list[tuple[TxnHeader, object]],
-               digests: list[tuple[int, int] | None] | None = None) -> int:
-        """Write entries to the log; return the bytes they take. Durability is reported later
-        (inline mode: before this returns). `digests`: the (version, digest) to write with each
-        entry (None: none), instead of asking the `digest` callback."""
+               digests: list[tuple[int, int] | None] | None = None) -> list[bytes]:
+        """Write entries to the log; return each one's bytes (a PROPOSAL's data; the log adds
+        ENTRY_OVERHEAD to each). Durability is reported later (inline mode: before this
+        returns). `digests`: the (version, digest) to write with each entry (None: none),
+        instead of asking the `digest` callback."""
         if not entries or self.failed is not None:
-            return 0
+            return []
         if digests is not None:
-            blob = b"".join([encode_entry(hdr, txn, None) if d is None else encode_entry(hdr, txn, d[1], d[0])
-                             for (hdr, txn), d in zip(entries, digests, strict=True)])
+            bodies = [encode_proposal(hdr, txn, None) if d is None else encode_proposal(hdr, txn, d[1], d[0])
+                      for (hdr, txn), d in zip(entries, digests, strict=True)]
         else:
             digest = self.digest
-            blob = b"".join([encode_entry(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries])
+            bodies = [encode_proposal(hdr, txn, digest(hdr, txn) if digest else None) for hdr, txn in entries]
+        blob = b"".join([frame_entry(body) for body in bodies])
         last = entries[-1][0].zxid
         self.last_zxid = last
         if self._call_soon is None and not self.manual:  # inline: errors go to the caller
             self._write(blob, entries[0][0].zxid, last, len(entries))
             self._sync_round()
             self._report()
-            return len(blob)
+            return bodies
         try:
             self._write(blob, entries[0][0].zxid, last, len(entries))
         except OSError as e:
             self.fail(e)
-            return 0
+            return []
         if self._sock is not None:
             if not self._in_flight:
                 self._request_sync()
         elif self._call_soon is not None and not self.force_sync:
             self._synced_zxid = last
             self._call_soon(self._report)
-        return len(blob)
+        return bodies
 
     def _write(self, blob: bytes, first: int, last: int, count: int) -> None:
         f = self._file
