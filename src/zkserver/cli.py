@@ -86,6 +86,7 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         serialize_last_processed_zxid=cfg.serialize_last_processed_zxid_enabled,
         autopurge_snap_retain_count=cfg.autopurge_snap_retain_count,
         autopurge_purge_interval=cfg.autopurge_purge_interval,
+        autocreate_dirs=cfg.datadir_autocreate,
     )
 
 

@@ -25,6 +25,7 @@ from .tree.watches import PERSISTENT, RECURSIVE, STANDARD
 
 if TYPE_CHECKING:
     from .core import Conn, ServerCore
+    from .tree.datatree import ZNode
 
 
 def _node_for_read(core: ServerCore, conn: Conn, path: str, perm: int = Perm.READ):
@@ -42,9 +43,13 @@ def get_data(core: ServerCore, conn: Conn, r: Reader) -> bytes:
 
 def _get_data(core: ServerCore, conn: Conn, path: str, watch: bool) -> bytes:
     node = _node_for_read(core, conn, path)
+    tree = core.tree
     if watch:
-        core.tree.add_watch(path, conn, child=False)
-    return encode_buffer(node.data) + core.tree.client_stat(node)
+        tree.add_watch(path, conn, child=False)
+    data = node.data
+    if tree.namespace_stats is not None:
+        tree.namespace_stats.read(path, len(data) if data else 0)
+    return encode_buffer(data) + tree.client_stat(node)
 
 
 def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
@@ -58,6 +63,8 @@ def exists(core: ServerCore, conn: Conn, r: Reader) -> bytes:
         core.tree.add_watch(path, conn, child=False)
     if node is None:
         raise KeeperError(Err.NO_NODE, path)
+    if core.tree.namespace_stats is not None:
+        core.tree.namespace_stats.read(path, 0)
     return core.tree.client_stat(node)
 
 
@@ -68,16 +75,25 @@ def _children(core: ServerCore, conn: Conn, path: str, watch: bool):
     return node
 
 
+def _child_names(core: ServerCore, path: str, node: ZNode) -> bytes:
+    wire = core.tree.encoded_children(path, node)
+    if core.tree.namespace_stats is not None:
+        # Apache counts the names' lengths: the vector less its count and each name's length prefix
+        # (UTF-8 bytes where Java counts UTF-16 units: the same for ASCII names).
+        core.tree.namespace_stats.read(path, len(wire) - 4 - 4 * len(node.children))
+    return wire
+
+
 def get_children(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, watch = read_path_watch(r)
     node = _children(core, conn, path, watch)
-    return core.tree.encoded_children(path, node)
+    return _child_names(core, path, node)
 
 
 def get_children2(core: ServerCore, conn: Conn, r: Reader) -> bytes:
     path, watch = read_path_watch(r)
     node = _children(core, conn, path, watch)
-    return core.tree.encoded_children(path, node) + core.tree.client_stat(node)
+    return _child_names(core, path, node) + core.tree.client_stat(node)
 
 
 def get_acl(core: ServerCore, conn: Conn, r: Reader) -> bytes:
@@ -212,7 +228,7 @@ def multi_read(core: ServerCore, conn: Conn, r: Reader) -> bytes:
             if op.op == Op.GET_DATA:
                 body = _get_data(core, conn, path, watch)
             else:
-                body = core.tree.encoded_children(path, _children(core, conn, path, watch))
+                body = _child_names(core, path, _children(core, conn, path, watch))
             w.raw(MULTI_HEADER.pack(op.op, False, 0)).raw(body)
         except KeeperError as e:
             w.raw(MULTI_HEADER.pack(Op.ERROR, False, e.code)).int(e.code)

@@ -24,6 +24,7 @@ from tests.support.servers import (
     RunningServer,
     _start,
     skip_if_no_apache,
+    start_apache,
     start_zkserver,
 )
 
@@ -151,7 +152,7 @@ def test_cons_dump_and_watch_dumps_have_apaches_layout(pair: Pair) -> None:
 
 def test_mntr_keys_are_apaches(pair: Pair) -> None:
     ours = _keys(pair.fl("zkserver", "mntr"), "\t")
-    theirs = [k for k in _keys(pair.fl("apache", "mntr"), "\t") if not k.endswith("_per_namespace")]
+    theirs = _keys(pair.fl("apache", "mntr"), "\t")
     assert set(theirs) <= set(ours), set(theirs) - set(ours)
     extra = {re.sub(r"^zk_(avg_|min_|max_|cnt_|sum_)?", "", k) for k in set(ours) - set(theirs)}
     assert extra <= SINCE_39, extra
@@ -159,6 +160,56 @@ def test_mntr_keys_are_apaches(pair: Pair) -> None:
     for key in ("zk_server_state", "zk_znode_count", "zk_ephemerals_count", "zk_global_sessions",
                 "zk_watch_count", "zk_approximate_data_size", "zk_outstanding_requests"):
         assert values["zkserver"][key] == values["apache"][key], key
+
+
+def test_per_namespace_metrics_are_apaches(pair: Pair) -> None:
+    # The same requests on both (_make_state): the same reads and writes of namespace "a",
+    # the same bytes by DataTree.updateReadStat/updateWriteStat, in the same mntr order.
+    lines = {k: [line for line in pair.fl(k, "mntr").splitlines() if "_per_namespace" in line]
+             for k in pair.servers}
+    assert lines["zkserver"] == lines["apache"]
+    assert "zk_cnt_a_read_per_namespace\t4" in lines["apache"]  # get, get_children, exists; b's get
+    assert "zk_cnt_a_write_per_namespace\t3" in lines["apache"]  # /a, /a/b, /a/e
+
+
+def _namespace_workload(server: RunningServer) -> list[str]:
+    """Every operation Apache's DataTree counts (and some it does not), then mntr's per-namespace lines."""
+    client = KazooClient(hosts=server.hosts, timeout=10)
+    client.start()
+    try:
+        client.ensure_path("/app/x")
+        client.set("/app/x", b"hello")
+        client.get("/app/x")
+        client.get_children("/app", include_data=True)
+        client.exists("/app/x")
+        client.exists("/app/missing")  # NoNode: not counted
+        client.get_acls("/app/x")  # not counted
+        client.delete("/app/x")
+        client.create("/other", "\u00e9t\u00e9".encode())  # data bytes, not characters
+        client.get("/")  # the root: no namespace
+        client.exists("/zookeeper")
+        client.get_children("/zookeeper")
+        with client.transaction() as txn:
+            txn.create("/app/m", b"12")
+            txn.set_data("/other", b"")
+        client.create("/app/e", b"x", ephemeral=True)
+    finally:
+        client.stop()  # its ephemeral goes: a delete
+        client.close()
+    return [line for line in server.four_letter("mntr").splitlines() if "_per_namespace" in line]
+
+
+def test_per_namespace_metrics_follow_apache_for_each_operation(tmp_path: Path) -> None:
+    skip_if_no_apache()
+    lines = {}
+    for kind, starter in (("apache", start_apache), ("zkserver", start_zkserver)):
+        server = starter(tmp_path / kind)
+        try:
+            lines[kind] = _namespace_workload(server)
+        finally:
+            server.stop()
+    assert lines["zkserver"] == lines["apache"]
+    assert "zk_cnt_app_write_per_namespace\t7" in lines["apache"]
 
 
 def test_small_words(pair: Pair) -> None:
@@ -178,7 +229,7 @@ def test_admin_json_field_names_match_apache(pair: Pair) -> None:
                 assert set(ours) == set(theirs)
             continue
         if name == "monitor":
-            missing = {k for k in theirs if not k.endswith("_per_namespace")} - set(ours)
+            missing = set(theirs) - set(ours)
             assert not missing, missing
             continue
         assert list(ours) == list(theirs), name
@@ -223,3 +274,6 @@ def test_prometheus_names_types_from_apache_mntr(pair: Pair) -> None:
     assert families["readlatency"].samples[-2].value > 0  # _count: the kazoo reads above
     ops = {s.labels["op"]: s.value for s in families["zkserver_requests"].samples}
     assert ops["getData"] >= 2 and ops["create"] >= 1
+    # Apache's labelled summaries: label key = the namespace (count and sum; no quantile kept)
+    reads = {(s.name, s.labels["key"]): s.value for s in families["read_per_namespace"].samples}
+    assert reads[("read_per_namespace_count", "a")] >= 4 and reads[("read_per_namespace_sum", "a")] > 0

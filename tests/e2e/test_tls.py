@@ -156,12 +156,31 @@ def test_type_by_property_and_password_files(kind: str, pki: Pki, ids: dict[str,
         assert tls_session(server.secure_port, pki, ids["alice"])
 
 
-def test_unguessable_store_type_stops_startup(pki: Pki, ids: dict[str, Identity], tmp_path: Path) -> None:
-    key_store = tmp_path / "server-store.bin"
-    key_store.write_bytes(ids["server"].p12.read_bytes())
-    cfg = server_ssl_cfg(pki, ids["server"], "jks", **{"ssl.keyStore.location": str(key_store)})
-    with pytest.raises(Exception, match="auto-detect store file type"):
-        start("zkserver", tmp_path / "zk", cfg)
+@pytest.mark.parametrize("kind", KINDS)
+def test_stores_that_cannot_be_loaded_fail_tls_clients_not_the_start(kind: str, pki: Pki, ids: dict[str, Identity],
+                                                                      tmp_path: Path) -> None:
+    """Apache's Netty factory builds its SSL context per connection: a key store that is missing at
+    start-up (or of a type no one can guess) fails the TLS clients, and the plain port serves."""
+    stores = tmp_path / kind / "stores"
+    stores.mkdir(parents=True)
+    missing = stores / "later.p12"
+    unguessable = stores / "server-store.bin"
+    unguessable.write_bytes(ids["server"].p12.read_bytes())
+    for location in (missing, unguessable):
+        cfg = server_ssl_cfg(pki, ids["server"], "p12", **{"ssl.keyStore.location": str(location)})
+        with serving(kind, tmp_path / kind / location.suffix[1:], cfg) as server:
+            assert plain_ok(server)
+            assert not tls_session(server.secure_port, pki, ids["alice"])
+            if location is not missing:
+                continue
+            missing.write_bytes(ids["server"].p12.read_bytes())  # the store arrives: next connections work
+            deadline = time.monotonic() + 10
+            while not tls_session(server.secure_port, pki, ids["alice"]):
+                assert time.monotonic() < deadline, "the key store was never loaded"
+                time.sleep(0.3)
+            if kind == "zkserver":
+                assert "TLS connections are closed until the key and trust stores can be loaded" in \
+                    server.log_path.read_text()
 
 
 # ----------------------------------------------------------------------------- client auth

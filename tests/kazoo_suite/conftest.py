@@ -1,106 +1,99 @@
-"""kazoo's own tests against zkserver: the hook, the server choice and the known failures.
+"""kazoo's own test suite, run through kazoo's own harness, unchanged.
 
-The test modules here re-export a slice of ``kazoo.tests`` (harness.py tells how kazoo's
-Java cluster is replaced; ZKSERVER_KAZOO_TARGET=thread|subprocess|apache picks the server).
-Tests known to fail are marked xfail with the reason, per target. None of them is a
-zkserver bug today: they need an ensemble (they fail against one Apache server too, so they
-are not run), or they race with the server's speed. Not strict: a test that starts to pass
-shows up as XPASS. A zkserver bug found by this suite is listed here as such until fixed.
+Each test module here re-exports one module of ``kazoo.tests``. kazoo's harness starts its
+cluster with `java ... QuorumPeerMain zoo.cfg` from PATH; for the default target, zkserver,
+tests/support/java-shim/java comes first on PATH and turns that command into
+`python -m zkserver start <kazoo's -D flags> <kazoo's zoo.cfg>` (tests/support/kazoo_cluster.py).
+Nothing of kazoo is patched: its zoo.cfg, jaas.conf, JKS stores and flags reach zkserver as they
+reach Java. A KDC for kazoo's GSSAPI tests is started when the MIT tools are installed.
 
-    python -m pytest tests/kazoo_suite                        # ~1 min, in-process server
-    ZKSERVER_KAZOO_TARGET=apache python -m pytest tests/kazoo_suite   # the same, on Apache
+    python -m pytest tests/kazoo_suite                                   # zkserver, ~2.5 min
+    ZKSERVER_KAZOO_TARGET=apache python -m pytest tests/kazoo_suite      # the same on Apache 3.8
+    ZOOKEEPER_CLUSTER_SIZE=3 ...                                         # kazoo's default size
+
+The size is 1 until the ensemble lands (kazoo's own default is 3; kazoo's cluster form with
+observers is ZOOKEEPER_OBSERVER_START_ID). The tests listed in NEEDS_ENSEMBLE fail against one
+Apache server too; they are not run at size 1. Every other test passes against one Apache 3.8
+server through this same harness, and must pass against zkserver. kazoo's gevent and eventlet
+handler tests skip on both unless those packages are installed (they are not in the test extra).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.kazoo_suite.harness import TARGETS, StandaloneCluster, kazoo_imports, target
-
-with kazoo_imports():
-    import kazoo.testing.harness as kazoo_harness
+from tests.support.kazoo_cluster import TARGETS, kazoo_environment, kazoo_kdc, server_logs
 
 log = logging.getLogger(__name__)
 
-# Bounds each kazoo test; the whole slice runs in about a minute.
-TEST_TIMEOUT = 60
-ALL_TARGETS = frozenset(TARGETS)
+TEST_TIMEOUT = 120  # per kazoo test; the slowest (session expiry, restarts) take ~15 s
+DEFAULT_SIZE = 1
 
-ENSEMBLE = ("needs a 3-server ensemble (kazoo's harness default): fails against a standalone Apache"
-            " ZooKeeper too, so it is not run")
-RECONFIG = ("reconfig needs an ensemble: a standalone Apache 3.8 answers UNIMPLEMENTED (zkserver:"
-            " RECONFIG_DISABLED), so it is not run")
-DROP_RACE = ("timing race in the test: it needs the server to answer a 1 MB setData later than the"
-             " client handles its own queued connection drop; in-process, the server sometimes wins")
-JVM_RESTART = ("fails against Apache 3.8 here: after the JVM restarts, the client's reconnect (socket"
-               " time-out during read) takes longer than the test's 5 s")
-
-# node id below tests/kazoo_suite/ -> (targets it applies to, reason, run it?)
-KNOWN_FAILURES: dict[str, tuple[frozenset[str], str, bool]] = {
-    "test_kazoo_client.py::TestClient::test_update_host_list": (ALL_TARGETS, ENSEMBLE, False),
-    "test_kazoo_connection.py::TestReadOnlyMode::test_read_only": (ALL_TARGETS, ENSEMBLE, False),
-    "test_kazoo_client.py::TestReconfig::test_add_remove_observer": (ALL_TARGETS, RECONFIG, False),
-    "test_kazoo_client.py::TestReconfig::test_bad_input": (ALL_TARGETS, RECONFIG, False),
-    "test_kazoo_client.py::TestReconfig::test_no_super_auth": (ALL_TARGETS, RECONFIG, False),
-    "test_kazoo_connection.py::TestConnectionDrop::test_connection_dropped": (
-        frozenset({"thread"}), DROP_RACE, True),
-    "test_kazoo_client.py::TestClient::test_request_queuing_session_expired": (
-        frozenset({"apache"}), JVM_RESTART, True),
-    "test_kazoo_client.py::TestClient::test_request_queuing_session_recovered": (
-        frozenset({"apache"}), JVM_RESTART, True),
+ENSEMBLE = "needs an ensemble: fails against one Apache 3.8 server through the same harness too"
+RECONFIG = ("reconfig needs an ensemble: one Apache 3.8 server through the same harness answers"
+            " UNIMPLEMENTED too")
+# node id below tests/kazoo_suite/ -> why it cannot pass with one server
+NEEDS_ENSEMBLE: dict[str, str] = {
+    "test_kazoo_client.py::TestClient::test_update_host_list": ENSEMBLE,
+    "test_kazoo_connection.py::TestReadOnlyMode::test_read_only": ENSEMBLE,
+    "test_kazoo_client.py::TestReconfig::test_add_remove_observer": RECONFIG,
+    "test_kazoo_client.py::TestReconfig::test_bad_input": RECONFIG,
+    "test_kazoo_client.py::TestReconfig::test_no_super_auth": RECONFIG,
 }
 
 
+def target() -> str:
+    name = os.environ.get("ZKSERVER_KAZOO_TARGET", "zkserver")
+    if name not in TARGETS:
+        raise pytest.UsageError(f"ZKSERVER_KAZOO_TARGET={name!r}: expected one of {', '.join(TARGETS)}")
+    return name
+
+
+def cluster_size() -> int:
+    return int(os.environ.get("ZOOKEEPER_CLUSTER_SIZE", DEFAULT_SIZE))
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kazoo: one of kazoo's own tests, run against zkserver")
+    config.addinivalue_line("markers", "kazoo: one of kazoo's own tests, through kazoo's own harness")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "kazoo_suite" not in item.nodeid:
+        if "kazoo_suite/" not in item.nodeid:
             continue
         item.add_marker(pytest.mark.kazoo)
         item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
-        if target() == "apache":
-            item.add_marker(pytest.mark.apache)
-        local_id = item.nodeid.split("kazoo_suite/", 1)[-1]
-        known = KNOWN_FAILURES.get(local_id)
-        if known is not None and target() in known[0]:
-            _, reason, run = known
-            item.add_marker(pytest.mark.xfail(reason=reason, run=run, strict=False))
+        item.add_marker(pytest.mark.apache)  # the apache target, and the classpath, need the package
+        why = NEEDS_ENSEMBLE.get(item.nodeid.split("kazoo_suite/", 1)[-1])
+        if why is not None and cluster_size() == 1:
+            item.add_marker(pytest.mark.xfail(reason=why, run=False, strict=True))
 
 
-_cluster: StandaloneCluster | None = None
+@pytest.fixture(scope="package", autouse=True)
+def _kazoo_harness_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """kazoo's variables for the whole package; kazoo's cluster is terminated at its end."""
+    from tests.support.kdc import kdc_available
+    from tests.support.servers import skip_if_no_apache
 
-
-def get_cluster() -> StandaloneCluster:
-    """Our kazoo.testing.harness.get_global_cluster: one cluster for the whole run."""
-    global _cluster
-    if _cluster is None:
-        _cluster = StandaloneCluster(target())
-    return _cluster
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _kazoo_cluster_is_zkserver() -> Iterator[None]:
-    if target() == "apache":
-        from tests.support.servers import skip_if_no_apache
-
-        skip_if_no_apache()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kazoo_harness, "get_global_cluster", get_cluster)
-        try:
-            yield
-        finally:
-            if _cluster is not None:
-                _cluster.close()
+    skip_if_no_apache()  # the JVM target, and the Apache classpath kazoo passes in both
+    # Without the MIT tools KRB5_TEST_ENV stays unset and kazoo skips its GSSAPI tests itself
+    # (in CI .ci/test installs them).
+    kdc = kazoo_kdc(tmp_path_factory.mktemp("kazoo-kdc")) if kdc_available() else contextlib.nullcontext({})
+    with kdc as kdc_env, kazoo_environment(target(), size=cluster_size(), extra=kdc_env):
+        yield
 
 
 def pytest_exception_interact(node: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
-    # As kazoo's own conftest: show the server's log when a test fails.
-    if _cluster is not None and "kazoo_suite" in getattr(node, "nodeid", ""):
-        for line in _cluster.get_logs():
+    # As kazoo's own conftest: show the servers' logs when a test fails.
+    if "kazoo_suite/" not in getattr(node, "nodeid", ""):
+        return
+    from kazoo.testing import harness
+
+    if harness.CLUSTER is not None:
+        for line in server_logs(harness.CLUSTER):
             log.error("%s", line)

@@ -1,6 +1,3 @@
-"""kazoo's own tests from kazoo/tests/test_lock.py, run against zkserver (see conftest.py)."""
+"""kazoo's own tests from kazoo/tests/test_lock.py, run through kazoo's own harness (see conftest.py)."""
 
-from tests.kazoo_suite.harness import kazoo_imports
-
-with kazoo_imports():
-    from kazoo.tests.test_lock import *  # noqa: F403
+from kazoo.tests.test_lock import *  # noqa: F403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 
@@ -14,3 +15,27 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """Return the first of `count` consecutive ports that were all free a moment ago.
+
+    For harnesses that derive every port from one offset (kazoo's ZOOKEEPER_PORT_OFFSET). Each
+    port is tried on the wildcard address, as servers without a client address bind it. The
+    bases are drawn at random from a range the kernel does not hand out as ephemeral ports.
+    """
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 32000 - count)
+        if all(_bindable(port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True

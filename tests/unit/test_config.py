@@ -185,12 +185,7 @@ def test_error_message_names_file_line_and_reason() -> None:
         ("clientPortAddress=127.0.0.1", "clientPortAddress: is set but clientPort is not set"),
         ("secureClientPortAddress=::1", "secureClientPortAddress: is set but secureClientPort is not set"),
         ("jvm.pause.warn-threshold.ms=soon", "jvm.pause.warn-threshold.ms: 'soon' is not a number"),
-        ("snapCount=many", "snapCount: 'many' is not a number"),
-        ("forceSync=false", "forceSync: 'false' is not yes or no"),
-        ("skipACL=true", "skipACL: 'true' is not yes or no"),
-        ("extendedTypesEnabled=on", "extendedTypesEnabled: 'on' is not true or false"),
-        ("snapshot.compression.method=zip", "snapshot.compression.method: 'zip' is not gz, snappy or empty"),
-        ("admin.serverPort=80800", "admin.serverPort: 80800 is not a port number (0..65535)"),
+        ("DigestAuthenticationProvider.digestAlg=", "DigestAuthenticationProvider.digestAlg: empty value"),
         ("metricsProvider.httpPort=x", "metricsProvider.httpPort: 'x' is not a number"),
         ("ssl.clientAuth=maybe", "ssl.clientAuth: 'maybe' is not none, want or need"),
         ("enforce.auth.enabled=true", "enforce.auth.enabled: is true but zookeeper.enforce.auth.schemes"
@@ -305,9 +300,53 @@ def test_given_properties_are_not_mutated() -> None:
 
 
 def test_bad_minus_d_value_names_the_property() -> None:
-    err = error_of(BASE, props={"zookeeper.globalOutstandingLimit": "lots"})
+    err = error_of(BASE, props={"jute.maxbuffer": "0"})
     assert err.path is None
-    assert str(err) == "system property zookeeper.globalOutstandingLimit: 'lots' is not a number"
+    assert str(err) == "system property jute.maxbuffer: '0' must be positive"
+
+
+@pytest.mark.parametrize(
+    ("line", "attribute", "value", "why"),
+    [
+        # Integer.getInteger, Long.getLong and their try/catch readers: the default.
+        ("snapCount=many", "snap_count", 100000, "'many' is not a number; ZooKeeper reads it as 100000"),
+        ("preAllocSize=64M", "pre_alloc_size_kb", 65536, "'64M' is not a number; ZooKeeper reads it as 65536"),
+        ("globalOutstandingLimit=1k", "global_outstanding_limit", 1000, "reads it as 1000"),
+        ("admin.serverPort=80800", "admin_server_port", 8080,
+         "80800 is not a port number (0..65535); ZooKeeper reads it as 8080"),
+        ("snapshot.compression.method=zip", "snapshot_compression_method", "",
+         "'zip' is not gz, snappy or empty; ZooKeeper reads it as ''"),
+        ("fsync.warningthresholdms=1s", "fsync_warning_threshold_ms", 1000,
+         "'1s' is not a number; ZooKeeper ignores it"),
+        # Boolean.parseBoolean / getBoolean: every word but true is false.
+        ("extendedTypesEnabled=on", "extended_types_enabled", False,
+         "'on' is not true or false; ZooKeeper reads it as false"),
+        ("digest.enabled=yes", "digest_enabled", False, "reads it as false"),
+        ("admin.enableServer=yes", "admin_enable_server", False, "reads it as false"),
+        # equals("yes") and !equals("no"): forceSync=false still fsyncs, skipACL=true still checks.
+        ("forceSync=false", "force_sync", True, "'false' is not yes or no; ZooKeeper reads it as true"),
+        ("skipACL=true", "skip_acl", False, "'true' is not yes or no; ZooKeeper reads it as false"),
+    ],
+)
+def test_malformed_property_starts_with_apaches_reading_and_a_warning(line: str, attribute: str, value: object,
+                                                                      why: str) -> None:
+    cfg = load(BASE, line)
+    assert getattr(cfg, attribute) == value
+    key = line.split("=", 1)[0]
+    [warning] = [w for w in cfg.warnings if w.startswith(f"zoo.cfg:2: {key}: ")]
+    assert why in warning and warning.endswith(", and so does zkserver")
+
+
+def test_malformed_minus_d_property_warns_with_the_property_name() -> None:
+    cfg = load(BASE, props={"jute.maxbuffer": "1M", "readonlymode.enabled": "yes"})
+    assert cfg.jute_max_buffer == 0xFFFFF and cfg.read_only_mode_enabled is False
+    assert "system property jute.maxbuffer: '1M' is not a number; ZooKeeper reads it as 1048575, and so does" \
+           " zkserver" in cfg.warnings
+
+
+def test_empty_client_port_address_is_the_loopback_address() -> None:
+    # InetAddress.getByName(""): Apache listens on the loopback address.
+    assert load(BASE, "clientPort=2181", "clientPortAddress=").client_port_address == "127.0.0.1"
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import time
 
 from zkserver.ops.admin import RateLimiter
 from zkserver.ops.loopmon import LoopMonitor
-from zkserver.ops.metrics import CATALOGUE, SINCE_39
-from zkserver.ops.stats import Summary
+from zkserver.ops.metrics import CATALOGUE, SINCE_39, namespace_values
+from zkserver.ops.stats import NamespaceStats, Summary, namespace_summary
 
 
 def test_summary_min_max_avg_quantiles_and_reset() -> None:
@@ -21,6 +21,32 @@ def test_summary_min_max_avg_quantiles_and_reset() -> None:
     assert 49 <= s.quantile(0.5) <= 52 and s.quantile(0.99) >= 99
     s.reset()
     assert (s.count, s.minimum()) == (0, 0)
+
+
+def test_per_namespace_summaries_follow_apaches_data_tree() -> None:
+    ns = NamespaceStats()
+    ns.read("/app/x", 5)  # path 6 + data 5 + the Stat's 68
+    ns.read("/app", 0)
+    ns.read("/", 0)  # the root has no namespace
+    ns.write("/app/x", 5)
+    ns.write("/zookeeper/quota", 0)
+    assert namespace_summary(ns.reads.namespaces["app"]) == (75.5, 72, 79, 2, 151)
+    assert set(ns.reads.namespaces) == {"app"} and set(ns.writes.namespaces) == {"app", "zookeeper"}
+    assert list(namespace_values(ns))[:5] == [("avg_app_read_per_namespace", 75.5),
+                                              ("min_app_read_per_namespace", 72), ("max_app_read_per_namespace", 79),
+                                              ("cnt_app_read_per_namespace", 2), ("sum_app_read_per_namespace", 151)]
+    ns.reset()  # srst: Apache keeps the namespaces and shows zeros
+    assert namespace_summary(ns.reads.namespaces["app"]) == (0.0, 0, 0, 0, 0)
+    ns.read("/app/y", 1)
+    assert namespace_summary(ns.reads.namespaces["app"]) == (75.0, 75, 75, 1, 75)
+
+
+def test_per_namespace_counts_past_the_path_cache() -> None:
+    ns = NamespaceStats()
+    for i in range(5000):  # more distinct paths than the cache keeps
+        ns.write(f"/n{i % 3}/k{i}", 0)
+    assert sum(m[0] for m in ns.writes.namespaces.values()) == 5000
+    assert len(ns.writes.by_path) == 4096
 
 
 def test_rate_limiter_allows_one_per_interval() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from zkserver.security import jaas
-from zkserver.security.sasl import DigestMd5Server, SaslFailure, SaslSettings, parse_directives
+from zkserver.security.sasl import DigestMd5Server, SaslConfigError, SaslFailure, SaslSettings, parse_directives
 
 SETTINGS = SaslSettings(users={"bob": "bobsecret", "super": "s"}, super_password="override")
 
@@ -65,6 +67,23 @@ def test_jaas_parser() -> None:
     assert sections["Client"][0].flag == "optional"
     with pytest.raises(jaas.JaasError):
         jaas.parse_jaas("Server { m bogus; };")
+
+
+def test_jaas_file_without_the_server_section_means_no_sasl_server(tmp_path: Path) -> None:
+    # ServerCnxnFactory.configureSaslLogin: only a file that cannot be read or parsed stops start-up;
+    # kazoo's test harness always passes a JAAS file, empty unless a SASL test asks for a section.
+    empty, client_only, broken = tmp_path / "empty.conf", tmp_path / "client.conf", tmp_path / "broken.conf"
+    empty.write_text("")
+    client_only.write_text('Client { x.Y required username="u" password="p"; };')
+    broken.write_text("Server { this is not ; right")
+    for path in (empty, client_only):
+        assert SaslSettings.from_properties({"java.security.auth.login.config": str(path)}) is None
+    assert SaslSettings.from_properties({"zookeeper.sasl.serverconfig": "Other"}) is None  # no file at all
+    props = {"java.security.auth.login.config": str(client_only), "zookeeper.sasl.serverconfig": "Client"}
+    assert SaslSettings.from_properties(props).users == {}  # the named section is used
+    for path in (broken, tmp_path / "missing.conf"):
+        with pytest.raises(SaslConfigError, match="No JAAS configuration section named 'Server' was found in"):
+            SaslSettings.from_properties({"java.security.auth.login.config": str(path)})
 
 
 def test_rfc2253_names() -> None:

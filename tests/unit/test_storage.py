@@ -34,7 +34,7 @@ from zkserver.jute.records import (
 )
 from zkserver.storage import digest as digest_module
 from zkserver.storage import epochs, purge, syncer
-from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, recover
+from zkserver.storage.database import DiskStorage, StorageOptions, logs_needed, prepare_dirs, recover
 from zkserver.storage.digest import DigestPredictor, tree_digest
 from zkserver.storage.snapshot import SnapFormat, read_snapshot, write_snapshot
 from zkserver.storage.txnlog import (
@@ -121,6 +121,16 @@ def tree_state(t: DataTree) -> dict:
 
 
 # ---------------------------------------------------------------- format
+
+
+def test_missing_data_dirs_are_created_unless_autocreate_is_off(tmp_path: Path) -> None:
+    # FileTxnSnapLog: zookeeper.datadir.autocreate=false refuses a missing version-2 directory.
+    opts = StorageOptions(data_dir=str(tmp_path / "a" / "b"), data_log_dir=str(tmp_path / "log"), autocreate_dirs=False)
+    with pytest.raises(StorageError, match=r"Missing data directory .*zookeeper.datadir.autocreate is false"):
+        prepare_dirs(opts)
+    prepare_dirs(StorageOptions(data_dir=opts.data_dir, data_log_dir=opts.data_log_dir))
+    assert os.path.isdir(opts.snap_dir) and os.path.isdir(opts.log_dir)
+    prepare_dirs(opts)  # they exist now
 
 
 def test_entry_round_trip_every_txn_type() -> None:

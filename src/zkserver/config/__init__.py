@@ -20,10 +20,15 @@ We keep that model, but without global state:
 * Typed accessors on ``ServerConfig`` read ``properties`` with Apache's property names
   and defaults, so the rest of the server never spells a property name.
 
-Where Apache silently falls back to a default on a malformed value (``Integer.getInteger``),
-or treats a misspelt boolean as false (``forceSync=false`` still fsyncs), we stop start-up
-with the file, line and reason instead (DESIGN.md §5). A config Apache accepts with
-well-formed values is accepted here with the same meaning.
+A configuration Apache starts with, we start with, with the same meaning (issue 12: people
+arrive with configs tools generated, and a server that refuses one is not a drop-in). Where
+Apache silently falls back to a default on a malformed value (``Integer.getInteger``), or
+reads a misspelt boolean as false (``forceSync=false`` still fsyncs), we read it the same way
+and log a warning with the file, line, value and what is used (``model.ACCESSOR_PROPERTIES``
+holds each property's Apache reader and default). What Apache refuses (the zoo.cfg keys
+QuorumPeerConfig parses itself, a JAAS file that does not parse) we refuse with the file, line
+and reason (DESIGN.md §5). The few places we stay stricter are listed in
+docs/compatibility.md.
 
 The package, by layer: `values` (ConfigError and single-value parsers), `properties` (the
 Properties text format and -D items), `model` (ServerConfig), `servers` (server.N lines),

@@ -8,22 +8,20 @@ from typing import Any
 
 from .model import DEFAULT_METRICS_PROVIDER, PROMETHEUS_METRICS_PROVIDER, X509_AUTH_PROVIDER
 from .values import (
-    _address,
     _bool,
+    _client_address,
     _client_auth,
-    _decode_int,
-    _decode_long,
     _election_alg,
     _int,
+    _java_bool,
+    _java_int,
     _long,
     _nonempty,
     _optional_port,
     _peer_type,
     _port,
-    _positive_decode_int,
     _session_timeout,
     _text,
-    _yes_no,
 )
 
 # Properties that Apache reads *without* the "zookeeper." prefix. Written in zoo.cfg they
@@ -37,46 +35,14 @@ _UNPREFIXED_PROPERTIES = frozenset({
 })
 
 
-# Properties behind the accessors; load_config parses each once so a bad value stops
-# start-up at load time instead of surfacing later inside the running server.
-_CHECKED_PROPERTIES: tuple[tuple[str, Callable[[str], Any]], ...] = (
-    ("jute.maxbuffer", _positive_decode_int),
-    ("zookeeper.jute.maxbuffer.extrasize", _decode_int),
-    ("zookeeper.extendedTypesEnabled", _bool),
-    ("zookeeper.emulate353TTLNodes", _bool),
-    ("zookeeper.skipACL", _yes_no),
-    ("zookeeper.DigestAuthenticationProvider.digestAlg", _nonempty),
-    ("zookeeper.DigestAuthenticationProvider.enabled", _bool),
-    ("zookeeper.enforceQuota", _bool),
-    ("zookeeper.sessionRequireClientSASLAuth", _bool),
-    ("zookeeper.enforce.auth.enabled", _bool),
-    ("znode.container.checkIntervalMs", _decode_int),
-    ("znode.container.maxPerMinute", _decode_int),
-    ("znode.container.maxNeverUsedIntervalMs", _decode_long),
-    ("readonlymode.enabled", _bool),
-    ("fsync.warningthresholdms", _decode_long),
-    ("zookeeper.fsync.warningthresholdms", _decode_long),
-    ("zookeeper.datadir.autocreate", _bool),
-    ("zookeeper.db.autocreate", _bool),
-    ("zookeeper.snapshot.trust.empty", _bool),
-    ("zookeeper.closeSessionTxn.enabled", _bool),
-    ("zookeeper.serializeLastProcessedZxid.enabled", _bool),
-    ("zookeeper.fastleader.minNotificationInterval", _decode_int),
-    ("zookeeper.fastleader.maxNotificationInterval", _decode_int),
-    ("zookeeper.cnxTimeout", _int),
-    ("zookeeper.electionPortBindRetry", _decode_int),
-    ("zookeeper.quorumCnxnTimeoutMs", _decode_int),
-    ("zookeeper.tcpKeepAlive", _bool),
-)
-
 # zoo.cfg keys QuorumPeerConfig handles itself (they do not become system properties).
 _CFG_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "dataDir": ("data_dir", _nonempty),
     "dataLogDir": ("data_log_dir", _nonempty),
     "clientPort": ("client_port", _port),
-    "clientPortAddress": ("client_port_address", _address),
+    "clientPortAddress": ("client_port_address", _client_address),
     "secureClientPort": ("secure_client_port", _port),
-    "secureClientPortAddress": ("secure_client_port_address", _address),
+    "secureClientPortAddress": ("secure_client_port_address", _client_address),
     "clientPortListenBacklog": ("client_port_listen_backlog", _int),
     "observerMasterPort": ("observer_master_port", _optional_port),
     "tickTime": ("tick_time", _int),
@@ -156,8 +122,8 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
     if tail == "clientAuth":
         return _client_auth
     if tail == "handshakeDetectionTimeoutMillis":
-        return _decode_int
-    return _bool if tail in _SSL_BOOLEANS else _text
+        return _java_int
+    return _java_bool if tail in _SSL_BOOLEANS else _text
 
 
 def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:

@@ -10,29 +10,32 @@ from typing import Any
 
 from .keys import (
     _CFG_KEYS,
-    _CHECKED_PROPERTIES,
     _JVM_ONLY_KEYS,
     _is_membership_key,
     _key_warning,
     _property_warning,
     _ssl_parser,
 )
-from .model import FOUR_LETTER_WORDS, TELNET_CLOSE, X509_AUTH_PROVIDER, ServerConfig, ServerSpec
+from .model import ACCESSOR_PROPERTIES, FOUR_LETTER_WORDS, TELNET_CLOSE, X509_AUTH_PROVIDER, ServerConfig, ServerSpec
 from .properties import _NEWLINE, PropertyLine, parse_properties
 from .servers import _dotted_id, _java_split, _parse_server, _server_id
 from .values import (
+    USE_DEFAULT,
     ConfigError,
     _address,
     _Bad,
-    _bool,
     _compression,
-    _decode_int,
-    _decode_long,
     _int,
+    _java_bool,
+    _java_int,
+    _java_long,
+    _Lenient,
     _long,
     _nonempty,
+    _not_no,
+    _or_default,
     _port,
-    _yes_no,
+    _text,
 )
 
 
@@ -53,6 +56,13 @@ def _last_wins(entries: list[PropertyLine]) -> list[PropertyLine]:
         last.pop(entry.key, None)
         last[entry.key] = entry
     return list(last.values())
+
+
+def _shown(value: Any) -> str:
+    """A property value as the operator would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 _FIELD_DEFAULTS: dict[str, Any] = {
@@ -122,6 +132,11 @@ class _Loader:
             return default
         try:
             return parser(raw.strip())
+        except _Lenient as exc:
+            value = default if exc.value is USE_DEFAULT else exc.value
+            reading = "ignores it" if value is None else f"reads it as {_shown(value)}"
+            self.warn_prop(name, f"{exc.reason}; ZooKeeper {reading}, and so does zkserver")
+            return value
         except _Bad as exc:
             raise self.prop_fail(name, str(exc)) from None
 
@@ -237,21 +252,23 @@ class _Loader:
 
     def resolve_persistence_properties(self) -> None:
         v, p = self.values, self.prop
-        v["snap_count"] = p("zookeeper.snapCount", _decode_int, 100000)
+        # ZooKeeperServer.getSnapCount: Integer.parseInt, 100000 when that fails.
+        v["snap_count"] = p("zookeeper.snapCount", _or_default(_int), 100000)
         if v["snap_count"] < 2:  # SyncRequestProcessor needs at least 2
             self.warn_prop("zookeeper.snapCount", f"{v['snap_count']} is below 2; using 2")
             v["snap_count"] = 2
-        v["snap_size_limit_kb"] = p("zookeeper.snapSizeLimitInKb", _decode_long, 4194304)
-        v["txn_log_size_limit_kb"] = p("zookeeper.txnLogSizeLimitInKb", _decode_long, -1)
-        v["pre_alloc_size_kb"] = p("zookeeper.preAllocSize", _long, 65536)
-        v["force_sync"] = p("zookeeper.forceSync", _yes_no, True)
-        v["digest_enabled"] = p("zookeeper.digest.enabled", _bool, True)
-        v["snapshot_compression_method"] = p("zookeeper.snapshot.compression.method", _compression, "")
+        v["snap_size_limit_kb"] = p("zookeeper.snapSizeLimitInKb", _java_long, 4194304)
+        v["txn_log_size_limit_kb"] = p("zookeeper.txnLogSizeLimitInKb", _java_long, -1)
+        v["pre_alloc_size_kb"] = p("zookeeper.preAllocSize", _or_default(_long), 65536)
+        v["force_sync"] = p("zookeeper.forceSync", _not_no, True)
+        v["digest_enabled"] = p("zookeeper.digest.enabled", _java_bool, True)
+        # SnapStream.StreamMode.fromString: an unknown method means none.
+        v["snapshot_compression_method"] = p("zookeeper.snapshot.compression.method", _or_default(_compression), "")
 
     def resolve_serving_properties(self) -> None:
         v, p = self.values, self.prop
-        v["global_outstanding_limit"] = p("zookeeper.globalOutstandingLimit", _decode_int, 1000)
-        v["max_cnxns"] = p("zookeeper.maxCnxns", _decode_int, 0)
+        v["global_outstanding_limit"] = p("zookeeper.globalOutstandingLimit", _java_int, 1000)
+        v["max_cnxns"] = p("zookeeper.maxCnxns", _java_int, 0)
         v["server_cnxn_factory"] = p("zookeeper.serverCnxnFactory", _nonempty, None)
         v["four_letter_whitelist"] = self.four_letter_whitelist()
 
@@ -276,11 +293,11 @@ class _Loader:
 
     def resolve_admin_properties(self) -> None:
         v, p = self.values, self.prop
-        v["admin_enable_server"] = p("zookeeper.admin.enableServer", _bool, True)
+        v["admin_enable_server"] = p("zookeeper.admin.enableServer", _java_bool, True)
         v["admin_server_address"] = p("zookeeper.admin.serverAddress", _address, "0.0.0.0")
-        v["admin_server_port"] = p("zookeeper.admin.serverPort", _port, 8080)
-        v["admin_command_url"] = p("zookeeper.admin.commandURL", _nonempty, "/commands")
-        v["admin_idle_timeout_ms"] = p("zookeeper.admin.idleTimeout", _decode_int, 30000)
+        v["admin_server_port"] = p("zookeeper.admin.serverPort", _or_default(_port), 8080)
+        v["admin_command_url"] = p("zookeeper.admin.commandURL", _text, "/commands")  # "": commands at /<name>
+        v["admin_idle_timeout_ms"] = p("zookeeper.admin.idleTimeout", _java_int, 30000)
 
     def resolve_ssl(self) -> None:
         ssl: dict[str, str] = {}
@@ -316,11 +333,11 @@ class _Loader:
     def resolve_multi_address(self) -> None:
         # QuorumPeerConfig seeds these from system properties; zoo.cfg keys override. (Apache's
         # server.N parser reads only the system property; we honour the zoo.cfg key too.)
-        defaults = (("multi_address_enabled", "zookeeper.multiAddress.enabled", _bool, False),
+        defaults = (("multi_address_enabled", "zookeeper.multiAddress.enabled", _java_bool, False),
                     ("multi_address_reachability_check_enabled",
-                     "zookeeper.multiAddress.reachabilityCheckEnabled", _bool, True),
+                     "zookeeper.multiAddress.reachabilityCheckEnabled", _java_bool, True),
                     ("multi_address_reachability_check_timeout_ms",
-                     "zookeeper.multiAddress.reachabilityCheckTimeoutMs", _int, 1000))
+                     "zookeeper.multiAddress.reachabilityCheckTimeoutMs", _or_default(_int), 1000))
         for field_name, prop_name, parser, default in defaults:
             if field_name not in self.values:
                 self.values[field_name] = self.prop(prop_name, parser, default)
@@ -446,12 +463,12 @@ class _Loader:
             raise ConfigError(self.myid_path(), 1, f"myid: server id {sid} has no server.{sid} line")
 
     def check_accessor_properties(self) -> None:
-        for name, parser in _CHECKED_PROPERTIES:
-            self.prop(name, parser, None)
-        if self.prop("zookeeper.sessionRequireClientSASLAuth", _bool, False):
+        for name, (parser, default) in ACCESSOR_PROPERTIES.items():
+            self.prop(name, parser, default)
+        if self.prop("zookeeper.sessionRequireClientSASLAuth", _java_bool, False):
             return
         schemes = self.props.get("zookeeper.enforce.auth.schemes", "")
-        if self.prop("zookeeper.enforce.auth.enabled", _bool, False) and not schemes.strip(" ,"):
+        if self.prop("zookeeper.enforce.auth.enabled", _java_bool, False) and not schemes.strip(" ,"):
             raise self.prop_fail("zookeeper.enforce.auth.enabled",
                                  "is true but zookeeper.enforce.auth.schemes names no scheme")
 

@@ -6,7 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import _bool, _decode_int, _decode_long, _int, _nonempty, _positive_decode_int, _yes_no
+from .values import (
+    USE_DEFAULT,
+    _equals_yes,
+    _java_bool,
+    _java_int,
+    _java_long,
+    _Lenient,
+    _max_buffer,
+    _nonempty,
+)
 
 DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
 PROMETHEUS_METRICS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
@@ -17,6 +26,41 @@ FOUR_LETTER_WORDS: tuple[str, ...] = (
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk",
     "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 )
+# The system properties behind ServerConfig's accessors, each with the reader Apache uses and its
+# default. A malformed value never stops Apache: Integer.getInteger/Long.getLong fall back to the
+# default, Boolean.parseBoolean/getBoolean read any word but "true" as false, skipACL is on for
+# exactly "yes". load_config parses each once and warns; the accessors read them the same way.
+ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "jute.maxbuffer": (_max_buffer, 0xFFFFF),
+    "zookeeper.jute.maxbuffer.extrasize": (_java_int, None),  # None: jute.maxbuffer's value
+    "zookeeper.extendedTypesEnabled": (_java_bool, False),
+    "zookeeper.emulate353TTLNodes": (_java_bool, False),
+    "zookeeper.skipACL": (_equals_yes, False),
+    "zookeeper.DigestAuthenticationProvider.digestAlg": (_nonempty, "SHA1"),  # "" stops Apache too
+    "zookeeper.DigestAuthenticationProvider.enabled": (_java_bool, True),
+    "zookeeper.enforceQuota": (_java_bool, False),
+    "zookeeper.sessionRequireClientSASLAuth": (_java_bool, False),
+    "zookeeper.enforce.auth.enabled": (_java_bool, False),
+    "znode.container.checkIntervalMs": (_java_int, 60000),
+    "znode.container.maxPerMinute": (_java_int, 10000),
+    "znode.container.maxNeverUsedIntervalMs": (_java_long, 0),
+    "readonlymode.enabled": (_java_bool, False),
+    "fsync.warningthresholdms": (_java_long, 1000),
+    "zookeeper.fsync.warningthresholdms": (_java_long, None),  # None: the bare name's value
+    "zookeeper.datadir.autocreate": (_java_bool, True),
+    "zookeeper.db.autocreate": (_java_bool, True),
+    "zookeeper.snapshot.trust.empty": (_java_bool, False),
+    "zookeeper.closeSessionTxn.enabled": (_java_bool, True),
+    "zookeeper.serializeLastProcessedZxid.enabled": (_java_bool, True),
+    # the election port (QuorumCnxManager) and FastLeaderElection
+    "zookeeper.fastleader.minNotificationInterval": (_java_int, 200),
+    "zookeeper.fastleader.maxNotificationInterval": (_java_int, 60000),
+    "zookeeper.cnxTimeout": (_java_int, 5000),
+    "zookeeper.electionPortBindRetry": (_java_int, 3),
+    "zookeeper.quorumCnxnTimeoutMs": (_java_int, -1),
+    "zookeeper.tcpKeepAlive": (_java_bool, False),
+}
+
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
 # too, and without it a telnet close gets the "not in the whitelist" reply.
 TELNET_CLOSE = "telnet close"
@@ -154,33 +198,39 @@ class ServerConfig:
     def effective_max_session_timeout(self) -> int:
         return self.tick_time * 20 if self.max_session_timeout == -1 else self.max_session_timeout
 
-    # -- system properties, by Apache's names and defaults
+    # -- system properties, by Apache's names, readers and defaults (ACCESSOR_PROPERTIES)
 
-    def _prop(self, name: str, parser: Callable[[str], Any], default: Any) -> Any:
+    def _prop(self, name: str) -> Any:
+        parser, default = ACCESSOR_PROPERTIES[name]
         raw = self.properties.get(name)
-        return default if raw is None else parser(raw.strip())
+        if raw is None:
+            return default
+        try:
+            return parser(raw.strip())
+        except _Lenient as exc:  # load_config warned about it already
+            return default if exc.value is USE_DEFAULT else exc.value
 
     @property
     def jute_max_buffer(self) -> int:
-        return self._prop("jute.maxbuffer", _positive_decode_int, 0xFFFFF)
+        return self._prop("jute.maxbuffer")
 
     @property
     def jute_max_buffer_extra_size(self) -> int:
         # BinaryInputArchive: defaults to jute.maxbuffer, never below the old fixed 1024.
-        extra = self._prop("zookeeper.jute.maxbuffer.extrasize", _decode_int, self.jute_max_buffer)
-        return max(extra, 1024)
+        extra = self._prop("zookeeper.jute.maxbuffer.extrasize")
+        return max(self.jute_max_buffer if extra is None else extra, 1024)
 
     @property
     def extended_types_enabled(self) -> bool:
-        return self._prop("zookeeper.extendedTypesEnabled", _bool, False)
+        return self._prop("zookeeper.extendedTypesEnabled")
 
     @property
     def emulate_353_ttl_nodes(self) -> bool:
-        return self._prop("zookeeper.emulate353TTLNodes", _bool, False)
+        return self._prop("zookeeper.emulate353TTLNodes")
 
     @property
     def skip_acl(self) -> bool:
-        return self._prop("zookeeper.skipACL", _yes_no, False)
+        return self._prop("zookeeper.skipACL")
 
     @property
     def super_digest(self) -> str | None:
@@ -188,98 +238,98 @@ class ServerConfig:
 
     @property
     def digest_algorithm(self) -> str:
-        return self._prop("zookeeper.DigestAuthenticationProvider.digestAlg", _nonempty, "SHA1")
+        return self._prop("zookeeper.DigestAuthenticationProvider.digestAlg")
 
     @property
     def digest_auth_enabled(self) -> bool:
-        return self._prop("zookeeper.DigestAuthenticationProvider.enabled", _bool, True)
+        return self._prop("zookeeper.DigestAuthenticationProvider.enabled")
 
     @property
     def enforce_quota(self) -> bool:
-        return self._prop("zookeeper.enforceQuota", _bool, False)
+        return self._prop("zookeeper.enforceQuota")
 
     @property
     def enforce_auth_enabled(self) -> bool:
         # AuthenticationHelper: sessionRequireClientSASLAuth=true implies enforcement of sasl.
-        if self._prop("zookeeper.sessionRequireClientSASLAuth", _bool, False):
+        if self._prop("zookeeper.sessionRequireClientSASLAuth"):
             return True
-        return self._prop("zookeeper.enforce.auth.enabled", _bool, False)
+        return self._prop("zookeeper.enforce.auth.enabled")
 
     @property
     def enforce_auth_schemes(self) -> tuple[str, ...]:
-        if self._prop("zookeeper.sessionRequireClientSASLAuth", _bool, False):
+        if self._prop("zookeeper.sessionRequireClientSASLAuth"):
             return ("sasl",)
         raw = self.properties.get("zookeeper.enforce.auth.schemes")
         return () if raw is None else tuple(s.strip() for s in raw.split(","))
 
     @property
     def container_check_interval_ms(self) -> int:
-        return self._prop("znode.container.checkIntervalMs", _decode_int, 60000)
+        return self._prop("znode.container.checkIntervalMs")
 
     @property
     def container_max_per_minute(self) -> int:
-        return self._prop("znode.container.maxPerMinute", _decode_int, 10000)
+        return self._prop("znode.container.maxPerMinute")
 
     @property
     def container_max_never_used_interval_ms(self) -> int:
-        return self._prop("znode.container.maxNeverUsedIntervalMs", _decode_long, 0)
+        return self._prop("znode.container.maxNeverUsedIntervalMs")
 
     @property
     def read_only_mode_enabled(self) -> bool:
-        return self._prop("readonlymode.enabled", _bool, False)
+        return self._prop("readonlymode.enabled")
 
     @property
     def fsync_warning_threshold_ms(self) -> int:
         # FileTxnLog: the zookeeper.-prefixed name wins, the bare one is the old spelling.
-        bare = self._prop("fsync.warningthresholdms", _decode_long, 1000)
-        return self._prop("zookeeper.fsync.warningthresholdms", _decode_long, bare)
+        prefixed = self._prop("zookeeper.fsync.warningthresholdms")
+        return self._prop("fsync.warningthresholdms") if prefixed is None else prefixed
 
     @property
     def datadir_autocreate(self) -> bool:
-        return self._prop("zookeeper.datadir.autocreate", _bool, True)
+        return self._prop("zookeeper.datadir.autocreate")
 
     @property
     def db_autocreate(self) -> bool:
-        return self._prop("zookeeper.db.autocreate", _bool, True)
+        return self._prop("zookeeper.db.autocreate")
 
     @property
     def snapshot_trust_empty(self) -> bool:
-        return self._prop("zookeeper.snapshot.trust.empty", _bool, False)
+        return self._prop("zookeeper.snapshot.trust.empty")
 
     @property
     def close_session_txn_enabled(self) -> bool:
-        return self._prop("zookeeper.closeSessionTxn.enabled", _bool, True)
+        return self._prop("zookeeper.closeSessionTxn.enabled")
 
     @property
     def serialize_last_processed_zxid_enabled(self) -> bool:
-        return self._prop("zookeeper.serializeLastProcessedZxid.enabled", _bool, True)
+        return self._prop("zookeeper.serializeLastProcessedZxid.enabled")
 
     # -- the election port (QuorumCnxManager) and FastLeaderElection
 
     @property
     def fle_min_notification_interval_ms(self) -> int:
-        return self._prop("zookeeper.fastleader.minNotificationInterval", _decode_int, 200)
+        return self._prop("zookeeper.fastleader.minNotificationInterval")
 
     @property
     def fle_max_notification_interval_ms(self) -> int:
-        return self._prop("zookeeper.fastleader.maxNotificationInterval", _decode_int, 60000)
+        return self._prop("zookeeper.fastleader.maxNotificationInterval")
 
     @property
     def election_connect_timeout_ms(self) -> int:
-        return self._prop("zookeeper.cnxTimeout", _int, 5000)
+        return self._prop("zookeeper.cnxTimeout")
 
     @property
     def election_port_bind_retry(self) -> int:
         # 0 retries for ever; Apache replaces a negative count by the default.
-        retries = self._prop("zookeeper.electionPortBindRetry", _decode_int, 3)
+        retries = self._prop("zookeeper.electionPortBindRetry")
         return retries if retries >= 0 else 3
 
     @property
     def election_handshake_timeout_ms(self) -> int:
         """The initial-message read timeout: quorumCnxnTimeoutMs if > 0, else tickTime*syncLimit."""
-        configured = self._prop("zookeeper.quorumCnxnTimeoutMs", _decode_int, -1)
+        configured = self._prop("zookeeper.quorumCnxnTimeoutMs")
         return configured if configured > 0 else self.tick_time * self.sync_limit
 
     @property
     def tcp_keep_alive(self) -> bool:
-        return self._prop("zookeeper.tcpKeepAlive", _bool, False)
+        return self._prop("zookeeper.tcpKeepAlive")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
+from typing import Any
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -28,6 +30,20 @@ class ConfigError(Exception):
 
 class _Bad(ValueError):
     """A value that does not parse; the caller adds the file, line and key."""
+
+
+USE_DEFAULT = object()  # _Lenient.value: what the property's accessor would return if it were unset
+
+
+class _Lenient(ValueError):
+    """A malformed value that Apache reads without refusing to start (Integer.getInteger,
+    Boolean.parseBoolean, an equals("yes") test): start-up goes on with `value`, what Apache
+    makes of it, and the loader warns with `reason`."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
 
 
 _DECIMAL = re.compile(r"[+-]?[0-9]+\Z")  # ASCII only: int() also takes "1_000" and non-ASCII digits
@@ -86,6 +102,58 @@ def _positive_decode_int(text: str) -> int:
     return n
 
 
+def _max_buffer(text: str) -> int:
+    """jute.maxbuffer: malformed means the default, as Integer.getInteger; a number that is not
+    positive stops start-up (Apache would start and then refuse every packet as too long)."""
+    try:
+        n = _decode_int(text)
+    except _Bad as exc:
+        raise _Lenient(USE_DEFAULT, str(exc)) from None
+    if n <= 0:
+        raise _Bad(f"{text!r} must be positive")
+    return n
+
+
+def _or_default(parser: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parser`, but a value it cannot parse means the property's default, as Apache's
+    Integer.getInteger, Long.getLong and their try/catch-default readers do."""
+
+    def lenient(text: str) -> Any:
+        try:
+            return parser(text)
+        except _Bad as exc:
+            raise _Lenient(USE_DEFAULT, str(exc)) from None
+
+    return lenient
+
+
+# Integer.getInteger / Long.getLong: Integer.decode syntax, the default for a malformed value.
+_java_int = _or_default(_decode_int)
+_java_long = _or_default(_decode_long)
+
+
+def _java_bool(text: str) -> bool:
+    """Boolean.parseBoolean / Boolean.getBoolean: "true" in any case, every other word is false."""
+    lowered = text.lower()
+    if lowered not in ("true", "false"):
+        raise _Lenient(False, f"{text!r} is not true or false")
+    return lowered == "true"
+
+
+def _equals_yes(text: str) -> bool:
+    """skipACL: Apache skips ACLs only for exactly "yes" (any other word keeps them)."""
+    if text not in ("yes", "no"):
+        raise _Lenient(False, f"{text!r} is not yes or no")
+    return text == "yes"
+
+
+def _not_no(text: str) -> bool:
+    """forceSync: Apache stops fsyncing only for exactly "no" (forceSync=false still fsyncs)."""
+    if text not in ("yes", "no"):
+        raise _Lenient(True, f"{text!r} is not yes or no")
+    return text == "yes"
+
+
 def _choice(text: str, words: tuple[str, ...], expected: str) -> str:
     """`text` lowercased, if it is one of `words` (case-insensitive, as Java's equalsIgnoreCase)."""
     lowered = text.lower()
@@ -96,14 +164,6 @@ def _choice(text: str, words: tuple[str, ...], expected: str) -> str:
 
 def _bool(text: str) -> bool:
     return _choice(text, ("true", "false"), "true or false") == "true"
-
-
-def _yes_no(text: str) -> bool:
-    # skipACL and forceSync are switched by the exact words yes/no; Apache reads any other
-    # word ("true", "false") as the default, which silently inverts what the operator meant.
-    if text not in ("yes", "no"):
-        raise _Bad(f"{text!r} is not yes or no")
-    return text == "yes"
 
 
 def _port(text: str) -> int:
@@ -134,6 +194,11 @@ def _nonempty(text: str) -> str:
 def _address(text: str) -> str:
     # "[::1]" is how an IPv6 literal is written in zoo.cfg; sockets want it bare.
     return _nonempty(text[1:-1] if text.startswith("[") and text.endswith("]") else text)
+
+
+def _client_address(text: str) -> str:
+    # InetAddress.getByName("") is the loopback address: `clientPortAddress=` listens there.
+    return _address(text) if text else "127.0.0.1"
 
 
 def _election_alg(text: str) -> int:

@@ -5,8 +5,10 @@ gauges of ZooKeeperServer.registerMetrics); `mntr` prints each as `zk_<name>` (a
 avg_/min_/max_/cnt_/sum_ and, when ADVANCED, p50_/p95_/p99_/p999_), and its Prometheus provider
 exports each under the bare name (a summary with quantile 0.5, or 0.5/0.9/0.99 when ADVANCED,
 plus _count and _sum). The catalogue below lists the names in the order Apache 3.8's mntr
-prints them; the values are ours where we have the concept, zero where the concept belongs to
-a part of Apache we do not have (ensemble, commit processor threads, Netty, ...).
+prints them, followed by the per-namespace summary sets (read_per_namespace, write_per_namespace:
+`zk_avg_<namespace>_read_per_namespace`, ...; a namespace appears once it was read or
+written). The values are ours where we have the concept, zero where the concept belongs to a
+part of Apache we do not have (ensemble, commit processor threads, Netty, ...).
 
 Reading is O(sessions + connections + watchers); the one O(znodes) figure,
 approximate_data_size, comes from a cache refreshed by a walk that yields to the event loop.
@@ -22,8 +24,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..tree.javaorder import java_key_order
 from . import FULL_VERSION
-from .stats import Summary
+from .stats import NamespaceStats, NamespaceSummarySet, Summary, namespace_summary
 
 if TYPE_CHECKING:
     from ..shell.server import ServerRunner
@@ -136,6 +139,23 @@ def gauge_values(server: ServerRunner) -> dict[str, Any]:
     }
 
 
+def namespace_sets(stats: NamespaceStats) -> tuple[tuple[str, NamespaceSummarySet], ...]:
+    """Apache's per-namespace summary sets in its mntr order (ConcurrentHashMap order of the
+    set names: read before write)."""
+    return (("read_per_namespace", stats.reads), ("write_per_namespace", stats.writes))
+
+
+def namespace_values(stats: NamespaceStats) -> Iterator[tuple[str, Any]]:
+    """`<avg|min|max|cnt|sum>_<namespace>_<set>`, namespaces in Apache's (hash) order."""
+    for set_name, summaries in namespace_sets(stats):
+        table = summaries.namespaces
+        for namespace in java_key_order(table):
+            name = f"{namespace}_{set_name}"
+            for label, value in zip(("avg", "min", "max", "cnt", "sum"), namespace_summary(table[namespace]),
+                                    strict=True):
+                yield f"{label}_{name}", value
+
+
 def monitor_values(server: ServerRunner) -> Iterator[tuple[str, Any]]:
     """(key, value) in mntr order, without the zk_ prefix; summaries expanded as Apache's."""
     yield "version", FULL_VERSION
@@ -158,6 +178,7 @@ def monitor_values(server: ServerRunner) -> Iterator[tuple[str, Any]]:
             if kind == SUMMARY_ADV:
                 for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
                     yield f"{label}_{name}", int(s.quantile(q))
+    yield from namespace_values(server.stats.namespaces)
 
 
 # ---------------------------------------------------------------- approximate data size

@@ -23,8 +23,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .metrics import CATALOGUE, COUNTER, GAUGE, SUMMARY_ADV, _summaries, gauge_values
-from .stats import Summary
+from .metrics import CATALOGUE, COUNTER, GAUGE, SUMMARY_ADV, _summaries, gauge_values, namespace_sets
+from .stats import Summary, namespace_summary
 
 if TYPE_CHECKING:
     from ..shell.server import ServerRunner
@@ -56,6 +56,7 @@ class ZkCollector:
                 yield CounterMetricFamily(name, name, value=float(counters.get(name, 0)))
             else:
                 yield _summary(name, summaries.get(name, _EMPTY), kind == SUMMARY_ADV)
+        yield from _namespace_summaries(server)
         ops = CounterMetricFamily("zkserver_requests", "requests answered, by operation", labels=["op"])
         for op, n in server.stats.op_count_items():
             ops.add_metric([op], float(n))
@@ -69,6 +70,18 @@ def _summary(name: str, s: Summary, advanced: bool) -> Metric:
     m.add_sample(name + "_count", {}, float(s.count))
     m.add_sample(name + "_sum", {}, float(s.total))
     return m
+
+
+def _namespace_summaries(server: ServerRunner) -> Iterator[Metric]:
+    """Apache's labelled summaries (PrometheusLabelledSummary, label `key` = the namespace). We
+    keep count, sum, min and max per namespace, not a window of values: no quantile samples."""
+    for set_name, summaries in namespace_sets(server.stats.namespaces):
+        m = Metric(set_name, set_name, "summary")
+        for namespace, measure in summaries.namespaces.items():
+            _, _, _, count, total = namespace_summary(measure)
+            m.add_sample(set_name + "_count", {"key": namespace}, float(count))
+            m.add_sample(set_name + "_sum", {"key": namespace}, float(total))
+        yield m
 
 
 def make_registry(server: ServerRunner, export_process_info: bool = True) -> CollectorRegistry:

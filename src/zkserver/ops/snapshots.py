@@ -131,6 +131,7 @@ async def restore_snapshot(server: ServerRunner, body: bytes) -> int:
             proto.transport.close()
     tree = snap.tree
     tree.last_processed_zxid = max(tree.last_processed_zxid, core.zxid)
+    tree.namespace_stats = core.tree.namespace_stats
     core.tree = tree
     core.prep = Preparer(tree, core.auth, QuotaPolicy(tree, core.settings.enforce_quota),
                          core.settings.extended_types)

@@ -58,21 +58,28 @@ class SaslSettings:
 
     @classmethod
     def from_properties(cls, props: dict[str, str]) -> SaslSettings | None:
-        """None when no JAAS Server section is configured (Apache then has no SASL server)."""
+        """None when no JAAS Server section is configured (Apache then has no SASL server).
+
+        As ServerCnxnFactory.configureSaslLogin: a JAAS file that cannot be read or parsed stops
+        start-up; a file that parses but has no such section (kazoo's test harness writes an
+        empty one) only means there is no SASL server. Without any JAAS file the JDK finds no
+        configuration and raises nothing, so zookeeper.sasl.serverconfig alone changes nothing.
+        """
         path = props.get("java.security.auth.login.config")
         section = props.get("zookeeper.sasl.serverconfig", "Server")
         if path is None:
-            if "zookeeper.sasl.serverconfig" in props:
-                raise SaslConfigError(f"No JAAS configuration section named '{section}' was found."
-                                      " But zookeeper.sasl.serverconfig was set.")
             return None
         try:
             sections = jaas.load_jaas(path)
         except jaas.JaasError as e:
-            raise SaslConfigError(str(e)) from None
+            # Apache reports an unreadable or unparsable file with this sentence; ours adds why.
+            raise SaslConfigError(f"No JAAS configuration section named '{section}' was found in"
+                                  f" '{path}': {e}") from None
         entries = sections.get(section)
         if entries is None:
-            raise SaslConfigError(f"No JAAS configuration section named '{section}' was found in '{path}'.")
+            log.info("JAAS file %s has no section named '%s': no SASL server, SASL clients get no"
+                     " token (as Apache)", path, section)
+            return None
         kerberos = None
         if any(e.module == jaas.KRB5_MODULE for e in entries):
             from .gssapi_sasl import load_settings

@@ -2,7 +2,7 @@
 
 `core_kwargs` gives the CoreSettings fields (providers, super users, SASL users, enforcement);
 `tls_server` builds the secure port's TlsServer. Both raise ConfigError with the reason, so a
-configuration Apache would refuse (no key store, a JAAS file without the Server section, an
+configuration Apache would refuse (a JAAS file that does not parse, an
 enforced scheme without a provider) stops start-up instead of failing clients later.
 """
 

@@ -252,30 +252,48 @@ def _load_key(ctx: ssl.SSLContext, material: keystores.KeyMaterial) -> None:
 
 
 class TlsServer:
-    """The current SSLContext of the secure port, rebuilt when a store file changes."""
+    """The current SSLContext of the secure port, rebuilt when a store file changes.
+
+    Apache's Netty factory builds its SSL context for each new connection, so key or trust
+    stores that are missing or unreadable at start-up fail the TLS clients, not the start. We
+    start too, say so in the log, close TLS connections while there is no context, and build
+    it when the files change.
+    """
 
     def __init__(self, settings: TlsSettings):
         self.settings = settings
         self._stamp = keystores.file_stamp(settings.key_store, settings.trust_store)
-        self._ctx = build_context(settings)
+        self._ctx: ssl.SSLContext | None = None
         self._checked = time.monotonic()
         self.handshake_timeout = HANDSHAKE_TIMEOUT
+        try:
+            self._ctx = build_context(settings)
+        except TlsConfigError as e:
+            log.error("secure client port: %s; TLS connections are closed until the key and trust stores"
+                      " can be loaded", e)
 
-    def context(self) -> ssl.SSLContext:
+    def context(self) -> ssl.SSLContext | None:
+        """The context for a new connection; None while the stores cannot be loaded."""
         now = time.monotonic()
         if now - self._checked >= RELOAD_CHECK_INTERVAL:
             self._checked = now
             stamp = keystores.file_stamp(self.settings.key_store, self.settings.trust_store)
             if stamp != self._stamp:
                 self._stamp = stamp
-                try:
-                    self._ctx = build_context(self.settings)
-                    log.info("key or trust store changed: reloaded %s / %s",
-                             self.settings.key_store, self.settings.trust_store or "(default trust)")
-                except TlsConfigError as e:  # a half-written file: keep serving with the old one
-                    log.warning("key or trust store changed but cannot be loaded (%s); keeping the"
-                                " previous certificates", e)
+                self._reload()
         return self._ctx
+
+    def _reload(self) -> None:
+        try:
+            self._ctx = build_context(self.settings)
+            log.info("key or trust store changed: reloaded %s / %s",
+                     self.settings.key_store, self.settings.trust_store or "(default trust)")
+        except TlsConfigError as e:  # a half-written file: keep serving with the old one
+            if self._ctx is None:
+                log.error("key or trust store changed but still cannot be loaded: %s", e)
+            else:
+                log.warning("key or trust store changed but cannot be loaded (%s); keeping the"
+                            " previous certificates", e)
 
     def identities(self, sslobj: ssl.SSLObject, ip: str) -> list[tuple[str, str]] | None:
         """The ids a completed handshake grants; None rejects the connection."""
@@ -373,7 +391,12 @@ class TlsClientProtocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else "0.0.0.0"
-        self.sslobj = self.tls.context().wrap_bio(self.incoming, self.outgoing, server_side=True)
+        ctx = self.tls.context()
+        if ctx is None:
+            log.warning("closing TLS connection from %s: the key and trust stores are not loaded", self.ip)
+            self.abort()
+            return
+        self.sslobj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
         self._timer = asyncio.get_running_loop().call_later(self.tls.handshake_timeout, self._handshake_timeout)
 
     def _handshake_timeout(self) -> None:

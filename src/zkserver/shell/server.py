@@ -104,6 +104,8 @@ class ServerRunner:
         self.four_letter_whitelist = options.four_letter_whitelist
         self.stats = ServerStats()
         self.core.on_request_done = self.stats.request_done
+        # Writes replayed at start-up are not counted (Apache counts them; they are not served).
+        self.core.tree.namespace_stats = self.stats.namespaces
         self.protocols: dict[int, ClientProtocol] = {}
         self.asking_cid = 0  # the connection a four-letter word is being answered on
         self._next_cid = 1

@@ -62,6 +62,7 @@ class StorageOptions:
     autopurge_snap_retain_count: int = 3
     autopurge_purge_interval: int = 0  # hours; 0 disables
     commit_log_count: int = COMMIT_LOG_COUNT  # zookeeper.commitLogCount
+    autocreate_dirs: bool = True  # zookeeper.datadir.autocreate
 
     @property
     def snap_dir(self) -> str:
@@ -99,6 +100,9 @@ class Recovered:
 def prepare_dirs(opts: StorageOptions) -> None:
     """Create the version-2 dirs if missing (Apache's default) and prove we can write there."""
     for d in {opts.snap_dir, opts.log_dir}:
+        if not opts.autocreate_dirs and not os.path.exists(d):
+            raise StorageError(f"Missing data directory {d}, automatic data directory creation is disabled"
+                               " (zookeeper.datadir.autocreate is false). Please create this directory manually.")
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as e:

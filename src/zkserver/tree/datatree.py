@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..jute.codec import pack_int
 from ..jute.codes import CONTAINER_EPHEMERAL_OWNER, Err, EventType, Op
@@ -147,6 +148,9 @@ class DataTree:
     # The encoded child-name vector of nodes with many children, as getChildren answers it;
     # dropped whenever the node's children change (create_node, delete_node).
     children_wire: dict[str, bytes] = field(default_factory=dict)
+    # Apache's per-namespace metrics (ops.stats.NamespaceStats), fed where Apache's DataTree feeds
+    # them: each applied create, delete and setData; the read handlers feed the reads. None: off.
+    namespace_stats: Any = None
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -254,6 +258,8 @@ class DataTree:
         if parent_path.startswith(QUOTA_PATH) and path.endswith("/" + STAT_NODE):
             self._recount_quota(parent_path[len(QUOTA_PATH):])
         self._update_quota(path, len(data or b""), 1)
+        if self.namespace_stats is not None:
+            self.namespace_stats.write(path, len(data) if data else 0)
         self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, acl)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
         return node
@@ -298,6 +304,8 @@ class DataTree:
         if node.owner:
             self._unindex_owned(path, node.owner)
         self._update_quota(path, -len(node.data or b""), -1)
+        if self.namespace_stats is not None:
+            self.namespace_stats.write(path, 0)
         notified = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, suppress=notified)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl)
@@ -311,6 +319,8 @@ class DataTree:
         node.mtime = time
         node.mzxid = zxid
         node.version = version
+        if self.namespace_stats is not None:
+            self.namespace_stats.write(path, len(data) if data else 0)
         self._fire(self.data_watches, path, EventType.NODE_DATA_CHANGED, zxid, node.acl)
         return node
 

@@ -21,6 +21,7 @@ from typing import TypeVar
 K = TypeVar("K")
 
 _LOAD_FACTOR = 0.75
+T = TypeVar("T")
 
 
 def java_string_hash(s: str) -> int:
@@ -118,18 +119,16 @@ class JavaHashSet:
         return out
 
 
-def java_id_order(ids: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The order in which Apache iterates a connection's auth ids: a ConcurrentHashMap-backed
-    set of Id, so bucket order of Id.hashCode (jute's 37*(37*17+scheme)+id), insertion order
-    inside a bucket. Tables start at 16 and double once 3/4 full; the reordering a Java
-    resize does inside a bucket is not modelled (it needs a dozen ids on one connection)."""
-    items = list(ids)
+def _chm_order(items: list[T], hash_of: Callable[[T], int]) -> list[T]:
+    """Bucket order of a ConcurrentHashMap holding `items`, insertion order inside a bucket.
+    Tables start at 16 and double once 3/4 full; the reordering a Java resize does inside a
+    bucket is not modelled (it needs many keys sharing a bucket)."""
     table = 16
     while len(items) >= table - table // 4:
         table <<= 1
 
-    def bucket(ident: tuple[str, str]) -> int:
-        h = (37 * (37 * 17 + java_string_hash(ident[0])) + java_string_hash(ident[1])) & 0xFFFFFFFF
+    def bucket(item: T) -> int:
+        h = hash_of(item) & 0xFFFFFFFF
         return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (table - 1)
 
     return sorted(items, key=bucket)
@@ -192,3 +191,12 @@ def _chm_transfer(table: list[list[tuple[int, str]]], n: int) -> list[list[tuple
             (high if node[0] & n else low).insert(0, node)
         grown[i], grown[i + n] = low, high
     return grown
+def java_id_order(ids: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The order in which Apache iterates a connection's auth ids: a ConcurrentHashMap-backed
+    set of Id, hashed as jute's Id.hashCode (37*(37*17+scheme)+id)."""
+    return _chm_order(list(ids), lambda i: 37 * (37 * 17 + java_string_hash(i[0])) + java_string_hash(i[1]))
+
+
+def java_key_order(keys: Iterable[str]) -> list[str]:
+    """The iteration order of a ConcurrentHashMap with these String keys (inserted in this order)."""
+    return _chm_order(list(keys), java_string_hash)

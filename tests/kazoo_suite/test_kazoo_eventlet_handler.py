@@ -1,0 +1,3 @@
+"""kazoo's own tests from kazoo/tests/test_eventlet_handler.py, run through kazoo's own harness (see conftest.py)."""
+
+from kazoo.tests.test_eventlet_handler import *  # noqa: F403
