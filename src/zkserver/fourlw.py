@@ -70,7 +70,7 @@ def _server_stats(server: ServerRunner) -> str:
         f"Connections: {len(core.conns)}\n"
         f"Outstanding: {len(core.pipeline)}\n"
         f"Zxid: 0x{core.tree.last_processed_zxid:x}\n"
-        "Mode: standalone\n"
+        f"Mode: {view.server_state(server)}\n"
         f"Node count: {len(core.tree.nodes) + 1}\n"  # Apache counts the root twice ("" and "/")
     )
 
@@ -202,10 +202,18 @@ def enabled(word: str, server: ServerRunner) -> bool:
     return word in wl or "*" in wl
 
 
+# Apache's commands that answer only while the server serves (its isZKServerRunning checks).
+_NEED_SERVING = frozenset({"srvr", "stat", "mntr", "cons", "crst", "dump", "wchc", "wchp", "wchs", "srst",
+                           "conf", "dirs", "hash"})
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
+
+
 def output(word: str, server: ServerRunner, extra: bytes = b"") -> Output:
     """The answer to `word` (text, or chunks of text for the big dumps)."""
     if not enabled(word, server):
         return refusal(word) or ""
+    if word in _NEED_SERVING and view.server_state(server) is None:
+        return NOT_SERVING
     if word == "stmk":
         if len(extra) < _LONG.size:
             return ""  # Apache fails reading the mask and closes without an answer

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..tree.javaorder import java_key_order
-from . import FULL_VERSION
+from . import FULL_VERSION, view
 from .stats import NamespaceStats, NamespaceSummarySet, Summary, namespace_summary
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def namespace_values(stats: NamespaceStats) -> Iterator[tuple[str, Any]]:
 def monitor_values(server: ServerRunner) -> Iterator[tuple[str, Any]]:
     """(key, value) in mntr order, without the zk_ prefix; summaries expanded as Apache's."""
     yield "version", FULL_VERSION
-    yield "server_state", "standalone"
+    yield "server_state", view.server_state(server)
     gauges = gauge_values(server)
     summaries = _summaries(server)
     counters = server.stats.counters

@@ -45,6 +45,15 @@ def mono_to_wall_s(server: ServerRunner, mono_ms: int) -> float:
 # ---------------------------------------------------------------- configuration and dirs
 
 
+def server_state(server: ServerRunner) -> str | None:
+    """Apache's ZooKeeperServer.getState(): standalone, leader, follower or observer; None while
+    an ensemble member is electing (it serves no client then)."""
+    ensemble = server.ensemble
+    if ensemble is None:
+        return "standalone"
+    return ensemble.mode or None
+
+
 def dirs(server: ServerRunner) -> tuple[str, str]:
     opts = server.options.storage
     if opts is None:
