@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from .cli import server_options
-from .config import ensemble_refusal_message, is_standalone, load_config
+from .config import is_standalone, load_config
 from .jute.codec import Reader, Writer
 from .jute.codes import Op
 from .shell.server import ServerOptions, ServerRunner
@@ -164,7 +164,7 @@ class _Plan:
         """The ServerOptions `python -m zkserver start` would build from our zoo.cfg."""
         cfg = load_config(str(self.write_cfg(workdir, data_dir, self.port)), dict(self.properties))
         if not is_standalone(cfg):
-            raise ZkServerError(ensemble_refusal_message(cfg))
+            raise ZkServerError("this launcher runs one standalone node; its config describes an ensemble")
         for warning in cfg.warnings:
             log.warning("%s", warning)
         return server_options(cfg)

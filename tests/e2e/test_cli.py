@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
+from tests.support.ports import free_port
 from tests.support.servers import start_zkserver, zkserver_env
 
 
@@ -27,17 +29,21 @@ def test_bad_config_names_file_line_and_reason(tmp_path: Path) -> None:
     assert f"{cfg}:3" in done.stderr and "clientPort" in done.stderr
 
 
-def test_real_ensemble_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
+def test_one_member_ensemble_leads_alone(tmp_path: Path) -> None:
+    """standaloneEnabled=false with one server line runs the quorum code path, as in Apache."""
+    (tmp_path / "data").mkdir(parents=True)
     (tmp_path / "data" / "myid").write_text("1\n")
-    cfg = tmp_path / "zoo.cfg"
-    cfg.write_text(
-        "tickTime=2000\ndataDir=data\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n"
-        "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n"
-    )
-    done = run_cli(["start", str(cfg)], tmp_path)
-    assert done.returncode != 0
-    assert "ensemble" in done.stderr.lower()
+    cfg = {"standaloneEnabled": "false", "initLimit": "5", "syncLimit": "2",
+           "server.1": f"127.0.0.1:{free_port()}:{free_port()}"}
+    server = start_zkserver(tmp_path, cfg)
+    try:
+        deadline = time.monotonic() + 20
+        while "Mode: leader" not in server.four_letter("srvr") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "Mode: leader" in server.four_letter("srvr")
+        assert (tmp_path / "data" / "version-2" / "currentEpoch").read_text() == "1"
+    finally:
+        server.stop()
 
 
 def test_single_server_line_runs_standalone(tmp_path: Path) -> None:

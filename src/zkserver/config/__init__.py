@@ -36,7 +36,7 @@ Properties text format and -D items), `model` (ServerConfig), `servers` (server.
 Names with a leading underscore are private to the package, shared between its modules.
 """
 
-from .loader import ensemble_refusal_message, is_standalone, load_config
+from .loader import is_standalone, load_config
 from .model import DEFAULT_METRICS_PROVIDER, FOUR_LETTER_WORDS, TELNET_CLOSE, PeerAddress, ServerConfig, ServerSpec
 from .properties import PropertyLine, parse_properties, parse_system_properties
 from .values import ConfigError
@@ -50,7 +50,6 @@ __all__ = [
     "PropertyLine",
     "ServerConfig",
     "ServerSpec",
-    "ensemble_refusal_message",
     "is_standalone",
     "load_config",
     "parse_properties",

@@ -515,17 +515,3 @@ def _voting_ids(cfg: ServerConfig) -> list[int]:
 def is_standalone(cfg: ServerConfig) -> bool:
     """True when ZooKeeper would run this config standalone (QuorumPeerConfig.isDistributed)."""
     return cfg.standalone_enabled and len(_voting_ids(cfg)) <= 1
-
-
-def ensemble_refusal_message(cfg: ServerConfig) -> str:
-    """Why the server will not start this (ensemble) config, for the operator."""
-    where = cfg.source_path or "configuration"
-    voting = _voting_ids(cfg)
-    if len(voting) > 1:
-        names = ", ".join(f"server.{sid}" for sid in voting)
-        why = f"it lists {len(voting)} voting servers ({names})"
-    else:
-        why = "standaloneEnabled=false asks for a quorum even with one server"
-    return (f"{where}: {why}, so ZooKeeper would run it as an ensemble member; zkserver serves"
-            " standalone mode only for now. Keep at most one server.N line and leave"
-            " standaloneEnabled=true to run this server standalone.")
