@@ -87,6 +87,7 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         autopurge_snap_retain_count=cfg.autopurge_snap_retain_count,
         autopurge_purge_interval=cfg.autopurge_purge_interval,
         autocreate_dirs=cfg.datadir_autocreate,
+        commit_log_count=cfg.commit_log_count,
     )
 
 

@@ -131,10 +131,11 @@ class Cluster:
             server.stop()
 
     def kill(self, sid: int) -> None:
-        self.resume(sid)
+        """SIGKILL, paused or not: a paused member dies without running again."""
         server = self.members.get(sid)
         if server is not None:
             server.kill()
+        self.paused.discard(sid)
 
     def pause(self, sid: int) -> None:
         server = self.members[sid]

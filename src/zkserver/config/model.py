@@ -59,6 +59,7 @@ ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zookeeper.electionPortBindRetry": (_java_int, 3),
     "zookeeper.quorumCnxnTimeoutMs": (_java_int, -1),
     "zookeeper.tcpKeepAlive": (_java_bool, False),
+    "zookeeper.commitLogCount": (_java_int, 500),  # ZKDatabase: Integer.getInteger
 }
 
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
@@ -329,6 +330,10 @@ class ServerConfig:
         """The initial-message read timeout: quorumCnxnTimeoutMs if > 0, else tickTime*syncLimit."""
         configured = self._prop("zookeeper.quorumCnxnTimeoutMs")
         return configured if configured > 0 else self.tick_time * self.sync_limit
+
+    @property
+    def commit_log_count(self) -> int:
+        return self._prop("zookeeper.commitLogCount")
 
     @property
     def tcp_keep_alive(self) -> bool:
