@@ -38,6 +38,8 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         max_client_cnxns=cfg.max_client_cnxns,
         max_cnxns=cfg.max_cnxns,
         reconfig_enabled=cfg.reconfig_enabled,
+        local_sessions=cfg.local_sessions_enabled,
+        local_sessions_upgrading=cfg.local_sessions_upgrading_enabled,
         exists_checks_read=cfg.properties.get("zookeeper.existsChecksRead", "true").lower() != "false",
         max_buffer=cfg.jute_max_buffer,
         extended_types=cfg.extended_types_enabled,

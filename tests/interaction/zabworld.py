@@ -175,7 +175,7 @@ class Node:
     def __init__(self, world: ZabWorld, sid: int, observer: bool = False):
         self.world = world
         self.sid = sid
-        self.settings = CoreSettings(tick_ms=world.tick_ms, server_id=sid)
+        self.settings = CoreSettings(tick_ms=world.tick_ms, server_id=sid, **world.core_options)
         self.core = ServerCore(self.settings, world.clock, b"s" * 32)
         self.storage = MemStorage(self)
         self.election = StubElection()
@@ -231,8 +231,9 @@ class Node:
 
 class ZabWorld:
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
-                 sync_limit: int = 5):
+                 sync_limit: int = 5, **core_options: object):
         self.clock = FakeClock()
+        self.core_options = core_options
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.verifier = MajorityVerifier(set(range(1, voters + 1)))
         self.nodes: dict[int, Node] = {}

@@ -126,15 +126,22 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
     return _java_bool if tail in _SSL_BOOLEANS else _text
 
 
+# Ensemble settings an ensemble member parses but does not act on (docs/compatibility.md).
+_UNSERVED_IN_ENSEMBLE = {
+    "connectToLearnerMasterLimit": "a learner connects within initLimit ticks; this limit is ignored",
+    "observerMasterPort": "observers follow the leader itself (no ObserverMaster); ignored",
+    "reconfigEnabled": "dynamic reconfiguration is not served; the static configuration stays in force",
+    "multiAddress.reachabilityCheckEnabled": "addresses are tried in order, with no reachability check; ignored",
+    "multiAddress.reachabilityCheckTimeoutMs": "addresses are tried in order, with no reachability check; ignored",
+}
+
+
 def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     """The warning for a zoo.cfg key this server parses but does not act on, if any."""
-    if key in _ENSEMBLE_KEYS:
-        return ("ensembles are not served yet; ignored" if distributed
-                else "used only by an ensemble; ignored in standalone mode")
-    if key.startswith("server.") and distributed:
-        return "ensembles are not served yet; ignored"
-    if key.startswith(("group", "weight")):
-        return "hierarchical quorums are not served yet; ignored"
+    if key in _ENSEMBLE_KEYS or key.startswith(("group", "weight")):
+        if not distributed:
+            return "used only by an ensemble; ignored in standalone mode"
+        return _UNSERVED_IN_ENSEMBLE.get(key)
     if key == "portUnification":
         return "TLS and plaintext on one port (portUnification) is not served; use secureClientPort"
     if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,

@@ -248,7 +248,7 @@ class QuorumPeer:
             self.current_epoch = value
 
     def session_timeouts(self) -> dict[int, int]:
-        return {sid: s.timeout for sid, s in self.core.sessions.sessions.items()}
+        return self.core.sessions.timeouts()
 
     def flush_core(self) -> None:
         fx = self.core.take_effects()

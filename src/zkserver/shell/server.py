@@ -140,8 +140,7 @@ class ServerRunner:
         now = self.clock.mono_ms()
         for sid, timeout in rec.sessions.items():
             self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return
-        sessions = self.core.sessions.sessions
-        self.log = DiskStorage(opts, rec.tree, lambda: {sid: s.timeout for sid, s in sessions.items()},
+        self.log = DiskStorage(opts, rec.tree, self.core.sessions.timeouts,
                                self._persisted, self._storage_failed, digest=rec.digest)
         self.log.ensure_initial_snapshot()
 
