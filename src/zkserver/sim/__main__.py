@@ -16,13 +16,14 @@ import importlib
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from . import report
 from .faults import SwarmOptions, draw_options
 from .scheduler import named_stream
-from .world import Check, WorkloadFactory, World
+from .world import Check, Violation, WorkloadFactory, World
 
 DEFAULT_WORKLOAD: str | None = None  # the simulated clients' workload, once it is on main
 
@@ -105,39 +106,56 @@ def reproduction_args(args: argparse.Namespace) -> list[str]:
 _ARGS: argparse.Namespace | None = None
 
 
+@dataclass
+class SeedOutcome:
+    seed: int
+    ok: bool
+    violations: list[Violation]
+    cpu_s: float
+    ops: int
+
+
 def _init_worker(args: argparse.Namespace) -> None:
     global _ARGS
     _ARGS = args
 
 
-def _sweep_one(seed: int) -> tuple[int, bool, str, float, int]:
+def _sweep_one(seed: int) -> SeedOutcome:
     assert _ARGS is not None
     result = build(seed, _ARGS).run()
-    first = "" if result.ok else f"{result.violations[0].check}: {result.violations[0].detail.splitlines()[0]}"
-    return seed, result.ok, first, result.cpu_s, result.ops
+    return SeedOutcome(seed, result.ok, result.violations, result.cpu_s, result.ops)
 
 
-def sweep(seeds: range, args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
+def run_seeds(seeds: Iterable[int], args: argparse.Namespace, jobs: int) -> Iterator[SeedOutcome]:
+    """Each seed's outcome, as the `jobs` worker processes finish them (in no fixed order)."""
+    with multiprocessing.get_context("fork").Pool(jobs, _init_worker, (args,)) as pool:
+        yield from pool.imap_unordered(_sweep_one, seeds, chunksize=4)
+
+
+def first_line(outcome: SeedOutcome) -> str:
+    v = outcome.violations[0]
+    return f"{v.check}: {v.detail.splitlines()[0]}"
+
+
+def sweep(seeds: range, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    failed: list[tuple[int, str]] = []
+    failed: list[SeedOutcome] = []
     cpu = 0.0
-    ops = 0
-    done = 0
-    with multiprocessing.get_context("fork").Pool(args.jobs, _init_worker, (args,)) as pool:
-        for seed, ok, first, cpu_s, n_ops in pool.imap_unordered(_sweep_one, seeds, chunksize=4):
-            done += 1
-            cpu += cpu_s
-            ops += n_ops
-            if not ok:
-                failed.append((seed, first))
-                out(f"seed {seed} FAILED: {first}")
-            if done % 100 == 0:
-                out(f"  {done}/{len(seeds)} seeds, {len(failed)} failed")
+    ops = done = 0
+    for outcome in run_seeds(seeds, args, args.jobs):
+        done += 1
+        cpu += outcome.cpu_s
+        ops += outcome.ops
+        if not outcome.ok:
+            failed.append(outcome)
+            print(f"seed {outcome.seed} FAILED: {first_line(outcome)}", flush=True)
+        if done % 100 == 0:
+            print(f"  {done}/{len(seeds)} seeds, {len(failed)} failed", flush=True)
     wall = time.monotonic() - started
-    out(f"{done} seeds in {wall:.1f} s with {args.jobs} jobs: {60 * done / wall:.0f} seeds/minute, "
-        f"{cpu / max(done, 1):.3f} s CPU and {ops // max(done, 1)} operations per seed; {len(failed)} failed")
-    for seed, first in sorted(failed):
-        out(f"  {report.reproduce(seed, reproduction_args(args))}    # {first}")
+    print(f"{done} seeds in {wall:.1f} s with {args.jobs} jobs: {60 * done / wall:.0f} seeds/minute, "
+          f"{cpu / max(done, 1):.3f} s CPU and {ops // max(done, 1)} operations per seed; {len(failed)} failed")
+    for outcome in sorted(failed, key=lambda o: o.seed):
+        print(f"  {report.reproduce(outcome.seed, reproduction_args(args))}    # {first_line(outcome)}")
     return 1 if failed else 0
 
 

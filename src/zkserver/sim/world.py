@@ -102,6 +102,7 @@ class World:
         self.network = Network(self.scheduler, self.trace, net)
         self.env = SimEnv(self.scheduler, self.network, self.trace, self._bug)
         self.violations: list[Violation] = []
+        self._final: list[MemberState] | None = None
         self.members = [(member_factory or standalone_member)(self, sid) for sid in range(1, o.members + 1)]
         self._by_name = {m.name: m for m in self.members}
         self.client_names = [f"c{i}" for i in range(1, o.clients + 1)]
@@ -124,6 +125,10 @@ class World:
         return self.network.connect(client, member, "client", handler)
 
     def final_states(self) -> list[MemberState]:
+        """What each member holds: at the end of `run`, the one reading every check shares;
+        before that, read now."""
+        if self._final is not None:
+            return self._final
         return [m.final_state() for m in self.members]
 
     def _bug(self, place: str, exc: BaseException) -> None:
@@ -146,15 +151,20 @@ class World:
         result.cpu_s = time.process_time() - started
         return result
 
-    def _run_phases(self) -> None:
-        sched, o = self.scheduler, self.options
-        stop = self._stopped
+    def start(self) -> None:
+        """Start the members and the workload, and arm the fault schedule and the heal (what
+        `run` begins with; tests that drive the scheduler themselves call it alone)."""
         for m in self.members:
             m.start()
         if self.workload is not None:
             self.workload.start()
         self.injector.arm()
-        sched.call_at(self.heal_at, self.injector.heal)
+        self.scheduler.call_at(self.heal_at, self.injector.heal)
+
+    def _run_phases(self) -> None:
+        sched, o = self.scheduler, self.options
+        stop = self._stopped
+        self.start()
         sched.run_until(self.heal_at + o.heal_ms, stop)
         if stop():
             return
@@ -165,6 +175,7 @@ class World:
         if stop():
             return
         self.trace.note("world", "quiet" if self._quiet() else "not quiet after the quiesce limit")
+        self._final = [m.final_state() for m in self.members]
         for check in [members_up, liveness, *self.checks]:
             self.violations.extend(check(self))
 
