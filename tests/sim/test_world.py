@@ -53,7 +53,7 @@ def test_the_same_seed_gives_the_same_trace_and_result() -> None:
 
 def test_the_trace_is_the_same_in_another_process_with_another_hash_seed() -> None:
     here = cli.build(4, args()).run()
-    out = _cli("--seed", "4", *BASIC, env={"PYTHONHASHSEED": "12345"})
+    out = _cli("--seed", "4", *BASIC, env={"PYTHONHASHSEED": "12345"}, code=None)
     assert f"trace {here.trace_digest}" in out
 
 
@@ -120,7 +120,7 @@ def _cli(*argv: str, env: dict[str, str] | None = None, code: int | None = 0) ->
 
 def test_one_seed_prints_its_options_schedule_and_verdict() -> None:
     out = _cli("--seed", "9", "--faults", "kill=30,partition=30", "--set", "fault_ms=10000", *BASIC)
-    assert out.startswith("seed 9  (set)\noptions: members=1 clients=3 fault_ms=10000 ")
+    assert out.startswith("seed 9  (set)\noptions: members=1 observers=0 clients=3 fault_ms=10000 ")
     assert "faults: kill 30.0/min, partition 30.0/min" in out
     assert re.search(r"^ +\d+ ms  partition \{", out, re.M) and re.search(r"^ +\d+ ms  kill +m1, restart", out, re.M)
     assert re.search(r"^result: ok - \d+ virtual ms, \d+ events, \d+ operations \(\d+ ok\), \d+ faults", out, re.M)
@@ -192,3 +192,10 @@ def test_ci_seeds() -> None:
 @pytest.mark.slow
 def test_long_sweep() -> None:
     _sweep(int(os.environ.get("ZKSERVER_SIM_LONG_SEEDS", "5000")))
+
+
+def test_more_than_one_member_needs_an_ensemble_host() -> None:
+    with pytest.raises(ValueError, match="ensemble member host"):
+        World(1, SwarmOptions(members=3))
+    with pytest.raises(ValueError, match="ensemble member host"):
+        World(1, SwarmOptions(members=1, observers=1))

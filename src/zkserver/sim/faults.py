@@ -51,7 +51,8 @@ REBOOT_MODES = ("drop", "keep", "torn", "pages", "flip", "random")
 
 @dataclass
 class SwarmOptions:
-    members: int = 1
+    members: int = 1  # voting members (1: standalone)
+    observers: int = 0  # observers, beside them (ensemble hosts only)
     clients: int = 3
     fault_ms: int = 20000  # the fault phase; then heal
     heal_ms: int = 8000  # the liveness phase after the heal
@@ -167,9 +168,9 @@ class FaultEvent:
     until: int | None = None  # when it ends (durational faults)
     params: dict[str, Any] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def describe(self, at: bool = True) -> str:
         span = f" for {self.until - self.at} ms" if self.until is not None else ""
-        return f"{self.at:>7} ms  {self.kind:<9} {self.what}{span}"
+        return (f"{self.at:>7} ms  " if at else "") + f"{self.kind:<9} {self.what}{span}"
 
 
 def draw_schedule(rng: random.Random, o: SwarmOptions, members: list[str], clients: list[str]) -> list[FaultEvent]:
@@ -251,9 +252,10 @@ def _draw_isolate(rng, t, o, members, clients) -> FaultEvent:
 
 
 def _draw_slow_link(rng, t, o, members, clients) -> FaultEvent:
-    ends = members + clients
-    src = rng.choice(members) if rng.random() < 0.5 else rng.choice(ends)
-    dst = rng.choice([x for x in ends if x != src] or [src])
+    """A link that carries traffic: from or to a member (clients do not talk to each other)."""
+    member = rng.choice(members)
+    other = rng.choice([x for x in members + clients if x != member] or [member])
+    src, dst = (member, other) if rng.random() < 0.5 else (other, member)
     factor = rng.choice((10, 30, 100))
     return FaultEvent(t, "slow_link", f"{src}>{dst}", f"{src}>{dst} x{factor}", t + _span(rng, o),
                       {"factor": factor})
@@ -270,12 +272,14 @@ def _draw_crash(kind: str) -> Callable[..., FaultEvent]:
         down = int(rng.uniform(50, 2.0 * o.session_timeout_ms))
         if kind == "kill":
             return FaultEvent(t, kind, who, f"{who}, restart after {down} ms", t + down)
+        again = rng.randint(1, 3) if rng.random() < 0.3 else 0
+        restart = f"restart after {down} ms" + (f", cut again in start-up disk op {again}" if again else "")
         if kind == "power":
-            return FaultEvent(t, kind, who, f"{who} (reboot: {mode}), restart after {down} ms", t + down,
-                              {"mode": mode})
+            return FaultEvent(t, kind, who, f"{who} (reboot: {mode}), {restart}", t + down,
+                              {"mode": mode, "again": again})
         ops = rng.randint(1, 8)
-        return FaultEvent(t, kind, who, f"{who} in disk op {ops} from now (reboot: {mode}), restart after {down} ms",
-                          t + down, {"mode": mode, "ops": ops, "window": min(down // 2, 200)})
+        return FaultEvent(t, kind, who, f"{who} in disk op {ops} from now (reboot: {mode}), {restart}",
+                          t + down, {"mode": mode, "ops": ops, "window": min(down // 2, 200), "again": again})
     return draw
 
 
@@ -344,7 +348,7 @@ class FaultInjector:
 
     def _begin(self, ev: FaultEvent) -> None:
         self.applied += 1
-        self.world.trace.note("faults", ev.describe())
+        self.world.trace.note("faults", ev.describe(at=False))
         token = _BEGIN[ev.kind](self, ev)
         if ev.until is not None:
             self.world.scheduler.call_at(ev.until, self._end, ev, token)
@@ -392,7 +396,11 @@ class FaultInjector:
         self.world.scheduler.call_later(window, m.crash, True, ev.params["mode"])
 
     def restart(self, ev: FaultEvent, _: Any) -> None:
-        self.member(ev.target).start()
+        m = self.member(ev.target)
+        again = ev.params.get("again", 0)
+        m.start(again)
+        if again and m.state == "down":  # the cut landed in the start-up: try again a little later
+            self.world.scheduler.call_later(50, m.start)
 
     def fsync_eio(self, ev: FaultEvent) -> None:
         self.member(ev.target).data.disk.eio_next = True

@@ -89,8 +89,10 @@ class MemberHost:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        """Power on if needed, then start the process: it recovers from the disk (`_boot`)."""
+    def start(self, cut_in_recovery: int = 0) -> None:
+        """Power on if needed, then start the process: it recovers from the disk (`_boot`).
+        `cut_in_recovery`: the power fails again in that mutating disk operation of the
+        start-up, if it does that many (a torn-tail repair, the new log file...)."""
         if self.state != DOWN:
             return
         disk = self.data.disk
@@ -101,8 +103,13 @@ class MemberHost:
         self.incarnation += 1
         self.boots += 1
         self.env.network.revive(self.name)
-        self.note(f"start #{self.boots}")
+        armed = f", power cut armed at disk op {cut_in_recovery}" if cut_in_recovery else ""
+        self.note(f"start #{self.boots}{armed}")
+        if cut_in_recovery:
+            disk.crash_after(cut_in_recovery)
         self.run(self._boot)
+        if cut_in_recovery and self.state == UP:
+            disk.crash_after(None)  # the start-up did fewer disk operations: no cut
 
     def crash(self, power: bool = False, reboot_mode: str = "random") -> None:
         """Kill the process (`power`: cut the machine's power; `reboot_mode` is what the disk
@@ -150,8 +157,9 @@ class MemberHost:
             self._call(fn, args)
 
     def set_clock_rate(self, rate: float) -> None:
-        self.clock.set_rate(rate)
-        self.note(f"clock rate x{rate:g}")
+        if rate != self.clock.rate:
+            self.clock.set_rate(rate)
+            self.note(f"clock rate x{rate:g}")
 
     def jump_wall_clock(self, delta_ms: int) -> None:
         self.clock.jump_wall(delta_ms)

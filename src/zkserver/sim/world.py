@@ -67,7 +67,7 @@ class Workload(Protocol):
 
 Check = Callable[["World"], Iterable[Violation]]
 WorkloadFactory = Callable[["World"], Workload]
-MemberFactory = Callable[["World", int], MemberHost]
+MemberFactory = Callable[["World", int], MemberHost]  # (world, sid): sids above options.members are observers
 
 
 @dataclass
@@ -103,7 +103,11 @@ class World:
         self.env = SimEnv(self.scheduler, self.network, self.trace, self._bug)
         self.violations: list[Violation] = []
         self._final: list[MemberState] | None = None
-        self.members = [(member_factory or standalone_member)(self, sid) for sid in range(1, o.members + 1)]
+        if member_factory is None and (o.members != 1 or o.observers):
+            raise ValueError("more than one member needs an ensemble member host (member_factory); the "
+                             "standalone host runs one member")
+        factory = member_factory or standalone_member
+        self.members = [factory(self, sid) for sid in range(1, o.members + o.observers + 1)]
         self._by_name = {m.name: m for m in self.members}
         self.client_names = [f"c{i}" for i in range(1, o.clients + 1)]
         self.history = History()
