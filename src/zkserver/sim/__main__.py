@@ -12,28 +12,13 @@ See docs/testing.md ("The simulator").
 from __future__ import annotations
 
 import argparse
-import importlib
-import multiprocessing
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from . import report
-from .faults import SwarmOptions, draw_options
-from .scheduler import named_stream
-from .world import Check, Violation, WorkloadFactory, World
+from .runner import SeedOutcome, build, first_line, run_seeds
 
 DEFAULT_WORKLOAD: str | None = None  # the simulated clients' workload, once it is on main
-
-
-def load(spec: str) -> Any:
-    """'package.module:attribute' -> the attribute."""
-    module, _, attr = spec.partition(":")
-    if not attr:
-        raise SystemExit(f"expected module:attribute, got {spec!r}")
-    return getattr(importlib.import_module(module), attr)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,21 +38,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--trace-lines", type=int, default=40, help="trace lines kept per member/client/link")
     p.add_argument("--trace", action="store_true", help="print the traces even when the run passes")
     return p.parse_args(argv)
-
-
-def options_for(seed: int, args: argparse.Namespace) -> SwarmOptions:
-    """The seed's drawn options, with the command line's changes applied."""
-    base = SwarmOptions(members=args.members, clients=args.clients)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    if args.faults is not None:
-        overrides["faults"] = args.faults
-    return draw_options(named_stream(seed, "options"), base).with_overrides(overrides)
-
-
-def build(seed: int, args: argparse.Namespace) -> World:
-    workload: WorkloadFactory | None = load(args.workload) if args.workload else None
-    checks: list[Check] = [load(spec) for spec in args.check]
-    return World(seed, options_for(seed, args), workload, checks, trace_ring=args.trace_lines)
 
 
 def run_one(seed: int, args: argparse.Namespace) -> int:
@@ -102,39 +72,6 @@ def reproduction_args(args: argparse.Namespace) -> list[str]:
 
 
 # ---------------------------------------------------------------- sweeps
-
-_ARGS: argparse.Namespace | None = None
-
-
-@dataclass
-class SeedOutcome:
-    seed: int
-    ok: bool
-    violations: list[Violation]
-    cpu_s: float
-    ops: int
-
-
-def _init_worker(args: argparse.Namespace) -> None:
-    global _ARGS
-    _ARGS = args
-
-
-def _sweep_one(seed: int) -> SeedOutcome:
-    assert _ARGS is not None
-    result = build(seed, _ARGS).run()
-    return SeedOutcome(seed, result.ok, result.violations, result.cpu_s, result.ops)
-
-
-def run_seeds(seeds: Iterable[int], args: argparse.Namespace, jobs: int) -> Iterator[SeedOutcome]:
-    """Each seed's outcome, as the `jobs` worker processes finish them (in no fixed order)."""
-    with multiprocessing.get_context("fork").Pool(jobs, _init_worker, (args,)) as pool:
-        yield from pool.imap_unordered(_sweep_one, seeds, chunksize=4)
-
-
-def first_line(outcome: SeedOutcome) -> str:
-    v = outcome.violations[0]
-    return f"{v.check}: {v.detail.splitlines()[0]}"
 
 
 def sweep(seeds: range, args: argparse.Namespace) -> int:
