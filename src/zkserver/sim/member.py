@@ -24,6 +24,7 @@ effects to the streams, one send per connection per pump. A subclass builds its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,10 @@ class MemberHost:
         disk = self.data.disk
         if disk.crashed:
             disk.reboot(self._reboot_mode)
-            self.note(f"reboot ({self._reboot_mode}): {disk.history[-1]}")
+            # A snapshot's temp file is named after the writing process: keep the trace the
+            # same in every process that runs this seed.
+            kept = disk.history[-1].replace(f".{os.getpid()}", ".<pid>")
+            self.note(f"reboot ({self._reboot_mode}): {kept}")
         self.state = UP
         self.incarnation += 1
         self.boots += 1
