@@ -263,13 +263,9 @@ def test_an_exception_in_a_member_stops_the_world_with_a_violation(monkeypatch: 
     assert result.virtual_ms < 1000, "the run stops at the bug"
 
 
-# ---------------------------------------------------------------- a known storage bug
+# ---------------------------------------------------------------- what the simulator found in storage
 
 
-@pytest.mark.xfail(strict=True, reason="storage: recovery replays unsynced log entries from the page cache after a "
-                                       "process crash and never makes them durable; a later power cut loses them "
-                                       "under the newer, durable log files (reported to the lead; Apache takes a "
-                                       "snapshot after loading, ZooKeeperServer.loadData)")
 def test_txns_recovered_from_the_page_cache_are_made_durable_before_new_writes_build_on_them() -> None:
     w = world(4, clients=3, fsync_ms=300.0, fsync_jitter_ms=0.0)
     m = w.members[0]

@@ -1,13 +1,8 @@
 """Whole worlds: determinism, the swarm options and schedule, the CLI, and the CI run of seeds.
 
 The CI run (`test_ci_seeds`) runs ZKSERVER_SIM_SEEDS seeds (default 500) of the standalone
-world with tests/sim/basic.py's clients and checks, in two worker processes. A failing seed
-fails the test with its reproduction, except a failure that goes away when the fix for the
-known storage bug (txns replayed from the page cache after a process crash are not made
-durable; see test_member.py's xfail) is applied in this process: those seeds are counted and
-printed as the known bug, so that a new bug is never hidden behind it. Once storage makes
-recovered txns durable, that count is 0 and the xfail in test_member.py turns into a failure
-that says to delete the attribution here. `test_long_sweep` (marked slow) runs
+world with tests/sim/basic.py's clients and checks, in two worker processes; any failing seed
+fails the test with its reproduction. `test_long_sweep` (marked slow) runs
 ZKSERVER_SIM_LONG_SEEDS seeds the same way, when that is set.
 """
 
@@ -23,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from zkserver.sim import __main__ as cli
-from zkserver.sim import disks, runner
+from zkserver.sim import runner
 from zkserver.sim.faults import FAULT_KINDS, SwarmOptions, draw_options, draw_schedule, parse_faults
 from zkserver.sim.scheduler import named_stream
 from zkserver.sim.world import Violation, World
-from zkserver.storage.txnlog import LOG_PREFIX, sorted_files
 
 ROOT = Path(__file__).resolve().parents[2]
 BASIC = ["--workload", "tests.sim.basic:workload", "--check", "tests.sim.basic:no_acknowledged_write_lost",
@@ -55,10 +49,10 @@ def test_the_trace_is_the_same_in_another_process_with_another_hash_seed() -> No
     # Power cuts in the middle of snapshots: the trace then names a snapshot's temp file, which
     # storage names after the writing process.
     faults = ("--faults", "torn=40,power=40", "--set", "snap_count=50")
-    world = runner.build(4, args(*faults, "--trace-lines", "100000"))
+    world = runner.build(21, args(*faults, "--trace-lines", "100000"))
     here = world.run()
     assert any("tmp.snapshot." in line for line in world.trace.tail("m1"))
-    out = _cli("--seed", "4", *faults, *BASIC, env={"PYTHONHASHSEED": "12345"}, code=None)
+    out = _cli("--seed", "21", *faults, *BASIC, env={"PYTHONHASHSEED": "12345"}, code=None)
     assert f"trace {here.trace_digest}" in out
 
 
@@ -157,36 +151,14 @@ def test_a_sweep_reports_seeds_per_minute() -> None:
 # ---------------------------------------------------------------- the CI run
 
 
-def _with_known_storage_fix(seed: int) -> bool:
-    """Does this seed pass once recovered log files are fsynced (the storage fix asked for)?"""
-    real = disks.DataDir.recover
-
-    def recover_and_sync(self: disks.DataDir, extended_types: bool = False):
-        rec = real(self, extended_types)
-        for _, path in sorted_files(self.opts.log_dir, LOG_PREFIX, self.disk):
-            fd = self.disk.open_existing(path)
-            self.disk.fsync(fd)
-            self.disk.close(fd)
-        return rec
-
-    disks.DataDir.recover = recover_and_sync  # type: ignore[method-assign]
-    try:
-        return runner.build(seed, args()).run().ok
-    finally:
-        disks.DataDir.recover = real  # type: ignore[method-assign]
-
-
 def _sweep(count: int) -> None:
     jobs = max(1, min(2, os.cpu_count() or 1))
     outcomes = list(runner.run_seeds(range(count), args(), jobs))
     failed = sorted((o for o in outcomes if not o.ok), key=lambda o: o.seed)
-    known = [o.seed for o in failed if _with_known_storage_fix(o.seed)]
-    new = [o for o in failed if o.seed not in known]
     cpu = sum(o.cpu_s for o in outcomes) / count
-    print(f"{count} seeds, {cpu:.3f} s CPU per seed; known storage bug (recovered txns not made durable): "
-          f"{len(known)} seeds {known}")
-    assert not new, "\n".join(f"{runner.first_line(o)}\n  reproduce: python -m zkserver.sim --seed {o.seed} "
-                              f"{' '.join(BASIC)}" for o in new)
+    print(f"{count} seeds, {cpu:.3f} s CPU per seed")
+    assert not failed, "\n".join(f"{runner.first_line(o)}\n  reproduce: python -m zkserver.sim --seed {o.seed} "
+                                 f"{' '.join(BASIC)}" for o in failed)
     assert sum(o.ops for o in outcomes) > 500 * count, "the worlds carried traffic"
 
 

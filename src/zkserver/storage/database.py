@@ -125,7 +125,23 @@ def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_
     """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot. A
     truncation or snapshot installation a crash interrupted is finished first."""
     finish_pending(opts.snap_dir, opts.log_dir, disk)
-    return _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
+    rec = _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
+    _make_replayed_durable(opts, rec.snapshot_zxid, disk)
+    return rec
+
+
+def _make_replayed_durable(opts: StorageOptions, snapshot_zxid: int, disk: Disk) -> None:
+    """fsync the log files recovery replayed: after a process crash they may still hold
+    entries only the page cache has, and what was replayed is served as committed, so a later
+    power cut must not take it from under newer, durable txns. (Apache takes a snapshot after
+    loading, ZooKeeperServer.loadData, to the same end.)"""
+    for _, path in logs_needed(sorted_files(opts.log_dir, LOG_PREFIX, disk), snapshot_zxid):
+        fd = disk.open_existing(path)
+        try:
+            disk.fsync(fd)
+        finally:
+            disk.close(fd)
+    disk.fsync_dir(opts.log_dir)
 
 
 def truncate_history(opts: StorageOptions, zxid: int, extended_types: bool = False,
@@ -225,8 +241,12 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
         lf = LogFile(path, disk, skip_upto=rec.snapshot_zxid)
         for entry in lf:
             hdr = entry.hdr
-            if hdr.zxid <= tree.last_processed_zxid:
+            last = tree.last_processed_zxid
+            if hdr.zxid <= last:
                 continue
+            if hdr.zxid >> 32 == last >> 32 and hdr.zxid != last + 1 and last:
+                raise StorageError(f"txn log {path} jumps from zxid 0x{last:x} to 0x{hdr.zxid:x} within an epoch: "
+                                   "txns are missing; refusing to start. Restore the missing log file.")
             if predictor is not None and predictor.after(hdr, entry.txn) != _recorded(entry.digest):
                 log.info("The digest of txn 0x%x is not the one predicted from the snapshot; the tree "
                          "digest will be computed from the whole tree", hdr.zxid)
