@@ -13,8 +13,8 @@ next round, which starts when this one completes: one round covers every batch w
 before it started. A slow disk multiplies the latency; an injected EIO on fdatasync fails the
 log for good (the core then refuses writes); a full disk fails the next write with ENOSPC.
 
-Snapshots are written inline on the member's thread through the same disk (`InlineSnapshots`;
-the simulator cannot fork), when DiskStorage's randomized snapCount says so.
+Snapshots are written inline on the member's thread through the same disk (DiskStorage's
+`inline_snapshots`: the simulator cannot fork), when its randomized snapCount says so.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from dataclasses import dataclass, replace
 from ..jute.records import TxnHeader
 from ..storage.database import DiskStorage, Recovered, StorageOptions, recover
 from ..storage.simdisk import SimDisk
-from ..storage.snapshot import write_snapshot
+from ..storage.snapshot import snapshot_files
 from ..storage.txnlog import ENTRY_HEAD, LOG_PREFIX, LogFile, sorted_files
-from ..tree.datatree import DataTree
 from .scheduler import Timer
 
 MAX_FSYNC_MS = 2000  # even the slowest disk answers within this
@@ -78,33 +77,6 @@ class MachineDisk(SimDisk):
         super().allocate(fd, offset, length)
 
 
-class InlineSnapshots:
-    """DiskStorage's snapshot taker for a simulated member: the snapshot is written on the
-    caller's thread through the member's Disk. A failed one is noted and the member goes on,
-    as the real server goes on when its snapshot child fails."""
-
-    busy = False
-
-    def __init__(self, snap_dir: str, disk: SimDisk, opts: StorageOptions, note: Callable[[str], None]):
-        self.snap_dir = snap_dir
-        self.disk = disk
-        self.opts = opts
-        self.note = note
-
-    def take(self, tree: DataTree, sessions: dict[int, int]) -> bool:
-        try:
-            path = write_snapshot(self.snap_dir, tree, sessions, self.opts.digest_enabled, disk=self.disk,
-                                  fmt=self.opts.snap_format)
-        except OSError as e:
-            self.note(f"snapshot at 0x{tree.last_processed_zxid:x} failed: {e.strerror}")
-        else:
-            self.note(f"snapshot {os.path.basename(path)}")
-        return True
-
-    def wait(self) -> None:
-        pass
-
-
 class DataDir:
     """One member's data dir on its disk: recovery, the running log, its sync rounds."""
 
@@ -145,8 +117,8 @@ class DataDir:
         self._held = []
         storage = self.storage = DiskStorage(
             self.opts, rec.tree, sessions, self._hold_durable, self._hold_failure,
-            rng=random.Random(self.rng.getrandbits(64)), disk=self.disk, manual=True, digest=rec.digest)
-        storage.taker = InlineSnapshots(self.opts.snap_dir, self.disk, self.opts, self.note)  # type: ignore[assignment]
+            rng=random.Random(self.rng.getrandbits(64)), disk=self.disk, manual=True, digest=rec.digest,
+            inline_snapshots=True)
         storage.ensure_initial_snapshot()
         return storage
 
@@ -169,12 +141,15 @@ class DataDir:
         self._in_flight = self._dirty = False
         self._round_timer = None
 
-    def append(self, entries: list[tuple[TxnHeader, object]]) -> None:
+    def append(self, entries: list[tuple[TxnHeader, object]],
+               digests: list[tuple[int, int] | None] | None = None) -> list[bytes]:
+        """Log entries (DiskStorage.append); a sync round covers them. Each entry's bytes."""
         assert self.storage is not None
-        self.storage.append(entries)
+        bodies = self.storage.append(entries, digests)
         self._dirty = True
         if not self._in_flight:
             self._start_round()
+        return bodies
 
     @property
     def log_failed(self) -> bool:
@@ -216,6 +191,12 @@ class DataDir:
         self._held.append((self._on_failure, exc))
 
     # ------------------------------------------------------------ what the disk holds
+
+    def history_start(self) -> int:
+        """The zxid of the oldest snapshot on the disk: the logs hold every txn after it (the
+        simulator purges nothing; an installed SNAP leaves its own snapshot and the logs after it)."""
+        snaps = snapshot_files(self.opts.snap_dir, self.disk)
+        return snaps[-1][0] if snaps else 0
 
     def logged_txns(self) -> list[tuple[int, bytes]]:
         """(zxid, entry bytes: TxnHeader + txn + optional TxnDigest) of every good entry in

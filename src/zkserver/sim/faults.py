@@ -58,6 +58,8 @@ class SwarmOptions:
     heal_ms: int = 8000  # the liveness phase after the heal
     quiesce_ms: int = 5000  # at most this long for the workload and the disks to go quiet
     tick_ms: int = 200
+    init_limit: int = 10  # ticks (ensemble members)
+    sync_limit: int = 5
     session_timeout_ms: int = 2000  # what clients ask for
     snap_count: int = 100000
     pre_alloc_kb: int = 64

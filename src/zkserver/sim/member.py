@@ -66,6 +66,8 @@ class MemberState:
     digest: int | None
     sessions: dict[int, int] = field(default_factory=dict)  # session id -> timeout
     log_failed: bool = False
+    role: str | None = None  # an ensemble member's role at the end (core.Role), None standalone
+    history_start: int = 0  # `txns` holds every txn after this zxid (DataDir.history_start)
 
 
 class MemberHost:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .ensemble import ensemble_member
 from .faults import SwarmOptions, draw_options
 from .scheduler import named_stream
 from .world import Check, Violation, WorkloadFactory, World
@@ -39,7 +40,9 @@ def options_for(seed: int, args: argparse.Namespace) -> SwarmOptions:
 def build(seed: int, args: argparse.Namespace) -> World:
     workload: WorkloadFactory | None = load(args.workload) if args.workload else None
     checks: list[Check] = [load(spec) for spec in args.check]
-    return World(seed, options_for(seed, args), workload, checks, trace_ring=args.trace_lines)
+    options = options_for(seed, args)
+    factory = None if options.members == 1 and not options.observers else ensemble_member
+    return World(seed, options, workload, checks, member_factory=factory, trace_ring=args.trace_lines)
 
 
 _ARGS: argparse.Namespace | None = None

@@ -78,4 +78,4 @@ class StandaloneHost(MemberHost):
             return MemberState(self.name, self.sid, self.state, [], None, None)
         return MemberState(self.name, self.sid, self.state, self.data.logged_txns(), core.tree,
                            tree_digest(core.tree), {sid: s.timeout for sid, s in core.sessions.sessions.items()},
-                           core.log_failed)
+                           core.log_failed, history_start=self.data.history_start())
