@@ -24,6 +24,7 @@ effects to the streams, one send per connection per pump. A subclass builds its 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,7 +196,9 @@ class MemberHost:
     def call_later(self, delay_ms: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """`fn(*args)` after `delay_ms` of this machine's (possibly skewed) clock, in this
         incarnation of the process only."""
-        virtual = int(delay_ms / self.clock.rate)
+        # Rounded up: on a fast clock a 1 ms wait rounded down to 0 would fire before this
+        # machine's clock reached it, and a caller waiting for it would spin at one instant.
+        virtual = math.ceil(delay_ms / self.clock.rate)
         return self.env.scheduler.call_later(virtual, self._timer, self.incarnation, fn, args)
 
     def _timer(self, incarnation: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
