@@ -54,4 +54,7 @@ def checks(world: World) -> list[Violation]:
     from .world import Violation
 
     members = [checked_member(s) for s in world.final_states()]
-    return [Violation(v.check, str(v)) for v in check_all(world.history, members)]
+    env = world.env
+    journal = sorted((zxid, body) for zxid, (_, body) in env.applied.items()) if env.applied else None
+    found = [Violation("replicas", f"two members applied different txns: {c}") for c in env.conflicts]
+    return found + [Violation(v.check, str(v)) for v in check_all(world.history, members, journal=journal)]

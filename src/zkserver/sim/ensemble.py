@@ -20,15 +20,17 @@ from ..core import CoreSettings, ServerCore
 from ..jute.records import TxnHeader
 from ..quorum.context import PeerSettings
 from ..quorum.election import ElectionSettings, FastLeaderElection
+from ..quorum.learner import Stage
 from ..quorum.peer import QuorumPeer
 from ..quorum.verifier import QuorumMaj
 from ..storage.database import Recovered, StorageOptions
 from ..storage.digest import tree_digest
 from ..storage.epochs import load_epochs
 from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
+from ..storage.txnlog import encode_proposal
 from ..tree.datatree import DataTree
 from .disks import DataDir, DiskProfile
-from .member import DOWN, ClientPort, MemberHost, MemberState, SimEnv
+from .member import DOWN, UP, ClientPort, MemberHost, MemberState, SimEnv
 from .scheduler import Timer
 from .streams import Stream
 
@@ -137,6 +139,7 @@ class EnsembleHost(MemberHost):
         rec = data.recover(self.settings.extended_types)
         core = self.core = ServerCore(self.settings, self.clock, self.secret, tree=rec.tree)
         core.sessions.apache_passwords = True
+        core.on_applied = self._applied
         now = self.clock.mono_ms()
         for sid, timeout in rec.sessions.items():
             core.sessions.add(sid, timeout, now)
@@ -174,6 +177,9 @@ class EnsembleHost(MemberHost):
         link = _QuorumLink(self, self._cid(), dialed=False)
         link.stream = stream
         return link
+
+    def _applied(self, hdr: TxnHeader, txn: object) -> None:
+        self.env.note_applied(self.name, hdr.zxid, encode_proposal(hdr, txn, None))
 
     def _cid(self) -> int:
         cid = self._next_cid
@@ -228,6 +234,22 @@ class EnsembleHost(MemberHost):
         self._wakeup = self.call_later(delay, self._fire)
 
     # ------------------------------------------------------------ for the checks
+
+    @property
+    def quiet(self) -> bool:
+        """The disk is quiet and the member is settled in a role with nothing in flight: a
+        learner has applied all it logged, a leader has nothing proposed or committed that is
+        not applied (a COMMIT on its way keeps the world running)."""
+        if self.state != UP:
+            return True
+        peer = self.peer
+        if not self.data.quiet or peer is None or peer.stopped is not None:
+            return self.data.quiet
+        if peer.learner is not None:
+            learner = peer.learner
+            return learner.stage == Stage.BROADCAST and not learner.logged and not learner.apply_queue
+        leader = peer.leader
+        return leader is not None and leader.established and not leader.outstanding and not leader.to_be_applied
 
     @property
     def role(self) -> str:

@@ -53,6 +53,16 @@ class SimEnv:
     trace: Trace
     on_bug: Callable[[str, BaseException], None]  # (place, exception): the world stops with a violation
     running: str = "world"  # whose code runs now (log lines go to its trace)
+    # zxid -> (member, txn bytes) of every txn any member applied, over the whole run: the
+    # committed history from its start even after every member's logs were replaced by a SNAP.
+    applied: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)  # two members applied different txns at one zxid
+
+    def note_applied(self, member: str, zxid: int, body: bytes) -> None:
+        seen = self.applied.setdefault(zxid, (member, body))
+        if seen[1] != body and len(self.conflicts) < 10:
+            self.conflicts.append(f"at zxid 0x{zxid:x} {member} applied {body.hex()} but {seen[0]} applied "
+                                  f"{seen[1].hex()}")
 
 
 @dataclass
