@@ -261,3 +261,17 @@ def test_a_learner_request_that_does_not_decode_becomes_an_error_txn():
     c.send_raw(b"\0\0\0\x07\0\0\0\x01\0\0")  # a create with a truncated body
     replies = [f for f in c.take() if f.kind == "reply"]
     assert replies and replies[0].err == -5  # MarshallingError, as Apache
+
+
+def test_an_epoch_file_the_disk_refuses_sends_the_member_back_to_looking():
+    """Found by the simulator: ENOSPC writing acceptedEpoch escaped the peer and stopped it."""
+    w = ZabWorld(3)
+    w.start()
+    w[1].storage.disk_full = True
+    w.elect(3)
+    assert w[1].core.role == Role.LOOKING and w[1].peer.learner is None
+    assert w.leader_of() == 3  # the others go on without it
+    w[1].storage.disk_full = False
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    assert w[1].core.role == Role.FOLLOWER

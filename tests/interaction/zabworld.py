@@ -55,6 +55,7 @@ class MemStorage:
     entries: list[tuple[TxnHeader, object]] = field(default_factory=list)
     epochs: dict[str, int] = field(default_factory=lambda: {"acceptedEpoch": 0, "currentEpoch": 0})
     hold: bool = False
+    disk_full: bool = False
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
 
@@ -111,6 +112,8 @@ class MemStorage:
         return _LEN.pack(len(data)) + data
 
     def write_epoch(self, name: str, value: int) -> None:
+        if self.disk_full:
+            raise OSError(28, "No space left on device")
         self.epochs[name] = value
         self.epoch_writes.append((name, value, self.node.peer.durable_zxid))
 

@@ -19,14 +19,16 @@ acknowledgement (see leader.py and learner.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..core import Effects, Role, ServerCore
 from ..jute.records import TxnHeader
 from ..proto.election_codec import Notification, NotificationError, ServerState
 from ..proto.peer_codec import PeerProtocolError, QuorumPacket, QuorumStreamDecoder, SnapshotScanner, encode_packet
+from ..storage.txnlog import StorageError
 from ..tree.datatree import DataTree
 from . import bugs
 from .context import CommittedLog, MemberStorage, PeerSettings, Verifier
@@ -133,10 +135,11 @@ class QuorumPeer:
         for item in items:
             if cid not in self.decoders:
                 break
-            if self.leader is not None:
-                self.leader.packet(cid, item, now)  # type: ignore[arg-type]
-            elif self.learner is not None and cid == self.learner.cid:
-                self.learner.packet(item, now)
+            with self._disk_errors_fail_the_role():
+                if self.leader is not None:
+                    self.leader.packet(cid, item, now)  # type: ignore[arg-type]
+                elif self.learner is not None and cid == self.learner.cid:
+                    self.learner.packet(item, now)
             self._settle()
 
     def quorum_closed(self, cid: int) -> None:
@@ -148,10 +151,11 @@ class QuorumPeer:
             return
         self.durable_zxid = zxid
         now = self.clock.mono_ms()
-        if self.leader is not None:
-            self.leader.persisted(zxid, now)
-        elif self.learner is not None:
-            self.learner.persisted(zxid)
+        with self._disk_errors_fail_the_role():
+            if self.leader is not None:
+                self.leader.persisted(zxid, now)
+            elif self.learner is not None:
+                self.learner.persisted(zxid)
         self._settle()
 
     def log_failed(self, reason: str) -> None:
@@ -218,7 +222,8 @@ class QuorumPeer:
         self.state = state
         self.leader_sid = leader_sid
         if state == ServerState.LEADING:
-            self.leader = Leader(self, now)
+            with self._disk_errors_fail_the_role():
+                self.leader = Leader(self, now)
         else:
             log.info("%s leader %d", state.name, leader_sid)
             self.learner = Learner(self, leader_sid, now)
@@ -303,6 +308,16 @@ class QuorumPeer:
             tree, sessions, zxid = self._unwritten_snapshot
             self._unwritten_snapshot = None
             self.storage.install_snapshot(tree, sessions, zxid)
+
+    @contextlib.contextmanager
+    def _disk_errors_fail_the_role(self) -> Iterator[None]:
+        """An epoch file, a TRUNC or a SNAP that the disk refuses (full, failing): the role
+        cannot go on; as Apache's learner and leader do on an IOException, look again (a log
+        that failed for good also stops the member, through log_failed)."""
+        try:
+            yield
+        except (OSError, StorageError) as e:
+            self.role_failed(f"the disk refused a write the role needs: {e}")
 
     def role_failed(self, reason: str) -> None:
         if self.failed_reason is None:
