@@ -40,7 +40,7 @@ def build_peer(runner: ServerRunner, opts: EnsembleOptions, rec: Recovered) -> C
         return QuorumPeer(opts.peer, core, storage, opts.verifier, election, rec.committed,  # type: ignore[arg-type]
                           runner.clock, accepted_epoch=epochs.accepted, current_epoch=epochs.current,
                           decode_snapshot=lambda data: decode_snapshot_stream(data, extended),
-                          snapshot_scanner=SnapshotStreamScanner)
+                          snapshot_scanner=SnapshotStreamScanner, metrics=runner.stats)
 
     log.info("ensemble member %d: last logged zxid 0x%x, accepted epoch %d, current epoch %d", opts.my_sid,
              rec.last_logged_zxid, epochs.accepted, epochs.current)
