@@ -35,6 +35,8 @@ def build_peer(runner: ServerRunner, opts: EnsembleOptions, rec: Recovered) -> C
     config = core.tree.get("/zookeeper/config")
     if config is not None:  # Apache's initConfigInZKDatabase: the static config, for getConfig
         config.data = str(opts.verifier).encode()
+        if core.tree.namespace_stats is not None:  # a setData there: mntr's "zookeeper" namespace
+            core.tree.namespace_stats.write("/zookeeper/config", len(config.data))
 
     def factory(election: FastLeaderElection) -> QuorumPeer:
         return QuorumPeer(opts.peer, core, storage, opts.verifier, election, rec.committed,  # type: ignore[arg-type]

@@ -96,6 +96,12 @@ class QuorumNet:
         if conn is not None and conn.transport is not None:
             conn.transport.write(data)
 
+    def peer_address(self, cid: int) -> str:
+        """"ip:port" of the other end of a connection (the AdminServer's `observers`)."""
+        conn = self.conns.get(cid)
+        peer = conn.transport.get_extra_info("peername") if conn is not None and conn.transport else None
+        return f"{peer[0]}:{peer[1]}" if peer else "<null>"
+
     def close(self, cid: int) -> None:
         """Close a connection the peer gave up; it is not reported back as closed."""
         conn = self.conns.pop(cid, None)
