@@ -812,6 +812,7 @@ class ServerCore:
 
     def replace_tree(self, tree: DataTree, sessions: dict[int, int]) -> None:
         """Serve `tree` and `sessions` from now on (a restore, or a learner's TRUNC or SNAP)."""
+        tree.namespace_stats = self.tree.namespace_stats  # the operator's counters go on
         self.tree = tree
         self.prep = Preparer(tree, self.auth, QuotaPolicy(tree, self.settings.enforce_quota),
                              self.settings.extended_types)

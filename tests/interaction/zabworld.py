@@ -18,6 +18,7 @@ from tests.unit.corehelper import Client, FakeClock, decode_frame
 from zkserver.core import CoreSettings, ServerCore
 from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateSessionTxn, TxnHeader
+from zkserver.ops.stats import ServerStats
 from zkserver.proto.election_codec import ServerState
 from zkserver.quorum.context import PeerSettings
 from zkserver.quorum.peer import QuorumPeer
@@ -182,6 +183,7 @@ class Node:
         self.core = ServerCore(self.settings, world.clock, b"s" * 32)
         self.storage = MemStorage(self)
         self.election = StubElection()
+        self.metrics = ServerStats()  # the quorum counters and summaries, kept across restarts
         self.alive = True
         self.clients: dict[int, Client] = {}
         self.closed: set[int] = set()
@@ -196,7 +198,8 @@ class Node:
                                CommittedLog(), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
                                current_epoch=self.storage.epochs["currentEpoch"],
-                               decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner)
+                               decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner,
+                               metrics=self.metrics)
 
     def durable(self, zxid: int) -> None:
         self.world.durable_queue.append((self.sid, zxid))

@@ -35,12 +35,14 @@ def build_peer(runner: ServerRunner, opts: EnsembleOptions, rec: Recovered) -> C
     config = core.tree.get("/zookeeper/config")
     if config is not None:  # Apache's initConfigInZKDatabase: the static config, for getConfig
         config.data = str(opts.verifier).encode()
+        if core.tree.namespace_stats is not None:  # a setData there: mntr's "zookeeper" namespace
+            core.tree.namespace_stats.write("/zookeeper/config", len(config.data))
 
     def factory(election: FastLeaderElection) -> QuorumPeer:
         return QuorumPeer(opts.peer, core, storage, opts.verifier, election, rec.committed,  # type: ignore[arg-type]
                           runner.clock, accepted_epoch=epochs.accepted, current_epoch=epochs.current,
                           decode_snapshot=lambda data: decode_snapshot_stream(data, extended),
-                          snapshot_scanner=SnapshotStreamScanner)
+                          snapshot_scanner=SnapshotStreamScanner, metrics=runner.stats)
 
     log.info("ensemble member %d: last logged zxid 0x%x, accepted epoch %d, current epoch %d", opts.my_sid,
              rec.last_logged_zxid, epochs.accepted, epochs.current)

@@ -357,6 +357,7 @@ class DiskStorage:
         self.taker: SnapshotTaker | None = None
         self.inline_snapshots = inline_snapshots
         self.digest_mismatches = 0  # digests a leader sent that differ from ours (digest_mismatches_count)
+        self.on_digest_mismatch: Callable[[], None] | None = None  # the operator's counter
         self._count = 0
         self._bytes = 0
         self._reset_roll()
@@ -443,6 +444,8 @@ class DiskStorage:
             if given is None or ours is None or given[0] != DIGEST_VERSION or given[1] == ours:
                 continue
             self.digest_mismatches += 1
+            if self.on_digest_mismatch is not None:
+                self.on_digest_mismatch()
             # Warn at the 1st, 2nd, 4th, 8th...: a diverged member must not flood the log.
             if self.digest_mismatches & (self.digest_mismatches - 1) == 0:
                 log.warning("Digest mismatch at zxid 0x%x: the leader's tree digest is %d, ours %d (%d mismatches "
