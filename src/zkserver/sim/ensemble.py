@@ -129,6 +129,7 @@ class EnsembleHost(MemberHost):
         self.peer: QuorumPeer | None = None
         self.port: ClientPort | None = None
         self.links: dict[int, _QuorumLink] = {}
+        self.listening = False
         self._next_cid = 1
         self._wakeup: Timer | None = None
 
@@ -155,7 +156,7 @@ class EnsembleHost(MemberHost):
                                snapshot_scanner=SnapshotStreamScanner)
         self.links = {}
         self.port = ClientPort(self, core, self.pump)
-        self.listen("quorum", self._accept)
+        self.listening = False
         self.on_message(ELECTION, self._notification)
         self.note(f"member up at 0x{rec.last_logged_zxid:x}, epochs {epochs.accepted}/{epochs.current}")
         self.peer.start()
@@ -223,8 +224,19 @@ class EnsembleHost(MemberHost):
             link = self.links.pop(cid, None)
             if link is not None and link.stream is not None:
                 link.stream.close()
+        self._listen_while_leading()
         port.write(ready.client)
         self._arm()
+
+    def _listen_while_leading(self) -> None:
+        """The quorum port accepts only while this member leads, as Apache's Leader binds it
+        (shell/ensemble.py does the same): a learner that dials too early is refused and retries."""
+        leading = self.peer is not None and self.peer.leader is not None
+        if leading and not self.listening:
+            self.listen("quorum", self._accept)
+        elif not leading and self.listening:
+            self.env.network.unlisten(self.name, "quorum")
+        self.listening = leading
 
     def _arm(self) -> None:
         assert self.peer is not None
