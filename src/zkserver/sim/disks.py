@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..jute.records import TxnHeader
-from ..storage.database import DiskStorage, Recovered, StorageOptions, recover
+from ..storage.database import DiskStorage, Recovered, StorageOptions, recover, recover_member
+from ..storage.epochs import Epochs
 from ..storage.simdisk import SimDisk
 from ..storage.snapshot import snapshot_files
 from ..storage.txnlog import ENTRY_HEAD, LOG_PREFIX, LogFile, sorted_files
@@ -107,6 +108,13 @@ class DataDir:
         self.note(f"recovered 0x{rec.tree.last_processed_zxid:x} (snapshot 0x{rec.snapshot_zxid:x} + "
                   f"{rec.replayed} txns{', truncated a torn tail' if rec.truncated else ''})")
         return rec
+
+    def recover_member(self, extended_types: bool = False) -> tuple[Recovered, Epochs]:
+        """An ensemble member's start-up recovery (storage.database.recover_member)."""
+        rec, epochs = recover_member(self.opts, extended_types, disk=self.disk)
+        self.note(f"recovered 0x{rec.last_logged_zxid:x} (snapshot 0x{rec.snapshot_zxid:x} + {rec.replayed} txns), "
+                  f"epochs {epochs.accepted}/{epochs.current}")
+        return rec, epochs
 
     def open(self, rec: Recovered, sessions: Callable[[], dict[int, int]], on_durable: Callable[[int], None],
              on_failure: Callable[[BaseException], None]) -> DiskStorage:

@@ -25,7 +25,6 @@ from ..quorum.peer import QuorumPeer
 from ..quorum.verifier import QuorumMaj
 from ..storage.database import Recovered, StorageOptions
 from ..storage.digest import tree_digest
-from ..storage.epochs import load_epochs
 from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
 from ..storage.txnlog import encode_proposal
 from ..tree.datatree import DataTree
@@ -137,7 +136,7 @@ class EnsembleHost(MemberHost):
 
     def _boot(self) -> None:
         data = self.data
-        rec = data.recover(self.settings.extended_types)
+        rec, epochs = data.recover_member(self.settings.extended_types)
         core = self.core = ServerCore(self.settings, self.clock, self.secret, tree=rec.tree)
         core.sessions.apache_passwords = True
         core.on_applied = self._applied
@@ -145,7 +144,6 @@ class EnsembleHost(MemberHost):
         for sid, timeout in rec.sessions.items():
             core.sessions.add(sid, timeout, now)
         data.open(rec, core.sessions.timeouts, self._durable, self._failed)
-        epochs = load_epochs(self.data.opts.snap_dir, rec.last_logged_zxid, data.disk)
         verifier = QuorumMaj(self.specs)
         election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, ElectionSettings())
         extended = self.settings.extended_types

@@ -28,7 +28,7 @@ from ..tree.datatree import DataTree
 from .committed import COMMIT_LOG_COUNT, CommittedLog
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
-from .epochs import write_long
+from .epochs import CURRENT_EPOCH, TMP_SUFFIX, Epochs, load_epochs, read_long, write_long
 from .rewrite import finish_pending, install_files, truncate_files
 from .snapshot import (
     SnapFormat,
@@ -128,6 +128,41 @@ def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_
     rec = _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
     _make_replayed_durable(opts, rec.snapshot_zxid, disk)
     return rec
+
+
+def recover_member(opts: StorageOptions, extended_types: bool = False,
+                   disk: Disk = OS_DISK) -> tuple[Recovered, Epochs]:
+    """Recovery for an ensemble member: `recover`, then its epoch files by Apache's start-up
+    rules - after one repair. A learner logs the txns of its catch-up, waits until they are
+    durable, and only then writes currentEpoch (ZOOKEEPER-4643); a crash between the two leaves
+    txns of an epoch newer than currentEpoch, where Apache refuses to start ("The current
+    epoch ... is older than the last zxid"). This member never acknowledged that epoch's
+    NEWLEADER nor any of those txns, so no quorum counted it for them: the log is cut back to
+    the last txn of an acknowledged epoch (the leader sends them again). What a SNAP installed
+    is kept: a leader's snapshot holds committed txns only, and currentEpoch follows it."""
+    rec = recover(opts, extended_types, disk)
+    current = read_long(opts.snap_dir, CURRENT_EPOCH, disk)
+    pending_write = read_long(opts.snap_dir, CURRENT_EPOCH + TMP_SUFFIX, disk) is not None
+    if current is not None and not pending_write and rec.last_logged_zxid >> 32 > current:
+        keep = max(_last_zxid_of_epoch(opts, current, disk), rec.snapshot_zxid)
+        if keep < rec.last_logged_zxid:
+            log.warning("The txn log holds txns of epoch %d up to 0x%x but currentEpoch is %d: they came with a "
+                        "sync that was never acknowledged; cutting the log back to 0x%x",
+                        rec.last_logged_zxid >> 32, rec.last_logged_zxid, current, keep)
+            rec = truncate_history(opts, keep, extended_types, disk)
+        if rec.last_logged_zxid >> 32 > current:
+            write_long(opts.snap_dir, CURRENT_EPOCH, rec.last_logged_zxid >> 32, disk)
+    return rec, load_epochs(opts.snap_dir, rec.last_logged_zxid, disk)
+
+
+def _last_zxid_of_epoch(opts: StorageOptions, epoch: int, disk: Disk) -> int:
+    """The last txn in the logs whose epoch is `epoch` or older (0: none)."""
+    last = 0
+    for _, path in sorted_files(opts.log_dir, LOG_PREFIX, disk):
+        for zxid, _body in LogFile(path, disk).proposals():
+            if zxid >> 32 <= epoch:
+                last = max(last, zxid)
+    return last
 
 
 def _make_replayed_durable(opts: StorageOptions, snapshot_zxid: int, disk: Disk) -> None:
