@@ -189,6 +189,9 @@ class ElectionNet:
 
     async def start(self) -> None:
         """Bind the listener(s), retrying; ElectionBindError when every try failed."""
+        # Resolved before binding: a peer may dial in the moment we listen, and its dial-back
+        # must already name us.
+        self._advertised = await self._resolve(self.my_addresses)
         targets = self._listen_targets()
         attempt = 0
         while True:
@@ -208,7 +211,6 @@ class ElectionNet:
                     raise ElectionBindError(exc.errno, f"cannot bind the election port {targets} after {attempt}"
                                             f" tries: {exc.strerror or exc}") from exc
                 await asyncio.sleep(self.settings.bind_retry_delay_s)
-        self._advertised = await self._resolve(self.my_addresses)
         log.info("sid %d: election port listening on %s", self.my_sid, self.bound_addresses())
 
     def _listen_targets(self) -> list[tuple[str | None, int]]:
