@@ -47,10 +47,11 @@ addresses), but zkserver serves standalone mode only, so 1 is all it accepts for
 from __future__ import annotations
 
 from .launcher import AsyncZkServer, ZkServer
-from .settings import DEFAULT_CONFIG, Mode, Storage, ZkServerError
+from .members import AsyncMember, Member
+from .settings import DEFAULT_CONFIG, ENSEMBLE_CONFIG, ENSEMBLE_PROPERTIES, Mode, Storage, ZkServerError
 from .wire import WireSession, close_session_remotely, four_letter
 
 __all__ = [
-    "DEFAULT_CONFIG", "AsyncZkServer", "Mode", "Storage", "WireSession", "ZkServer", "ZkServerError",
-    "close_session_remotely", "four_letter",
+    "DEFAULT_CONFIG", "ENSEMBLE_CONFIG", "ENSEMBLE_PROPERTIES", "AsyncMember", "AsyncZkServer", "Member", "Mode",
+    "Storage", "WireSession", "ZkServer", "ZkServerError", "close_session_remotely", "four_letter",
 ]

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..proto.election_codec import InitialMessage
@@ -218,9 +218,9 @@ class LinkProxy:
     """Listeners for directed peer links, with isolate/heal and down/up per member: see the module
     docstring. Every method runs on the loop the proxy was opened on."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Callable[[int, str], int | None]) -> None:
         self.ports: dict[Link, int] = {}
-        self.targets: dict[tuple[int, str], int] = {}  # (myid, kind) -> the member's real port
+        self.target = target  # (myid, kind) -> the port the member really listens on, if known
         self.isolated: set[int] = set()
         self.down: set[int] = set()
         self.pipes: set[_Pipe] = set()
@@ -237,10 +237,6 @@ class LinkProxy:
     def port(self, src: int, dst: int, kind: str) -> int:
         return self.ports[Link(src, dst, kind)]
 
-    def set_target(self, myid: int, kind: str, port: int) -> None:
-        """Member `myid` listens for `kind` on `port`."""
-        self.targets[(myid, kind)] = port
-
     def cut(self, link: Link) -> bool:
         return link.src in self.isolated or link.dst in self.isolated
 
@@ -255,13 +251,13 @@ class LinkProxy:
     def _route(self, pipe: _Pipe) -> None:
         """A dialler's connection is up: hold it, refuse it, or connect it to its member."""
         link = pipe.link
+        port = self.target(link.dst, link.kind)
         if self.cut(link):
             pipe.broken = True  # held: no upstream until heal resets it
-        elif link.src in self.down or link.dst in self.down or (link.dst, link.kind) not in self.targets:
+        elif link.src in self.down or link.dst in self.down or not port:
             pipe.reset()
         else:
-            pipe.connecting = asyncio.get_running_loop().create_task(
-                pipe.connect(self.targets[(link.dst, link.kind)]))
+            pipe.connecting = asyncio.get_running_loop().create_task(pipe.connect(port))
 
     # ------------------------------------------------------------ faults
 

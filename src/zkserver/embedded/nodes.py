@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,11 +24,14 @@ T = TypeVar("T")
 
 
 class Dirs:
-    """The launcher's work dir (zoo.cfg, logs) and data dir; temporary ones go at release()."""
+    """The launcher's work dir (zoo.cfg, logs) and data dir; temporary ones go at release().
+
+    An ensemble's data dir is the root of its members' dirs (m1/, m2/, ...), the work dir
+    unless the caller named one."""
 
     def __init__(self, plan: Plan) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="zkserver-"))
-        self.data_dir = plan.data_dir or self.workdir / "data"
+        self.data_dir = plan.data_dir or (self.workdir if plan.nodes > 1 else self.workdir / "data")
         if plan.storage == "disk":
             self.data_dir.mkdir(parents=True, exist_ok=True)
         self.threads: list[LoopThread] = []
@@ -69,6 +72,14 @@ class LoopThread:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
+            raise ZkServerError(f"the server loop did not answer within {timeout:.0f} s") from None
+
+    async def acall(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """`call` for a coroutine on another loop: awaits without blocking that loop."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
             raise ZkServerError(f"the server loop did not answer within {timeout:.0f} s") from None
 
     def close(self) -> None:
@@ -112,7 +123,12 @@ class LoopNode:
             self.runner = ServerRunner(self.options, self.secret)
         else:
             self._renew_sessions(self.runner)
-        await self.runner.start()
+        try:
+            await self.runner.start()
+        except BaseException:
+            with contextlib.suppress(Exception):  # what did start (the log, a port) must not linger
+                await self.runner.stop()
+            raise
         self.options.port = self.runner.port  # a restart listens on the same port
         self.running = True
 
@@ -155,14 +171,23 @@ def package_root() -> str:
 
 
 class ProcessNode:
-    """`python -m zkserver start zoo.cfg`, held by PID."""
+    """`python -m zkserver start zoo.cfg`, held by PID; its output goes to workdir/zkserver.log.
 
-    def __init__(self, plan: Plan, dirs: Dirs) -> None:
+    `write_cfg(port, retry)` writes the zoo.cfg for a client port and returns its path; `retry`
+    says the last start found a port taken. Ready means `probe` answers with its prefix: srvr's
+    "Zookeeper version" for a standalone server, which serves at once; "imok" for an ensemble
+    member, which answers ruok while it is still electing.
+    """
+
+    def __init__(self, plan: Plan, workdir: Path, write_cfg: Callable[[int, bool], Path], port: int = 0,
+                 probe: tuple[str, str] = ("srvr", "Zookeeper version")) -> None:
         self.plan = plan
-        self.dirs = dirs
-        self.port = plan.port
+        self.workdir = workdir
+        self.write_cfg = write_cfg
+        self.port = port
+        self.probe = probe
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = dirs.workdir / "zkserver.log"
+        self.log_path = workdir / "zkserver.log"
 
     @property
     def running(self) -> bool:
@@ -179,7 +204,7 @@ class ProcessNode:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = self.port or free_port(self.plan.address)
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self._launch(self.plan.write_cfg(self.dirs.workdir, self.dirs.data_dir, port))
+            self._launch(self.write_cfg(port, attempt > 1))
             try:
                 self._wait_ready(port, timeout)
             except ZkServerError:
@@ -199,20 +224,21 @@ class ProcessNode:
         with self.log_path.open("ab") as out:
             out.write(f"=== {' '.join(argv)}\n".encode())
             out.flush()
-            self.proc = subprocess.Popen(argv, cwd=self.dirs.workdir, env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _wait_ready(self, port: int, timeout: float) -> None:
+        word, prefix = self.probe
         deadline = time.monotonic() + timeout
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise ZkServerError(self._failure(f"exited with status {self.proc.returncode}"))
             with contextlib.suppress(OSError):
-                if four_letter(self.plan.address, port, "srvr", 1.0).startswith("Zookeeper version"):
+                if four_letter(self.plan.address, port, word, 1.0).startswith(prefix):
                     return
             if time.monotonic() > deadline:
-                raise ZkServerError(self._failure(f"did not answer srvr within {timeout:.0f} s"))
+                raise ZkServerError(self._failure(f"did not answer {word} within {timeout:.0f} s"))
             time.sleep(0.01)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:

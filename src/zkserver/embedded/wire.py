@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 
@@ -11,9 +12,18 @@ from .settings import ZkServerError
 
 
 def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    return free_ports(host, 1)[0]
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` distinct ports that were free a moment ago (all held until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -43,6 +53,17 @@ def four_letter(host: str, port: int, word: str, timeout: float = 5.0) -> str:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+async def four_letter_async(host: str, port: int, word: str, timeout: float = 5.0) -> str:
+    """`four_letter` on the running loop."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(word.encode("ascii"))
+        answer = await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+    return answer.decode("utf-8", errors="replace")
 
 
 def close_session_remotely(host: str, port: int, session_id: int, password: bytes,
