@@ -40,8 +40,17 @@ closeSession of the expiry path (``ServerCore.expire_session``); a subprocess is
 only through its client port, so there we need the session's password and close the
 session from a second connection, as Curator's KillSession does.
 
-``nodes`` is the ensemble size. The launcher is shaped for N nodes (``hosts`` joins their
-addresses), but zkserver serves standalone mode only, so 1 is all it accepts for now.
+Ensembles. ``nodes=N`` (N > 1) and ``observers=K`` make the launcher an ensemble of N voting
+members and K observers on 127.0.0.1, always on disk, in the same three modes: in-process all
+members share the launcher's one loop. ``members[i]`` (myid i + 1) is a handle to stop, kill,
+restart, isolate and heal one member; every member's peer links go through a userspace proxy
+in the launcher's process, which is what isolate() cuts. ``start`` returns once one member
+leads and every member has a role. ensemble.py (the engine), members.py (the handles) and
+linkproxy.py (the proxy) say how.
+
+Modules: settings (the shared plan: zoo.cfg keys, -D properties), wire (the client port from
+outside), nodes (one node in-process or as a subprocess), launcher (ZkServer, AsyncZkServer),
+ensemble, members, linkproxy.
 """
 
 from __future__ import annotations
