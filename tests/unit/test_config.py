@@ -541,7 +541,7 @@ def test_observer_and_client_address() -> None:
     spec = cfg.servers[4]
     assert spec.is_observer and spec.peer_type == "observer"
     assert (spec.client_address, spec.client_port) == ("127.0.0.1", 2181)
-    assert not any("server.4" in w for w in cfg.warnings)  # the ensemble is served: nothing ignored
+    assert any("zoo.cfg:7: server.4: " in w for w in cfg.warnings)
 
 
 def test_client_port_without_host_and_explicit_participant() -> None:
@@ -813,14 +813,3 @@ def test_quorum_sasl_consistency() -> None:
     assert err.reason == "quorum.auth.serverRequireSasl: needs quorum.auth.enableSasl=true"
     err = error_of(BASE, "quorum.auth.enableSasl=true", "quorum.auth.serverRequireSasl=true")
     assert err.reason == "quorum.auth.serverRequireSasl: needs quorum.auth.learnerRequireSasl=true"
-
-
-def test_an_ensemble_members_config_warns_only_about_what_the_ensemble_ignores() -> None:
-    """The ensemble is served: its server lines and the keys it reads are not "ignored"."""
-    set_myid(1)
-    served = ["peerType=participant", "quorumListenOnAllIPs=false", "multiAddress.enabled=false",
-              "reconfigEnabled=false"]
-    cfg = load(*ensemble("clientPort=2181", *served, "syncEnabled=true", "observerMasterPort=2191"))
-    warned = {w.split(": ")[1] for w in cfg.warnings if ": " in w}
-    assert warned == {"syncEnabled", "observerMasterPort"}, cfg.warnings
-    assert all("ensembles are not served" not in w for w in cfg.warnings), cfg.warnings

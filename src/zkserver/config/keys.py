@@ -89,11 +89,6 @@ _JVM_ONLY_KEYS: dict[str, Callable[[str], Any]] = {
 }
 
 # Settings only an ensemble uses; in standalone mode Apache parses and then ignores them.
-# What an ensemble member reads (the rest of _ENSEMBLE_KEYS it parses and ignores).
-_ENSEMBLE_KEYS_SERVED = frozenset({
-    "initLimit", "syncLimit", "peerType", "quorumListenOnAllIPs", "dynamicConfigFile", "reconfigEnabled",
-    "sslQuorum", "quorum.auth.enableSasl", "multiAddress.enabled", "oraclePath",  # the two refusals are served too
-})
 _ENSEMBLE_KEYS = frozenset({
     "initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
     "quorumListenOnAllIPs", "peerType", "syncEnabled", "observerMasterPort",
@@ -134,9 +129,10 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
 def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     """The warning for a zoo.cfg key this server parses but does not act on, if any."""
     if key in _ENSEMBLE_KEYS:
-        if not distributed:
-            return "used only by an ensemble; ignored in standalone mode"
-        return None if key in _ENSEMBLE_KEYS_SERVED else "not acted on by zkserver's ensemble; ignored"
+        return ("ensembles are not served yet; ignored" if distributed
+                else "used only by an ensemble; ignored in standalone mode")
+    if key.startswith("server.") and distributed:
+        return "ensembles are not served yet; ignored"
     if key.startswith(("group", "weight")):
         return "hierarchical quorums are not served yet; ignored"
     if key == "portUnification":
