@@ -226,3 +226,28 @@ def test_a_member_handle_is_the_member(ensembles: Factory) -> None:
     member.start(wait=False)
     assert member.wait_for_mode() in ("follower", "leader")
     assert "running" in repr(member)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_peer_port_taken_before_the_member_binds_it_is_picked_again(ensembles: Factory,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       mode: str) -> None:
+    """Free ports are free only a moment ago: if another process takes one first, the member
+    gets new ones (only the proxy knows a member's real ports, so nobody else has to change)."""
+    import socket
+
+    from zkserver.embedded import ensemble
+
+    picked = ensemble.free_ports
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+
+        def first_taken(host: str, count: int) -> list[int]:
+            monkeypatch.setattr(ensemble, "free_ports", picked)
+            return [taken.getsockname()[1], *picked(host, count - 1)]  # member 0's quorum port
+
+        monkeypatch.setattr(ensemble, "free_ports", first_taken)
+        zk = ensembles(mode=mode)
+        assert zk.members[0].running and zk.members[0].mode() in ("leader", "follower")
+        assert f":{taken.getsockname()[1]}:" not in (zk.members[0].dir / "zoo.cfg").read_text()

@@ -108,14 +108,13 @@ class Ensemble:
                 seat.client_port, seat.quorum_port, seat.election_port = (base + seat.index, base + n + seat.index,
                                                                           base + 2 * n + seat.index)
             return
+        ports = free_ports(HOST, 2 * n)  # all held at once, so no two seats get the same port
         for seat in self.seats:
-            self._repick(seat)
+            seat.quorum_port, seat.election_port = ports[2 * seat.index], ports[2 * seat.index + 1]
 
     def _repick(self, seat: Seat) -> None:
-        ports = free_ports(HOST, 2 if self.in_process else 3)
-        seat.quorum_port, seat.election_port = ports[0], ports[1]
-        if not self.in_process:
-            seat.client_port = ports[2]
+        """New peer ports for a member whose start found one taken (only the proxy knows them)."""
+        seat.quorum_port, seat.election_port = free_ports(HOST, 2)
 
     def _real_port(self, myid: int, kind: str) -> int | None:
         seat = self.seats[myid - 1]
@@ -211,7 +210,7 @@ class Ensemble:
         node = self.nodes[seat.index]
         if node is None:
             node = ProcessNode(self.plan, seat.dir, lambda port, retry: self._process_cfg(seat, port, retry),
-                               seat.client_port if seat.started or self.fixed_ports else 0, ("ruok", "imok"))
+                               seat.client_port, ("ruok", "imok"))  # 0: a free one, picked again if taken
             self.nodes[seat.index] = node
             self.procs.append(node)
         node.start(self.plan.start_timeout)

@@ -209,7 +209,7 @@ class ProcessNode:
                 self._wait_ready(port, timeout)
             except ZkServerError:
                 self.kill()
-                taken = "Address already in use" in self._log_since(offset)
+                taken = "address already in use" in self._log_since(offset).lower()  # uvloop says it in lower case
                 if fixed or not taken or attempt == PORT_ATTEMPTS:
                     raise
                 continue  # another process took the free port before the server bound it
