@@ -110,7 +110,10 @@ def run_apache_ensemble() -> tuple[float, float]:
         t0 = time.perf_counter()
         cluster.start(wait=False)
         t1 = time.perf_counter()
-        poll_first_request(cluster.seats[1].client_port, lambda: cluster.members[1].running)
+        try:
+            poll_first_request(cluster.seats[1].client_port, lambda: cluster.members[1].running)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}:\n{cluster.members[1].log_tail(30)}") from None
         t2 = time.perf_counter()
     return t1 - t0, t2 - t0
 
