@@ -116,7 +116,7 @@ class Ensemble:
         """New peer ports for a member whose start found one taken (only the proxy knows them)."""
         seat.quorum_port, seat.election_port = free_ports(HOST, 2)
 
-    def _real_port(self, myid: int, kind: str) -> int | None:
+    def _real_port(self, myid: int, kind: str) -> int:
         seat = self.seats[myid - 1]
         return seat.quorum_port if kind == "quorum" else seat.election_port
 
