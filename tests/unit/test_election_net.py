@@ -24,7 +24,7 @@ from zkserver.proto.election_codec import (
     InitialMessage,
     encode_frame,
 )
-from zkserver.shell.election_net import ElectionBindError, ElectionNet, ElectionNetSettings
+from zkserver.shell.election_net import ElectionBindError, ElectionNet, ElectionNetSettings, _Link
 
 WAIT = 10.0
 FAST = ElectionNetSettings(connect_timeout_ms=2000, handshake_timeout_ms=300, bind_retries=1,
@@ -377,3 +377,21 @@ def test_a_dial_back_during_start_up_already_names_my_address(monkeypatch: pytes
         server.close()
         net.close()
     run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_dialled_connection_lost_before_the_dial_returns_is_neither_written_nor_kept(loop_kind: str) -> None:
+    """The peer may close (or a proxy reset) a connection before the dialling task resumes:
+    that link is gone. Writing to it raises on uvloop, and keeping it would leave the sid with a
+    dead link that stops every re-dial."""
+    async def body() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        peers = {1: [("127.0.0.1", server.sockets[0].getsockname()[1])], 5: [("127.0.0.1", free_port())]}
+        net, _ = await make(5, peers)
+        _, link = await asyncio.get_running_loop().create_connection(lambda: _Link(net, 1), *peers[1][0])
+        link.close()  # what connection_lost does when the close comes first
+        net._started(link)
+        assert net.connections() == {}
+        server.close()
+        net.close()
+    run(loop_kind, body)

@@ -308,6 +308,8 @@ class ElectionNet:
 
     def _started(self, link: _Link) -> None:
         """A dialled connection is up: introduce myself; keep it only if my sid is the larger."""
+        if link.closed:  # lost before the dial returned: nothing to introduce, nothing to keep
+            return
         version = PROTOCOL_VERSION_V2 if self.settings.multi_address else PROTOCOL_VERSION_V1
         advertised = self._advertised if self.settings.multi_address else self._advertised[:1]
         assert link.transport is not None and link.sid is not None
