@@ -210,7 +210,8 @@ class Ensemble:
         node = self.nodes[seat.index]
         if node is None:
             node = ProcessNode(self.plan, seat.dir, lambda port, retry: self._process_cfg(seat, port, retry),
-                               seat.client_port, ("ruok", "imok"))  # 0: a free one, picked again if taken
+                               seat.client_port, ("ruok", "imok"),  # port 0: a free one, picked again if taken
+                               lambda: [seat.quorum_port, seat.election_port])
             self.nodes[seat.index] = node
             self.procs.append(node)
         node.start(self.plan.start_timeout)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -176,16 +177,19 @@ class ProcessNode:
     `write_cfg(port, retry)` writes the zoo.cfg for a client port and returns its path; `retry`
     says the last start found a port taken. Ready means `probe` answers with its prefix: srvr's
     "Zookeeper version" for a standalone server, which serves at once; "imok" for an ensemble
-    member, which answers ruok while it is still electing.
+    member, which answers ruok while it is still electing. A member binds its client port
+    first, so it is ready only once `peer_ports()` (its quorum and election ports) accept too.
     """
 
     def __init__(self, plan: Plan, workdir: Path, write_cfg: Callable[[int, bool], Path], port: int = 0,
-                 probe: tuple[str, str] = ("srvr", "Zookeeper version")) -> None:
+                 probe: tuple[str, str] = ("srvr", "Zookeeper version"),
+                 peer_ports: Callable[[], list[int]] = list) -> None:
         self.plan = plan
         self.workdir = workdir
         self.write_cfg = write_cfg
         self.port = port
         self.probe = probe
+        self.peer_ports = peer_ports
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "zkserver.log"
 
@@ -235,11 +239,17 @@ class ProcessNode:
             if self.proc.poll() is not None:
                 raise ZkServerError(self._failure(f"exited with status {self.proc.returncode}"))
             with contextlib.suppress(OSError):
-                if four_letter(self.plan.address, port, word, 1.0).startswith(prefix):
+                if four_letter(self.plan.address, port, word, 1.0).startswith(prefix) and self._peer_ports_bound():
                     return
             if time.monotonic() > deadline:
                 raise ZkServerError(self._failure(f"did not answer {word} within {timeout:.0f} s"))
             time.sleep(0.01)
+
+    def _peer_ports_bound(self) -> bool:
+        """A connection opened and closed at once: a member drops it without a word (raises if refused)."""
+        for peer_port in self.peer_ports():
+            socket.create_connection((self.plan.address, peer_port), timeout=1.0).close()
+        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if not self.running:
