@@ -1,9 +1,11 @@
-"""Start-up time of an embedded zkserver, a zkserver subprocess and Apache ZooKeeper.
+"""Start-up time of an embedded zkserver, a zkserver subprocess and Apache ZooKeeper, alone
+and as 3-member ensembles.
 
 A benchmark, not a test: it prints a table. For each way of starting a server it measures,
 from the moment we ask for a server, (a) when the start call returned (a process launcher
-returns at once), and (b) when the first request was served: a new session was granted and
-getChildren("/") answered. The process rows poll the client port every few milliseconds
+returns at once; an ensemble launcher once a leader serves), and (b) when the first request
+was served: a new session was granted and getChildren("/") answered (by an ensemble's first
+member, whatever its role). The process rows poll the client port every few milliseconds
 until that works. Apache ZooKeeper 3.8 runs as tests/support/servers.py runs it (the Debian
 package's jars, QuorumPeerMain, the test zoo.cfg); its row is left out when it is missing.
 
@@ -58,7 +60,7 @@ def run_embedded(**kwargs: object) -> tuple[float, float]:
     zk = ZkServer(**kwargs).start()  # type: ignore[arg-type]
     t1 = time.perf_counter()
     try:
-        first_request(zk.port)
+        first_request(zk.members[0].port if zk.nodes > 1 else zk.port)
         t2 = time.perf_counter()
     finally:
         zk.close()
@@ -100,6 +102,22 @@ def run_apache() -> tuple[float, float]:
     return t1 - t0, t2 - t0
 
 
+def run_apache_ensemble() -> tuple[float, float]:
+    from tests.support.cluster import Cluster
+
+    with tempfile.TemporaryDirectory(prefix="bench-apache-") as tmp, \
+            Cluster(Path(tmp), ["apache"] * 3, tick_ms=2000, init_limit=10, sync_limit=5) as cluster:
+        t0 = time.perf_counter()
+        cluster.start(wait=False)
+        t1 = time.perf_counter()
+        try:
+            poll_first_request(cluster.seats[1].client_port, lambda: cluster.members[1].running)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}:\n{cluster.members[1].log_tail(30)}") from None
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t0
+
+
 def import_time() -> float:
     """Importing zkserver.embedded in a fresh interpreter (paid once per test process)."""
     code = "import time; t = time.perf_counter(); import zkserver.embedded; print(time.perf_counter() - t)"
@@ -120,9 +138,12 @@ def main() -> int:
         ("zkserver in-process, caller's loop, memory", run_loop),
         ("zkserver subprocess, memory", lambda: run_embedded(mode="subprocess")),
         ("zkserver subprocess, disk (temp dir)", lambda: run_embedded(mode="subprocess", storage="disk")),
+        ("zkserver ensemble of 3, in-process", lambda: run_embedded(nodes=3)),
+        ("zkserver ensemble of 3, subprocesses", lambda: run_embedded(nodes=3, mode="subprocess")),
     ]
     if apache_installed():
         cases.append(("Apache ZooKeeper 3.8 (JVM)", run_apache))
+        cases.append(("Apache ZooKeeper 3.8, ensemble of 3", run_apache_ensemble))
     else:
         print("(Apache ZooKeeper is not installed: its row is left out)")
     imported = statistics.median(import_time() for _ in range(args.runs))

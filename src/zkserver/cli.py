@@ -1,4 +1,5 @@
-"""`zkserver` command line: start a server in the foreground (more commands join later)."""
+"""`zkserver` command line: start a server in the foreground, ask one for its status, run a local
+ensemble (dev-ensemble), and Apache's storage tools."""
 
 from __future__ import annotations
 
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="ask a server for its mode, as zkServer.sh status does")
     status.add_argument("config", nargs="?", help="zoo.cfg (default: port 2181 on localhost)")
     _add_storage_commands(sub)
+    dev = sub.add_parser("dev-ensemble", help="run N members on this machine under one directory until Ctrl-C")
+    dev.add_argument("nodes", type=int, help="voting members (2 or more)")
+    dev.add_argument("--dir", help="where the members live (default: a temporary dir, removed at the end)")
+    dev.add_argument("--observers", type=int, default=0, help="observers besides the voting members")
+    dev.add_argument("--base-port", type=int, default=0,
+                     help="client ports from here, then the quorum and election ports (default: free ports)")
     args = parser.parse_args(rest)
     from .ops.logs import setup_stderr
 
@@ -246,4 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_status(args, props)
     if args.command in ("txnlog-dump", "snapshot-dump", "purge"):
         return cmd_storage_tool(args, props)
+    if args.command == "dev-ensemble":
+        from .devensemble import run
+
+        return run(args, props)
     return 2

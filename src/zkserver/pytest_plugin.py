@@ -11,9 +11,13 @@ suite has ``zk_server``, for one):
                     zkserver_shared; the chroot and everything in it is deleted after the test
   zkserver_factory  function scope: ``zkserver_factory(tickTime=500, mode="subprocess")`` starts
                     servers with your settings (ZkServer's arguments); all closed after the test
+  zkserver_ensemble function scope: a fresh 3-member ensemble; ``.members[i]`` (myid i + 1) can
+                    be killed, stopped, restarted, isolated and healed; closed after the test
+  zkserver_ensemble_factory  function scope: ``zkserver_ensemble_factory(nodes=5, observers=1,
+                    mode="subprocess", tickTime=500)``; nodes defaults to 3; all closed after the test
 
 ``--zkserver-mode=thread|subprocess`` (ini: ``zkserver_mode``) chooses where the fixtures'
-servers run; the default is a thread of the test process. zkserver is imported only when a
+servers run (an ensemble's members too); the default is a thread of the test process. zkserver is imported only when a
 fixture is used, so the plugin costs nothing in suites that do not use it.
 """
 
@@ -91,13 +95,11 @@ def zkserver_hosts(zkserver_shared: ZkServer) -> Iterator[str]:
             zkserver_shared.delete_tree(path)
 
 
-@pytest.fixture
-def zkserver_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., ZkServer]]:
-    """Start servers with your own settings: ``zkserver_factory(tickTime=500)``."""
+def _factory(request: pytest.FixtureRequest, **defaults: object) -> Iterator[Callable[..., ZkServer]]:
     started: list[ZkServer] = []
 
     def make(**kwargs: object) -> ZkServer:
-        server = _start(request.config, **kwargs)
+        server = _start(request.config, **{**defaults, **kwargs})
         started.append(server)
         return server
 
@@ -107,3 +109,25 @@ def zkserver_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Z
         for server in reversed(started):
             with contextlib.suppress(Exception):
                 server.close()
+
+
+@pytest.fixture
+def zkserver_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., ZkServer]]:
+    """Start servers with your own settings: ``zkserver_factory(tickTime=500)``."""
+    yield from _factory(request)
+
+
+@pytest.fixture
+def zkserver_ensemble(request: pytest.FixtureRequest) -> Iterator[ZkServer]:
+    """A fresh 3-member ensemble for one test, serving (one leader, every member a role)."""
+    server = _start(request.config, nodes=3)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def zkserver_ensemble_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., ZkServer]]:
+    """Start ensembles with your own shape and settings: ``zkserver_ensemble_factory(nodes=5, observers=1)``."""
+    yield from _factory(request, nodes=3)

@@ -275,3 +275,20 @@ def test_an_epoch_file_the_disk_refuses_sends_the_member_back_to_looking():
     w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
     w.pump()
     assert w[1].core.role == Role.FOLLOWER
+
+
+def test_a_follower_that_decides_before_its_leader_tries_again():
+    """Each member decides after its own finalize wait, so a follower may dial its leader before
+    that one leads. zkserver's quorum port listens from start-up and a member that does not lead
+    closes what it accepts, where Apache's port refuses: either way the learner tries again
+    (Learner.connectToLeader: 5 tries, 100 ms apart), instead of starting a new election that
+    the leader, now waiting for followers, no longer takes part in."""
+    w = ZabWorld(3)
+    w.quorum_port_always_open = True
+    w.start()
+    w.elect(2, sids=[1])  # member 1 decides first
+    assert w[1].peer.learner is not None, "the follower gave up on a leader that had not started yet"
+    w.elect(2, sids=[2, 3])
+    w.advance(200)
+    assert w.leader_of() == 2
+    assert w[1].core.role == Role.FOLLOWER and w[3].core.role == Role.FOLLOWER

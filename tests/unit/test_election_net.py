@@ -24,7 +24,7 @@ from zkserver.proto.election_codec import (
     InitialMessage,
     encode_frame,
 )
-from zkserver.shell.election_net import ElectionBindError, ElectionNet, ElectionNetSettings
+from zkserver.shell.election_net import ElectionBindError, ElectionNet, ElectionNetSettings, _Link
 
 WAIT = 10.0
 FAST = ElectionNetSettings(connect_timeout_ms=2000, handshake_timeout_ms=300, bind_retries=1,
@@ -335,3 +335,63 @@ def test_listen_on_all_ips_binds_the_wildcard() -> None:
         assert {host for host, _ in net.bound_addresses()} <= {"0.0.0.0", "::"}
         net.close()
     run("asyncio", body)
+
+
+def test_a_dial_back_during_start_up_already_names_my_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer may dial in as soon as the port listens, and a smaller sid is dialled back at once:
+    that initial message must carry my address. (It went out empty when the listener was bound
+    before start() had resolved the address; the peer then closed it as badly formed.)"""
+    async def body() -> None:
+        dialled: asyncio.Future[asyncio.StreamReader] = asyncio.get_running_loop().create_future()
+        server = await asyncio.start_server(lambda r, w: dialled.set_result(r), "127.0.0.1", 0)
+        peers = {1: [("127.0.0.1", server.sockets[0].getsockname()[1])], 2: [("127.0.0.1", free_port())]}
+        resolving, gate = asyncio.Event(), asyncio.Event()
+        resolve = ElectionNet._resolve
+
+        async def slow_resolve(self: ElectionNet, addrs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+            resolving.set()
+            await gate.wait()
+            return await resolve(self, addrs)
+
+        monkeypatch.setattr(ElectionNet, "_resolve", slow_resolve)
+        net = ElectionNet(2, peers[2], peers, Inbox(), FAST)
+        starting = asyncio.create_task(net.start())
+        await asyncio.wait_for(resolving.wait(), WAIT)
+        try:  # listening already, while the address is still being resolved?
+            _, early = await raw_connect(peers[2][0][1])
+        except OSError:
+            early = None
+        if early is not None:  # then sid 1 says hello now, and is dialled back before start() ends
+            early.write(InitialMessage(1, tuple(peers[1])).encode())
+            reader = await asyncio.wait_for(dialled, WAIT)
+        gate.set()
+        await asyncio.wait_for(starting, WAIT)
+        if early is None:
+            _, writer = await raw_connect(peers[2][0][1])
+            writer.write(InitialMessage(1, tuple(peers[1])).encode())
+            reader = await asyncio.wait_for(dialled, WAIT)
+        hello = InitialMessage(2, tuple(peers[2])).encode()
+        header = await asyncio.wait_for(reader.readexactly(20), WAIT)  # version, sid, address length
+        assert header == hello[:20]
+        assert await asyncio.wait_for(reader.readexactly(len(hello) - 20), WAIT) == hello[20:]
+        server.close()
+        net.close()
+    run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_dialled_connection_lost_before_the_dial_returns_is_neither_written_nor_kept(loop_kind: str) -> None:
+    """The peer may close (or a proxy reset) a connection before the dialling task resumes:
+    that link is gone. Writing to it raises on uvloop, and keeping it would leave the sid with a
+    dead link that stops every re-dial."""
+    async def body() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        peers = {1: [("127.0.0.1", server.sockets[0].getsockname()[1])], 5: [("127.0.0.1", free_port())]}
+        net, _ = await make(5, peers)
+        _, link = await asyncio.get_running_loop().create_connection(lambda: _Link(net, 1), *peers[1][0])
+        link.close()  # what connection_lost does when the close comes first
+        net._started(link)
+        assert net.connections() == {}
+        server.close()
+        net.close()
+    run(loop_kind, body)

@@ -124,8 +124,13 @@ class Learner:
             return
         self.retry_at = now_ms + self.peer.settings.connect_retry_ms
 
-    def disconnected(self) -> None:
+    def disconnected(self, now_ms: int) -> None:
         self.cid = None
+        if self.stage == Stage.AWAIT_LEADERINFO:
+            # Closed before the leader said a word: a zkserver member that does not lead yet
+            # accepts and closes, where Apache's port refuses. A try that failed, not a lost leader.
+            self.dial_failed(now_ms)
+            return
         self.peer.role_failed(f"connection to leader {self.leader_sid} lost")
 
     def _send(self, packet: QuorumPacket) -> None:

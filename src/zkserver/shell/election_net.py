@@ -189,6 +189,9 @@ class ElectionNet:
 
     async def start(self) -> None:
         """Bind the listener(s), retrying; ElectionBindError when every try failed."""
+        # Resolved before binding: a peer may dial in the moment we listen, and its dial-back
+        # must already name us.
+        self._advertised = await self._resolve(self.my_addresses)
         targets = self._listen_targets()
         attempt = 0
         while True:
@@ -208,7 +211,6 @@ class ElectionNet:
                     raise ElectionBindError(exc.errno, f"cannot bind the election port {targets} after {attempt}"
                                             f" tries: {exc.strerror or exc}") from exc
                 await asyncio.sleep(self.settings.bind_retry_delay_s)
-        self._advertised = await self._resolve(self.my_addresses)
         log.info("sid %d: election port listening on %s", self.my_sid, self.bound_addresses())
 
     def _listen_targets(self) -> list[tuple[str | None, int]]:
@@ -306,6 +308,8 @@ class ElectionNet:
 
     def _started(self, link: _Link) -> None:
         """A dialled connection is up: introduce myself; keep it only if my sid is the larger."""
+        if link.closed:  # lost before the dial returned: nothing to introduce, nothing to keep
+            return
         version = PROTOCOL_VERSION_V2 if self.settings.multi_address else PROTOCOL_VERSION_V1
         advertised = self._advertised if self.settings.multi_address else self._advertised[:1]
         assert link.transport is not None and link.sid is not None
