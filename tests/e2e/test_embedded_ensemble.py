@@ -245,9 +245,11 @@ def test_a_peer_port_taken_before_the_member_binds_it_is_picked_again(ensembles:
 
         def first_taken(host: str, count: int) -> list[int]:
             monkeypatch.setattr(ensemble, "free_ports", picked)
-            return [taken.getsockname()[1], *picked(host, count - 1)]  # member 0's quorum port
+            quorum, *rest = picked(host, count - 1)
+            # member 0's election port (bound at start; its quorum port is bound only to lead)
+            return [quorum, taken.getsockname()[1], *rest]
 
         monkeypatch.setattr(ensemble, "free_ports", first_taken)
         zk = ensembles(mode=mode)
         assert zk.members[0].running and zk.members[0].mode() in ("leader", "follower")
-        assert f":{taken.getsockname()[1]}:" not in (zk.members[0].dir / "zoo.cfg").read_text()
+        assert f":{taken.getsockname()[1]}" not in (zk.members[0].dir / "zoo.cfg").read_text()

@@ -44,6 +44,9 @@ from .wire import close_session_remotely, four_letter_async, free_ports
 
 ROLES = ("leader", "follower", "observer")
 KINDS = ("quorum", "election")
+# What a member logs once its election port is bound (shell/election_net.py); its quorum port is
+# bound only while it leads.
+ELECTION_PORT_BOUND = "election port listening on"
 POLL_S = 0.02
 
 
@@ -211,7 +214,7 @@ class Ensemble:
         if node is None:
             node = ProcessNode(self.plan, seat.dir, lambda port, retry: self._process_cfg(seat, port, retry),
                                seat.client_port, ("ruok", "imok"),  # port 0: a free one, picked again if taken
-                               lambda: [seat.quorum_port, seat.election_port])
+                               ready_line=ELECTION_PORT_BOUND)
             self.nodes[seat.index] = node
             self.procs.append(node)
         node.start(self.plan.start_timeout)

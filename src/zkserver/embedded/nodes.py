@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -178,18 +177,19 @@ class ProcessNode:
     says the last start found a port taken. Ready means `probe` answers with its prefix: srvr's
     "Zookeeper version" for a standalone server, which serves at once; "imok" for an ensemble
     member, which answers ruok while it is still electing. A member binds its client port
-    first, so it is ready only once `peer_ports()` (its quorum and election ports) accept too.
+    first, so it is ready only once its log also says `ready_line` (its election port is bound;
+    a port that merely accepts could be another process's).
     """
 
     def __init__(self, plan: Plan, workdir: Path, write_cfg: Callable[[int, bool], Path], port: int = 0,
                  probe: tuple[str, str] = ("srvr", "Zookeeper version"),
-                 peer_ports: Callable[[], list[int]] = list) -> None:
+                 ready_line: str | None = None) -> None:
         self.plan = plan
         self.workdir = workdir
         self.write_cfg = write_cfg
         self.port = port
         self.probe = probe
-        self.peer_ports = peer_ports
+        self.ready_line = ready_line
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "zkserver.log"
 
@@ -210,7 +210,7 @@ class ProcessNode:
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._launch(self.write_cfg(port, attempt > 1))
             try:
-                self._wait_ready(port, timeout)
+                self._wait_ready(port, timeout, offset)
             except ZkServerError:
                 self.kill()
                 taken = "address already in use" in self._log_since(offset).lower()  # uvloop says it in lower case
@@ -231,7 +231,7 @@ class ProcessNode:
             self.proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def _wait_ready(self, port: int, timeout: float) -> None:
+    def _wait_ready(self, port: int, timeout: float, offset: int) -> None:
         word, prefix = self.probe
         deadline = time.monotonic() + timeout
         while True:
@@ -239,17 +239,12 @@ class ProcessNode:
             if self.proc.poll() is not None:
                 raise ZkServerError(self._failure(f"exited with status {self.proc.returncode}"))
             with contextlib.suppress(OSError):
-                if four_letter(self.plan.address, port, word, 1.0).startswith(prefix) and self._peer_ports_bound():
+                if four_letter(self.plan.address, port, word, 1.0).startswith(prefix) and (
+                        self.ready_line is None or self.ready_line in self._log_since(offset)):
                     return
             if time.monotonic() > deadline:
                 raise ZkServerError(self._failure(f"did not answer {word} within {timeout:.0f} s"))
             time.sleep(0.01)
-
-    def _peer_ports_bound(self) -> bool:
-        """A connection opened and closed at once: a member drops it without a word (raises if refused)."""
-        for peer_port in self.peer_ports():
-            socket.create_connection((self.plan.address, peer_port), timeout=1.0).close()
-        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if not self.running:
