@@ -109,7 +109,7 @@ def _server_stats_fields(a: AdminServer) -> dict[str, Any]:
         "non_mtlslocal_conn_count": 0,
         "uptime": s.uptime_ms(),
     }
-    return {"version": FULL_VERSION, "read_only": False, "server_stats": stats,
+    return {"version": FULL_VERSION, "read_only": view.read_only(a.server), "server_stats": stats,
             "client_response": client_response, "node_count": len(core.tree.nodes) + 1}
 
 
@@ -183,7 +183,7 @@ _GET_COMMANDS: tuple[Command, ...] = (
     Command(("get_trace_mask", "gtmk"), lambda a, r: _ok({"tracemask": a.server.stats.trace_mask})),
     Command(("initial_configuration", "icfg"),
             lambda a, r: _ok({"initial_configuration": a.config.source_text})),
-    Command(("is_read_only", "isro"), lambda a, r: _ok({"read_only": False})),
+    Command(("is_read_only", "isro"), lambda a, r: _ok({"read_only": view.read_only(a.server)})),
     Command(("last_snapshot", "lsnp"), _last_snapshot),
     Command(("leader", "lead"), lambda a, r: _ok({"error": "server is not initialized"})),
     Command(("monitor", "mntr"), lambda a, r: _ok(dict(monitor_values(a.server)))),
