@@ -9,7 +9,7 @@ reach Java. A KDC for kazoo's GSSAPI tests is started when the MIT tools are ins
 
     python -m pytest tests/kazoo_suite                                   # zkserver, one server, ~2.5 min
     ZKSERVER_KAZOO_TARGET=apache python -m pytest tests/kazoo_suite      # the same on Apache 3.8
-    ZOOKEEPER_CLUSTER_SIZE=3 python -m pytest tests/kazoo_suite          # 3 members (kazoo's default), ~3.5 min
+    ZOOKEEPER_CLUSTER_SIZE=3 python -m pytest tests/kazoo_suite          # 3 members (kazoo's default), ~3 min
     ZOOKEEPER_CLUSTER_SIZE=3 ZOOKEEPER_OBSERVER_START_ID=3 ...           # 2 voters and an observer
 
 The default size here is 1; CI (.ci/test) runs the suite at size 1 and again at size 3. The
