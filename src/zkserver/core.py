@@ -154,6 +154,9 @@ class Role:
     FOLLOWER = "follower"
     OBSERVER = "observer"
     LOOKING = "looking"
+    # A LOOKING member with readonlymode.enabled, after a grace period: read-only clients only,
+    # local sessions only, every write refused (Apache's ReadOnlyZooKeeperServer).
+    READ_ONLY = "read-only"
 
 
 @dataclass
@@ -185,6 +188,8 @@ _MULTI_SET_DATA = MULTI_HEADER.pack(Op.SET_DATA, False, 0)
 _MULTI_DELETE = MULTI_HEADER.pack(Op.DELETE, False, 0)
 _MULTI_DONE = MULTI_HEADER.pack(-1, True, -1)
 _STAT_CREATES = frozenset({Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER})
+# What a read-only server answers NotReadOnly (ReadOnlyRequestProcessor), a bare check included.
+_READ_ONLY_REFUSED = WRITE_OPS | {Op.SYNC, Op.CHECK}
 
 
 class ServerCore:
@@ -218,6 +223,7 @@ class ServerCore:
         self.role = Role.STANDALONE
         self.rollover = False  # a leader ran out of zxids in its epoch: it must step down
         self._learner = False  # follower or observer: writes go to the leader
+        self._read_only = False  # Role.READ_ONLY
         self.forwarded: dict[int, deque[Request]] = {}  # learner: a session's writes awaiting their commit
         self.pending_syncs: deque[Request] = deque()  # learner: syncs awaiting the leader's SYNC
         self.revalidating: dict[int, list[Conn]] = {}  # learner: reconnects awaiting the leader's word
@@ -345,6 +351,10 @@ class ServerCore:
             return
         req = ConnectRequest.read(frame)
         conn.has_ro = req.has_read_only_byte
+        if self._read_only and not req.read_only:
+            log.info("Refusing session request for not-read-only client %s", conn.ip)
+            self._close(conn)
+            return
         if req.last_zxid_seen > self.tree.last_processed_zxid:
             log.info("Refusing session 0x%x: client has seen zxid 0x%x, our last zxid is 0x%x",
                      req.session_id & 0xFFFFFFFFFFFFFFFF, req.last_zxid_seen, self.tree.last_processed_zxid)
@@ -358,6 +368,9 @@ class ServerCore:
             if self._local_sessions():
                 self._local_session(conn, sid)
                 return
+            if self._read_only:
+                self._refuse_global_session(conn)
+                return
             if not self._learner:  # a learner tracks the session once the leader committed it
                 session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
                 session.connection = conn
@@ -365,6 +378,10 @@ class ServerCore:
             return
         conn.session_id = req.session_id
         session = self.sessions.sessions.get(req.session_id)
+        if self._read_only and session is not None and not session.local:
+            log.info("Refusing global session reconnection in RO mode %s", conn.ip)
+            self._close(conn)
+            return
         if session is not None and session.connection is not None and session.connection is not conn:
             self._close(session.connection)
         if self._learner and (session is None or not session.local):
@@ -386,7 +403,7 @@ class ServerCore:
             conn.timeout if valid else 0,
             sid if valid else 0,
             self.sessions.password(sid) if valid else bytes(16),
-            False if conn.has_ro else None,
+            self._read_only if conn.has_ro else None,
         )
         self._send(conn, len(body).to_bytes(4, "big") + body)
         if not valid:
@@ -400,7 +417,16 @@ class ServerCore:
                 and (session_id >> 56) != self.settings.server_id)
 
     def _local_sessions(self) -> bool:
-        return self.settings.local_sessions and self.role in (Role.LEADER, Role.FOLLOWER, Role.OBSERVER)
+        return self.settings.local_sessions and self.role in (Role.LEADER, Role.FOLLOWER, Role.OBSERVER,
+                                                              Role.READ_ONLY)
+
+    def _refuse_global_session(self, conn: Conn) -> None:
+        """A read-only server makes no global session: without local sessions Apache answers the
+        createSession with a NotReadOnly reply header where the client awaits its ConnectResponse
+        (which no client can use); the same bytes, then the connection closes."""
+        log.info("Refusing a new session from %s: read-only mode serves local sessions only", conn.ip)
+        self._send(conn, encode_reply(0, self.tree.last_processed_zxid, Err.NOT_READ_ONLY))
+        self._close(conn)
 
     def _local_session(self, conn: Conn, sid: int) -> None:
         """A local session (localSessionsEnabled): this server alone knows it; no txn."""
@@ -473,6 +499,10 @@ class ServerCore:
         xid, op = REQUEST_HEADER.unpack_from(frame, 0)
         handler = READ_HANDLERS.get(op)
         now = self.now_ms
+        if self._read_only and (op in _READ_ONLY_REFUSED or (op == Op.CLOSE_SESSION and not conn.local)):
+            if not self.enforce_auth or self._auth_enforced(conn, xid):
+                self._answer(conn, xid, op, Err.NOT_READ_ONLY, b"", now, False)
+            return
         if op == Op.SYNC and self._learner:
             self._forward(Request(conn, xid, op, frame, conn.session_id or 0, now))
             return
@@ -794,7 +824,7 @@ class ServerCore:
         self.prep.pending.changes.clear()
         self.zxid = self.durable_zxid = self.tree.last_processed_zxid
         self.role = Role.LOOKING
-        self._learner = False
+        self._learner = self._read_only = False
         for sid in [sid for sid, session in self.sessions.sessions.items() if session.local]:
             self.sessions.remove(sid)  # Apache's local session tracker goes with its server
 
@@ -803,6 +833,7 @@ class ServerCore:
         and gives every session a full timeout from now, as Apache's new session tracker does."""
         self.role = role
         self._learner = role in (Role.FOLLOWER, Role.OBSERVER)
+        self._read_only = role == Role.READ_ONLY
         self.now_ms = now = self.clock.mono_ms()
         if zxid is not None:
             self.zxid = self.durable_zxid = zxid

@@ -39,7 +39,9 @@ def _ruok(server: ServerRunner) -> str:
 
 
 def _isro(server: ServerRunner) -> str:
-    return "rw"
+    if view.server_state(server) is None:
+        return "null"  # Apache's IsroCommand while no server runs
+    return "ro" if view.read_only(server) else "rw"
 
 
 def _gtmk(server: ServerRunner) -> str:
@@ -82,8 +84,13 @@ def _server_stats(server: ServerRunner) -> str:
     ) + tail
 
 
+def _version_lines(server: ServerRunner) -> str:
+    ro = "READ-ONLY mode; serving only read-only clients\n" if view.read_only(server) else ""
+    return f"Zookeeper version: {FULL_VERSION}\n{ro}"
+
+
 def _srvr(server: ServerRunner) -> str:
-    return f"Zookeeper version: {FULL_VERSION}\n" + _server_stats(server)
+    return _version_lines(server) + _server_stats(server)
 
 
 def _connection_lines(server: ServerRunner, brief: bool) -> Iterator[str]:
@@ -101,7 +108,7 @@ def _connection_lines(server: ServerRunner, brief: bool) -> Iterator[str]:
 
 
 def _stat(server: ServerRunner) -> Iterator[str]:
-    yield f"Zookeeper version: {FULL_VERSION}\nClients:\n"
+    yield _version_lines(server) + "Clients:\n"
     yield from _connection_lines(server, True)
     yield "\n" + _server_stats(server)
 

@@ -12,9 +12,10 @@ What is substituted, and only that: the machine-specific values, written as plac
     {classpath}  Apache's classpath here (tests/support/servers.APACHE_CLASSPATH); the shim ignores -cp
 `-Dzookeeper.admin.serverPort={admin_port}` is added where the original would bind 8080: the
 test machine may have that port taken (Apache's Debian package has no Jetty, so only zkserver
-binds it). Ensemble forms (Docker's ZOO_SERVERS with several servers, kazoo's cluster with
-observers) are entries with nodes=3 / KazooEntry(size=3, observer_start_id=3) once the ensemble
-is served: a data-only change.
+binds it). Ensemble forms are entries with nodes=3 (every node gets the same files, its own
+{myid} and ports) or KazooEntry(size=3, observer_start_id=...): for them "serves" means the
+members form a quorum (one leader, the rest followers or the observers named) and a write made
+through one member is read through another.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ DOCKER_CFG = (  # docker-entrypoint.sh of the official image, with the Dockerfil
     "autopurge.snapRetainCount=3\nautopurge.purgeInterval=0\nmaxClientCnxns=60\nstandaloneEnabled=true\n"
     "admin.enableServer=true\n"
 )
+# The image's documented ensemble (docs/zookeeper stack.yml): every member gets the same
+# ZOO_SERVERS, "server.N=zooN:2888:3888;2181" for N = 1..3, and its own ZOO_MY_ID. The containers'
+# host names become localhost here, and their 2888/3888/2181 each member's own ports.
+DOCKER_ENSEMBLE_SERVERS = "".join(f"server.{n}=localhost:{{quorum{n}}}:{{election{n}}};{{port{n}}}\n"
+                                  for n in (1, 2, 3))
 KAFKA_PROPERTIES = (  # Apache Kafka's config/zookeeper.properties (its license header left out)
     "# the directory where the snapshot is stored.\ndataDir={dir}/zookeeper\n"
     "# the port at which the clients will connect\nclientPort={port}\n"
@@ -123,6 +129,11 @@ ENTRIES: tuple[Entry, ...] = (
               "conf/zoo.cfg": DOCKER_CFG + "server.1=localhost:2888:3888;{port}\n", "data/myid": "1\n"},
           (*TARBALL_JVM, "-Dzookeeper.admin.serverPort={admin_port}"), args=("{dir}/conf/zoo.cfg",),
           mkdirs=("datalog", "logs")),
+    Entry("docker-official-ensemble", "the official image's docker-entrypoint.sh with its documented three-member"
+          " ZOO_SERVERS (server.N=zooN:2888:3888;2181) and ZOO_MY_ID 1..3", {
+              "conf/zoo.cfg": DOCKER_CFG + DOCKER_ENSEMBLE_SERVERS, "data/myid": "{myid}\n"},
+          (*TARBALL_JVM, "-Dzookeeper.admin.serverPort={admin_port}"), args=("{dir}/conf/zoo.cfg",),
+          mkdirs=("datalog", "logs"), nodes=3),
     Entry("kafka-zookeeper-properties", "Apache Kafka's config/zookeeper.properties via zookeeper-server-start.sh",
           {"config/zookeeper.properties": KAFKA_PROPERTIES,
            "config/log4j.properties": "log4j.rootLogger=INFO, stdout\n"
@@ -186,4 +197,7 @@ KAZOO_ENTRIES: tuple[KazooEntry, ...] = (
                {"ZOOKEEPER_JAAS_AUTH": "digest"}),
     KazooEntry("kazoo-gssapi", "ZOOKEEPER_JAAS_AUTH=gssapi (Krb5LoginModule, keytab, -Djava.security.krb5.conf)",
                {"ZOOKEEPER_JAAS_AUTH": "gssapi"}, needs_kdc=True),
+    KazooEntry("kazoo-cluster-observers", "ZOOKEEPER_CLUSTER_SIZE=3, ZOOKEEPER_OBSERVER_START_ID=3: server.N lines"
+               " without client ports, peerType, initLimit/syncLimit, reconfigEnabled=true", size=3,
+               observer_start_id=3),
 )

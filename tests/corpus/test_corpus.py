@@ -3,6 +3,9 @@ same files and the same `java` command line: both serve, or both refuse for the 
 
 "Serves" means the client port answers `srvr` with a Mode line and a kazoo client can write and
 read; for kazoo's own harness also a TLS client with kazoo's certificates on the secure port.
+For an ensemble, every member's Mode is a role (one leader, followers, the observers named) and
+what a client writes through the first member another client reads through the last, after a
+sync.
 "Refuses" means the process exits before serving, and its output (console and log files) matches
 the reason's pattern for that server. Each process is started here (or by kazoo's harness) and
 stopped by PID.
@@ -55,6 +58,39 @@ class Outcome:
     served: bool
     output: str
     four_letter: dict[str, bool]  # word -> enabled
+    roles: list[str] | None = None  # each member's Mode, in member order
+
+
+def _roles(ports: list[int]) -> list[str]:
+    """Each member's srvr Mode, once a standalone server has one or an ensemble has one leader
+    and a role on every member."""
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    roles: list[str] = []
+    while time.monotonic() < deadline:
+        roles = [_mode(port) for port in ports]
+        settled = roles == ["standalone"] or roles.count("leader") == 1
+        if settled and all(r in ("leader", "follower", "observer", "standalone") for r in roles):
+            return roles
+        time.sleep(0.1)
+    raise AssertionError(f"no settled quorum after {SERVE_TIMEOUT:.0f} s: modes {roles}")
+
+
+def _mode(port: int) -> str:
+    with contextlib.suppress(OSError):
+        for line in _four_letter(port, "srvr").splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+    return ""
+
+
+def _expected_roles(count: int, observer_start_id: int = -1) -> set[tuple[str, ...]]:
+    """The role lists a healthy ensemble of `count` members may show (any voter may lead)."""
+    if count == 1:
+        return {("standalone",)}
+    voter = ["observer" if observer_start_id != -1 and sid >= observer_start_id else "follower"
+             for sid in range(1, count + 1)]
+    return {tuple("leader" if sid == lead else role for sid, role in enumerate(voter)) for lead in range(count)
+            if voter[lead] == "follower"}
 
 
 # --------------------------------------------------------------------------- one node
@@ -145,16 +181,21 @@ def _wait_serving(port: int, proc: subprocess.Popen | None) -> bool:
     raise AssertionError(f"neither serving on port {port} nor exited after {SERVE_TIMEOUT:.0f} s")
 
 
-def _client_round_trip(hosts: str, **kwargs: object) -> None:
-    client = KazooClient(hosts=hosts, timeout=15, **kwargs)
-    client.start(timeout=15)
+def _client_round_trip(hosts: list[str], **kwargs: object) -> None:
+    """A write through the first member; the same value read back through the last one."""
+    writer = KazooClient(hosts=hosts[0], timeout=15, **kwargs)
+    reader = KazooClient(hosts=hosts[-1], timeout=15, **kwargs)
     try:
-        client.ensure_path("/corpus")
-        client.set("/corpus", b"probe")
-        assert client.get("/corpus")[0] == b"probe"
+        writer.start(timeout=15)
+        writer.ensure_path("/corpus")
+        writer.set("/corpus", b"probe")
+        reader.start(timeout=15)
+        reader.sync("/corpus")
+        assert reader.get("/corpus")[0] == b"probe"
     finally:
-        client.stop()
-        client.close()
+        for client in (writer, reader):
+            client.stop()
+            client.close()
 
 
 def _output(root: Path) -> str:
@@ -170,13 +211,15 @@ def run_entry(entry: Entry, target: str, root: Path) -> Outcome:
             _launch(entry, node, target)
         served = all(_wait_serving(node.port, node.proc) for node in nodes)
         words: dict[str, bool] = {}
+        roles = None
         if served:
-            _client_round_trip(",".join(f"127.0.0.1:{n.port}" for n in nodes))
+            roles = _roles([n.port for n in nodes])
+            _client_round_trip([f"127.0.0.1:{n.port}" for n in nodes])
             words = {w: REFUSED_WORDS not in _four_letter(nodes[0].port, w) for w in entry.same_4lw}
         else:
             for node in nodes:
                 _stop(node.proc)  # the others of an ensemble whose member refused
-        return Outcome(served, _output(root), words)
+        return Outcome(served, _output(root), words, roles)
     finally:
         for node in nodes:
             _stop(node.proc)
@@ -189,6 +232,7 @@ def test_entry_starts_or_refuses_as_on_apache(entry: Entry, tmp_path: Path) -> N
         tail = outcome.output[-3000:]
         if entry.expect == "serves":
             assert outcome.served, f"{target} did not serve {entry.name} ({entry.origin}):\n{tail}"
+            assert tuple(outcome.roles or ()) in _expected_roles(entry.nodes), (target, outcome.roles)
         else:
             assert not outcome.served, f"{target} served {entry.name}, expected refusal ({entry.expect})"
             pattern = REASONS[entry.expect][TARGETS.index(target)]
@@ -216,10 +260,12 @@ def run_kazoo_entry(entry: KazooEntry, target: str, extra: dict[str, str]) -> Ou
         for server in cluster:
             server.run()  # ManagedZooKeeper writes its files and runs `java` from PATH
         served = all(_wait_serving(s.client_port, s.process) for s in cluster)
+        roles = None
         if served:
-            _client_round_trip(",".join(s.address for s in cluster))
+            roles = _roles([s.client_port for s in cluster])
+            _client_round_trip([s.address for s in cluster])
             _tls_round_trip(cluster)
-        return Outcome(served, "\n".join(_output(Path(s.working_path)) for s in cluster), {})
+        return Outcome(served, "\n".join(_output(Path(s.working_path)) for s in cluster), {}, roles)
 
 
 def _tls_round_trip(cluster: object) -> None:
@@ -230,7 +276,7 @@ def _tls_round_trip(cluster: object) -> None:
         for key in ("client_key", "client_cert", "ca_cert"):
             paths[key] = Path(workdir) / f"{key}.pem"
             paths[key].write_bytes(config[key])
-        hosts = ",".join(s.secure_address for s in cluster)  # type: ignore[attr-defined]
+        hosts = [s.secure_address for s in cluster]  # type: ignore[attr-defined]
         _client_round_trip(hosts, use_ssl=True, verify_certs=False, keyfile=str(paths["client_key"]),
                            certfile=str(paths["client_cert"]), ca=str(paths["ca_cert"]))
 
@@ -241,3 +287,5 @@ def test_kazoo_harness_entry_serves_as_on_apache(entry: KazooEntry, request: pyt
     for target in TARGETS:
         outcome = run_kazoo_entry(entry, target, extra)
         assert outcome.served, f"{target} did not serve {entry.name} ({entry.origin}):\n{outcome.output[-3000:]}"
+        assert tuple(outcome.roles or ()) in _expected_roles(entry.size, entry.observer_start_id), (
+            target, outcome.roles)

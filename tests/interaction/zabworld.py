@@ -193,7 +193,7 @@ class Node:
     def build_peer(self, observer: bool) -> None:
         self.observer = observer
         settings = PeerSettings(self.sid, tick_ms=self.world.tick_ms, init_limit=self.world.init_limit,
-                                sync_limit=self.world.sync_limit, observer=observer)
+                                sync_limit=self.world.sync_limit, observer=observer, read_only=self.world.read_only)
         self.peer = QuorumPeer(settings, self.core, self.storage, self.world.verifier, self.election,
                                CommittedLog(), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
@@ -237,9 +237,10 @@ class Node:
 
 class ZabWorld:
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
-                 sync_limit: int = 5, **core_options: object):
+                 sync_limit: int = 5, read_only: bool = False, **core_options: object):
         self.clock = FakeClock()
         self.core_options = core_options
+        self.read_only = read_only  # readonlymode.enabled
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.verifier = MajorityVerifier(set(range(1, voters + 1)))
         self.nodes: dict[int, Node] = {}

@@ -113,7 +113,7 @@ def _server_stats_fields(a: AdminServer) -> dict[str, Any]:
         "non_mtlslocal_conn_count": 0,
         "uptime": s.uptime_ms(),
     }
-    fields: dict[str, Any] = {"version": FULL_VERSION, "read_only": False, "server_stats": stats,
+    fields: dict[str, Any] = {"version": FULL_VERSION, "read_only": view.read_only(a.server), "server_stats": stats,
                               "client_response": client_response}
     sizes = quorumview.proposal_sizes(a.server)
     if sizes is not None:
@@ -223,7 +223,7 @@ _GET_COMMANDS: tuple[Command, ...] = (
     # An ensemble member's is null: Apache's QuorumPeerMain never hands the file text on.
     Command(("initial_configuration", "icfg"), lambda a, r: _ok(
         {"initial_configuration": a.config.source_text if a.server.ensemble is None else None})),
-    Command(("is_read_only", "isro"), lambda a, r: _ok({"read_only": False})),
+    Command(("is_read_only", "isro"), lambda a, r: _ok({"read_only": view.read_only(a.server)})),
     Command(("last_snapshot", "lsnp"), _last_snapshot),
     Command(("leader", "lead"), _leader),
     Command(("monitor", "mntr"), _monitor, server_required=False),

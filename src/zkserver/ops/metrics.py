@@ -141,13 +141,14 @@ def gauge_values(server: ServerRunner) -> dict[str, Any]:
     """The gauges every server registers (ZooKeeperServer.registerMetrics)."""
     core, st = server.core, server.stats
     tree = core.tree
+    local = sum(1 for s in core.sessions.sessions.values() if s.local)
     return {
         "ephemerals_count": sum(len(s) for s in tree.ephemerals.values()),
         "num_alive_connections": len(core.conns),
         "avg_latency": st.avg_latency(),
         "outstanding_requests": len(core.pipeline),
         "znode_count": len(tree.nodes) + 1,  # Apache's map holds the root as "" and "/"
-        "global_sessions": len(core.sessions.sessions),
+        "global_sessions": len(core.sessions.sessions) - local,
         "non_mtls_remote_conn_count": 0,
         "last_client_response_size": -1,
         "packets_sent": core.packets_sent,
@@ -160,7 +161,7 @@ def gauge_values(server: ServerRunner) -> dict[str, Any]:
         "max_file_descriptor_count": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "approximate_data_size": data_size(server),
         "open_file_descriptor_count": _open_fds(),
-        "local_sessions": 0,
+        "local_sessions": local,
         "uptime": st.uptime_ms(),
         "max_latency": st.max_latency(),
         "outstanding_tls_handshake": 0,

@@ -46,12 +46,17 @@ def mono_to_wall_s(server: ServerRunner, mono_ms: int) -> float:
 
 
 def server_state(server: ServerRunner) -> str | None:
-    """Apache's ZooKeeperServer.getState(): standalone, leader, follower or observer; None while
-    an ensemble member is electing (it serves no client then)."""
+    """Apache's ZooKeeperServer.getState(): standalone, leader, follower, observer or read-only;
+    None while an ensemble member is electing and serves no client."""
     ensemble = server.ensemble
     if ensemble is None:
         return "standalone"
     return ensemble.mode or None
+
+
+def read_only(server: ServerRunner) -> bool:
+    """Serving as Apache's ReadOnlyZooKeeperServer (readonlymode.enabled, no quorum)."""
+    return server_state(server) == "read-only"
 
 
 def dirs(server: ServerRunner) -> tuple[str, str]:

@@ -31,6 +31,7 @@ class PeerSettings:
     connect_tries: int = 5  # Learner.connectToLeader: tries per election, 100 ms apart
     connect_retry_ms: int = 100
     initial_zxid: int | None = None  # zookeeper.testingonly.initialZxid (decimal counter)
+    read_only: bool = False  # readonlymode.enabled: serve read-only clients while LOOKING
 
 
 class Verifier(Protocol):

@@ -9,6 +9,10 @@ the core stops serving (every client connection closes, as Apache's do; sessions
 whatever the member logged but did not apply is applied (the history it will vote with, as
 Apache's reload from disk gives), and it looks again.
 
+Read-only mode (readonlymode.enabled): a member still LOOKING a grace period after it began
+(max(2000 ms, tickTime), Apache's) serves read-only clients from the tree it has, with local
+sessions only, until the election decides; then those clients are disconnected as any are.
+
 The shell (asyncio in shell/, or the simulator) drives it with inputs and takes one `Ready`
 after each: election messages, quorum-port bytes per connection, the leader to dial,
 connections to close, and the client effects of the core. The peer owns the per-connection
@@ -97,6 +101,7 @@ class QuorumPeer:
         self.stopped: str | None = None  # the member cannot go on (its log failed)
         self.next_core_tick = 0
         self.leader_sid: int | None = None
+        self.read_only_at: int | None = None  # LOOKING: when read-only mode starts
         self._unwritten_snapshot: tuple[DataTree, dict[int, int], int] | None = None
         self.election_dead = False  # only with the bug switch "fle-receiver-dies"
         self.metrics = metrics or NoMetrics()
@@ -208,6 +213,7 @@ class QuorumPeer:
         if self.state == ServerState.LOOKING:
             self.election.timer(now)
             self._after_election(now)
+            self._maybe_read_only(now)
         elif self.leader is not None:
             self.leader.timer(now)
         elif self.learner is not None:
@@ -219,6 +225,8 @@ class QuorumPeer:
         if self.stopped is None:
             if self.state == ServerState.LOOKING:
                 times.append(self.election.deadline() or self.next_core_tick)
+                if self.read_only_at is not None:
+                    times.append(self.read_only_at)
             elif self.leader is not None:
                 times.append(self.leader.deadline())
             elif self.learner is not None and (d := self.learner.deadline()) is not None:
@@ -244,7 +252,16 @@ class QuorumPeer:
             self.unavailable_since = now
         log.info("LOOKING: last logged zxid 0x%x, current epoch %d", self.storage.last_logged_zxid, self.current_epoch)
         self.election.start(now, self.storage.last_logged_zxid, self.current_epoch)
+        if self.settings.read_only:
+            self.read_only_at = now + max(2000, self.settings.tick_ms)
         self._after_election(now)
+
+    def _maybe_read_only(self, now: int) -> None:
+        """Still LOOKING after the grace period: serve read-only clients (Apache's roZkMgr)."""
+        if self.state == ServerState.LOOKING and self.read_only_at is not None and now >= self.read_only_at:
+            self.read_only_at = None
+            log.info("Read-only server started: still LOOKING after the grace period")
+            self.core.start_serving(Role.READ_ONLY)
 
     def _after_election(self, now: int) -> None:
         if self.state != ServerState.LOOKING or self.stopped is not None:
@@ -260,6 +277,10 @@ class QuorumPeer:
         self.leader_sid = leader_sid
         if state != ServerState.OBSERVING:  # Apache's Observer does not record it
             self.metrics.observe("election_time", now - self.looking_since)
+        self.read_only_at = None
+        if self.core.role == Role.READ_ONLY:
+            self.core.stop_serving()  # its clients go, as Apache shuts its read-only server down
+            self.flush_core()
         if state == ServerState.LEADING:
             with self._disk_errors_fail_the_role():
                 self.leader = Leader(self, now)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import ServerConfig
+from ..core import Role
 from ..proto.election_codec import ServerState
 from ..quorum.context import PeerSettings
 from ..quorum.election import ElectionSettings, FastLeaderElection
@@ -57,7 +58,7 @@ class EnsembleOptions:
             my_sid=cfg.server_id, tick_ms=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             observer=cfg.peer_type == "observer",
             force_snapshot_sync=props.get("zookeeper.forceSnapshotSync", "false").lower() == "true",
-            initial_zxid=int(initial) if initial else None)
+            initial_zxid=int(initial) if initial else None, read_only=cfg.read_only_mode_enabled)
         return cls(cfg.server_id, verifier, peer, ElectionSettings.from_config(cfg),
                    ElectionNetSettings.from_config(cfg), cfg.quorum_listen_on_all_ips)
 
@@ -173,9 +174,11 @@ class EnsembleShell:
 
     @property
     def mode(self) -> str:
-        """srvr's Mode: leader, follower, observer (or nothing while electing)."""
-        state = self.peer.state
-        if self.peer.core.role == "looking":
+        """srvr's Mode: leader, follower, observer, read-only (or nothing while electing)."""
+        role = self.peer.core.role
+        if role == Role.READ_ONLY:
+            return "read-only"
+        if role == Role.LOOKING:
             return ""
         return {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower",
-                ServerState.OBSERVING: "observer"}.get(state, "")
+                ServerState.OBSERVING: "observer"}.get(self.peer.state, "")
