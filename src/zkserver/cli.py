@@ -78,6 +78,7 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         data_dir=cfg.data_dir,
         data_log_dir=cfg.data_log_dir,
         snap_count=cfg.snap_count,
+        commit_log_count=cfg.commit_log_count,
         snap_size_limit_kb=cfg.snap_size_limit_kb,
         pre_alloc_size_kb=cfg.pre_alloc_size_kb,
         force_sync=cfg.force_sync,

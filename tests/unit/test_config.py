@@ -443,6 +443,20 @@ def test_snap_count_and_retain_count_minimums_warn() -> None:
     assert "zoo.cfg:3: autopurge.snapRetainCount: 1 is below the minimum; using 3" in cfg.warnings
 
 
+def test_commit_log_count_is_read_as_apache_reads_it_and_reaches_the_storage() -> None:
+    from zkserver.cli import storage_options
+
+    assert load(BASE).commit_log_count == 500
+    cfg = load(BASE, props={"zookeeper.commitLogCount": "800"})
+    assert (cfg.commit_log_count, storage_options(cfg).commit_log_count) == (800, 800)
+    assert load(BASE, "commitLogCount=900").commit_log_count == 900  # zoo.cfg gives zookeeper.commitLogCount
+    # ZKDatabase never keeps fewer than 500; a value that is not a number means 500.
+    cfg = load(BASE, props={"zookeeper.commitLogCount": "20"})
+    assert (cfg.commit_log_count, storage_options(cfg).commit_log_count) == (500, 500)
+    assert "system property zookeeper.commitLogCount: 20 is below 500; using 500" in cfg.warnings
+    assert load(BASE, props={"zookeeper.commitLogCount": "lots"}).commit_log_count == 500
+
+
 # -- parse_system_properties ---------------------------------------------------------------
 
 

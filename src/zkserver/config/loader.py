@@ -16,7 +16,15 @@ from .keys import (
     _property_warning,
     _ssl_parser,
 )
-from .model import ACCESSOR_PROPERTIES, FOUR_LETTER_WORDS, TELNET_CLOSE, X509_AUTH_PROVIDER, ServerConfig, ServerSpec
+from .model import (
+    ACCESSOR_PROPERTIES,
+    COMMIT_LOG_COUNT,
+    FOUR_LETTER_WORDS,
+    TELNET_CLOSE,
+    X509_AUTH_PROVIDER,
+    ServerConfig,
+    ServerSpec,
+)
 from .properties import _NEWLINE, PropertyLine, parse_properties
 from .servers import _dotted_id, _java_split, _parse_server, _server_id
 from .values import (
@@ -257,6 +265,12 @@ class _Loader:
         if v["snap_count"] < 2:  # SyncRequestProcessor needs at least 2
             self.warn_prop("zookeeper.snapCount", f"{v['snap_count']} is below 2; using 2")
             v["snap_count"] = 2
+        # ZKDatabase: Integer.parseInt, the default when that fails, and never below 500.
+        v["commit_log_count"] = p("zookeeper.commitLogCount", _or_default(_int), COMMIT_LOG_COUNT)
+        if v["commit_log_count"] < COMMIT_LOG_COUNT:
+            self.warn_prop("zookeeper.commitLogCount",
+                           f"{v['commit_log_count']} is below {COMMIT_LOG_COUNT}; using {COMMIT_LOG_COUNT}")
+            v["commit_log_count"] = COMMIT_LOG_COUNT
         v["snap_size_limit_kb"] = p("zookeeper.snapSizeLimitInKb", _java_long, 4194304)
         v["txn_log_size_limit_kb"] = p("zookeeper.txnLogSizeLimitInKb", _java_long, -1)
         v["pre_alloc_size_kb"] = p("zookeeper.preAllocSize", _or_default(_long), 65536)

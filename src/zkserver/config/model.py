@@ -26,6 +26,8 @@ FOUR_LETTER_WORDS: tuple[str, ...] = (
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk",
     "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 )
+COMMIT_LOG_COUNT = 500  # ZKDatabase.DEFAULT_COMMIT_LOG_COUNT, also the least it takes
+
 # The system properties behind ServerConfig's accessors, each with the reader Apache uses and its
 # default. A malformed value never stops Apache: Integer.getInteger/Long.getLong fall back to the
 # default, Boolean.parseBoolean/getBoolean read any word but "true" as false, skipACL is on for
@@ -156,6 +158,7 @@ class ServerConfig:
     quorum_cnxn_threads_size: int = 0
     # Persistence
     snap_count: int = 100000
+    commit_log_count: int = COMMIT_LOG_COUNT  # the committed log a leader syncs learners from
     snap_size_limit_kb: int = 4194304
     txn_log_size_limit_kb: int = -1
     pre_alloc_size_kb: int = 65536

@@ -28,7 +28,6 @@ class PeerSettings:
     sync_limit: int = 5
     observer: bool = False  # this member's own peer type
     force_snapshot_sync: bool = False  # zookeeper.forceSnapshotSync
-    commit_log_count: int = 500  # zookeeper.commitLogCount
     connect_tries: int = 5  # Learner.connectToLeader: tries per election, 100 ms apart
     connect_retry_ms: int = 100
     initial_zxid: int | None = None  # zookeeper.testingonly.initialZxid (decimal counter)

@@ -57,7 +57,6 @@ class EnsembleOptions:
             my_sid=cfg.server_id, tick_ms=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             observer=cfg.peer_type == "observer",
             force_snapshot_sync=props.get("zookeeper.forceSnapshotSync", "false").lower() == "true",
-            commit_log_count=int(props.get("zookeeper.commitLogCount", "500")),
             initial_zxid=int(initial) if initial else None)
         return cls(cfg.server_id, verifier, peer, ElectionSettings.from_config(cfg),
                    ElectionNetSettings.from_config(cfg), cfg.quorum_listen_on_all_ips)
