@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from kazoo.protocol.serialization import Connect, Create, Delete, GetData, SetData, Sync
 
-from tests.interaction.zabworld import ZabWorld
+from tests.interaction.zabworld import RawLearner, ZabWorld
 from zkserver.core import Role
 from zkserver.proto.election_codec import ServerState
+from zkserver.proto.peer_codec import LearnerInfo, PacketType, encode_int, encode_learner_info
 
 OPEN = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
 EPHEMERAL = 1
@@ -261,3 +262,44 @@ def test_a_learner_request_that_does_not_decode_becomes_an_error_txn():
     c.send_raw(b"\0\0\0\x07\0\0\0\x01\0\0")  # a create with a truncated body
     replies = [f for f in c.take() if f.kind == "reply"]
     assert replies and replies[0].err == -5  # MarshallingError, as Apache
+
+
+def test_a_proposal_ack_before_the_newleader_ack_does_not_cost_the_leader_its_quorum():
+    # ZOOKEEPER-4685: an Apache 3.8.0 learner logs the txns of its sync asynchronously at NEWLEADER
+    # and its sync thread may ACK one before the NEWLEADER ACK goes out. Apache's leader takes that
+    # first ACK for the NEWLEADER ACK, so a leader that needs this learner for its quorum never
+    # gets it and gives up after initLimit; ours counts the NEWLEADER ACK that follows.
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    for i in range(3):
+        assert c.call(Create(f"/n{i}", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w.crash(2)
+    w.advance(1000)
+    assert w.leader_of() is None
+    w.elect(3, sids=[3])
+    learner = RawLearner(w, 1, leader=3)
+    learner.send(PacketType.FOLLOWERINFO, 1 << 32, encode_learner_info(LearnerInfo(1)))
+    w.pump()
+    assert [(p.type, p.zxid) for p in learner.take()] == [(PacketType.LEADERINFO, 2 << 32)]
+    behind = next(iter(w[3].peer.committed_log)).zxid  # it missed everything after the first txn
+    learner.send(PacketType.ACKEPOCH, behind, encode_int(1))
+    w.pump()
+    sync = learner.take()
+    assert (sync[0].type, sync[-1].type) == (PacketType.DIFF, PacketType.NEWLEADER)
+    proposals = [p.zxid for p in sync if p.type == PacketType.PROPOSAL]
+    assert proposals
+    learner.send(PacketType.ACK, proposals[0])
+    learner.send(PacketType.ACK, 2 << 32)
+    w.pump()
+    assert w.leader_of() == 3
+    assert [p.type for p in learner.take() if p.type != PacketType.PING] == [PacketType.UPTODATE]
+    learner.send(PacketType.ACK, 2 << 32)
+    w.advance(1000)
+    assert w.leader_of() == 3 and not learner.closed
+    client = session(w, 3)  # its createSession commits once the learner acks it: the pair broadcasts
+    proposed = [p.zxid for p in learner.take() if p.type == PacketType.PROPOSAL]
+    assert len(proposed) == 1 and not client.frames
+    learner.send(PacketType.ACK, proposed[0])
+    w.pump()
+    assert client.take()[0].connect.session_id

@@ -363,14 +363,18 @@ class Leader:
     def _newleader_ack(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
         if pkt.type != PacketType.ACK:
             raise PeerProtocolError(f"{packet_name(pkt.type)} where the NEWLEADER ACK was due")
+        if pkt.zxid != self.epoch << 32:
+            # ZOOKEEPER-4685: an Apache 3.8.0 learner logs its sync's txns asynchronously at NEWLEADER
+            # and its sync thread may ACK one, durable, before the NEWLEADER ACK goes out. It is a
+            # proposal ACK; the NEWLEADER ACK still follows. (Apache's leader takes the first ACK
+            # for it and loses the real one: a leader needing that learner then gives up.)
+            log.info("learner %d acked 0x%x before NEWLEADER; still waiting for its NEWLEADER ACK",
+                     link.sid, pkt.zxid)
+            self._proposal_ack(link, pkt.zxid)
+            return
         link.read_timeout = self.sync_ms
         link.checking_acks = not link.observer
-        if pkt.zxid != self.epoch << 32:
-            # ZOOKEEPER-4685: a 3.8.0 learner may ack a proposal first; not counted (as Apache),
-            # its NEWLEADER ack comes later and is ignored then.
-            log.error("NEWLEADER ACK from sid %d is from a different epoch: 0x%x", link.sid, pkt.zxid)
-            self._proposal_ack(link, pkt.zxid)
-        elif not link.observer and link.sid in self.peer.verifier.voting:
+        if not link.observer and link.sid in self.peer.verifier.voting:
             self._newleader_acked(link.sid, now_ms)
         link.state = Link.AWAIT_STARTUP
         if self.established:
