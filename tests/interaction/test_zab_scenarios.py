@@ -303,3 +303,40 @@ def test_a_proposal_ack_before_the_newleader_ack_does_not_cost_the_leader_its_qu
     learner.send(PacketType.ACK, proposed[0])
     w.pump()
     assert client.take()[0].connect.session_id
+
+
+def test_time_spent_installing_a_snapshot_does_not_count_as_the_leader_being_silent():
+    # The learner's read time-out (syncLimit ticks once NEWLEADER is in) runs while it waits for
+    # the leader, as Apache's socket time-out does, not while it loads what it read. With
+    # NEWLEADER behind a snapshot in the same read, the time-out used to start from before the
+    # snapshot was installed: one that took longer than syncLimit ticks left it already due, and
+    # uvloop runs a due timer before it reads the leader's next bytes (seen with a 55k-node tree).
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/before", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w[2].storage.hold = True
+    xid = c.send(Create("/in-flight", b"", OPEN, 0))  # outstanding: the learner holds it at NEWLEADER
+    w[3].peer.settings.force_snapshot_sync = True
+    w.restart(1)
+    w[1].storage.hold = True  # so that it waits, past NEWLEADER, for its disk
+    decode = w[1].peer.decode_snapshot
+    slow = w.sync_limit * w.tick_ms + 300
+
+    def slow_decode(data: bytes):
+        w.clock.advance(slow)
+        return decode(data)
+
+    w[1].peer.decode_snapshot = slow_decode
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    learner = w[1].peer.learner
+    assert learner is not None and learner.stage.name == "PERSISTING"
+    assert learner.deadline() == w.clock.mono + w.sync_limit * w.tick_ms
+    w[1].storage.release()
+    w.pump()
+    assert w[1].core.role == Role.FOLLOWER
+    w[2].storage.release()
+    w.pump()
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
+    trees_equal(w, [1, 2, 3])

@@ -122,7 +122,6 @@ class QuorumPeer:
         decoder = self.decoders.get(cid)
         if decoder is None:
             return
-        now = self.clock.mono_ms()
         try:
             items = decoder.feed(data)
         except PeerProtocolError as e:
@@ -133,6 +132,9 @@ class QuorumPeer:
         for item in items:
             if cid not in self.decoders:
                 break
+            # Read the clock for each: the one before may have taken long (a snapshot installed),
+            # and a read time-out runs from the last packet, not from before that work.
+            now = self.clock.mono_ms()
             if self.leader is not None:
                 self.leader.packet(cid, item, now)  # type: ignore[arg-type]
             elif self.learner is not None and cid == self.learner.cid:
