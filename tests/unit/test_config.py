@@ -555,7 +555,7 @@ def test_observer_and_client_address() -> None:
     spec = cfg.servers[4]
     assert spec.is_observer and spec.peer_type == "observer"
     assert (spec.client_address, spec.client_port) == ("127.0.0.1", 2181)
-    assert any("zoo.cfg:7: server.4: " in w for w in cfg.warnings)
+    assert not [w for w in cfg.warnings if "server." in w]  # an ensemble member serves its server lines
 
 
 def test_client_port_without_host_and_explicit_participant() -> None:
@@ -799,12 +799,22 @@ def test_metrics_provider_settings() -> None:
          "zoo.cfg:3: metricsProvider.httpPort: metrics provider settings are used only"),
         ("admin.forceHttps=true", "zoo.cfg:3: admin.forceHttps: the AdminServer serves plain HTTP only"),
         ("jvm.pause.monitor=true", "zoo.cfg:3: jvm.pause.monitor: the event-loop stall monitor"),
-        ("group.1=1", "zoo.cfg:3: group.1: hierarchical quorums are not served yet"),
+        ("group.1=1", "zoo.cfg:3: group.1: used only by an ensemble; ignored in standalone mode"),
     ],
 )
 def test_capability_warnings(line: str, warning: str) -> None:
     cfg = load(BASE, "clientPort=2181", line)
     assert any(w.startswith(warning) for w in cfg.warnings), cfg.warnings
+
+
+def test_an_ensemble_member_warns_only_about_the_ensemble_settings_it_does_not_serve(workdir: Path) -> None:
+    (workdir / "data" / "myid").write_text("1\n")
+    cfg = load(BASE, "clientPort=2181", "initLimit=10", "syncLimit=5", "peerType=participant",
+               "quorumListenOnAllIPs=false", "electionAlg=3", "server.1=127.0.0.1:2888:3888",
+               "server.2=127.0.0.1:2889:3889", "server.3=127.0.0.1:2890:3890", "reconfigEnabled=true",
+               "observerMasterPort=2191")
+    assert cfg.warnings == ["zoo.cfg:11: reconfigEnabled: not served yet by an ensemble member; ignored",
+                            "zoo.cfg:12: observerMasterPort: not served yet by an ensemble member; ignored"]
 
 
 def test_plain_standalone_config_has_no_warnings() -> None:

@@ -88,15 +88,19 @@ _JVM_ONLY_KEYS: dict[str, Callable[[str], Any]] = {
     "jvm.pause.sleep.time.ms": _long,
 }
 
-# Settings only an ensemble uses; in standalone mode Apache parses and then ignores them.
+# Settings only an ensemble uses; in standalone mode Apache parses and then ignores them. An
+# ensemble member acts on the first set; the second it does not serve yet (TLS and SASL on the
+# quorum ports are refused at start-up, shell/election_net.py).
 _ENSEMBLE_KEYS = frozenset({
-    "initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
-    "quorumListenOnAllIPs", "peerType", "syncEnabled", "observerMasterPort",
-    "dynamicConfigFile", "reconfigEnabled", "sslQuorum", "sslQuorumReloadCertFiles",
-    "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl", "quorum.auth.learnerRequireSasl",
-    "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
-    "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size", "multiAddress.enabled",
-    "multiAddress.reachabilityCheckTimeoutMs", "multiAddress.reachabilityCheckEnabled", "oraclePath",
+    "initLimit", "syncLimit", "electionAlg", "quorumListenOnAllIPs", "peerType", "dynamicConfigFile",
+    "multiAddress.enabled", "oraclePath",
+})
+_UNSERVED_ENSEMBLE_KEYS = frozenset({
+    "connectToLearnerMasterLimit", "syncEnabled", "observerMasterPort", "reconfigEnabled", "sslQuorum",
+    "sslQuorumReloadCertFiles", "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl",
+    "quorum.auth.learnerRequireSasl", "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size", "multiAddress.reachabilityCheckTimeoutMs",
+    "multiAddress.reachabilityCheckEnabled",
 })
 
 
@@ -128,13 +132,11 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
 
 def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     """The warning for a zoo.cfg key this server parses but does not act on, if any."""
-    if key in _ENSEMBLE_KEYS:
-        return ("ensembles are not served yet; ignored" if distributed
-                else "used only by an ensemble; ignored in standalone mode")
-    if key.startswith("server.") and distributed:
-        return "ensembles are not served yet; ignored"
-    if key.startswith(("group", "weight")):
-        return "hierarchical quorums are not served yet; ignored"
+    if key in _ENSEMBLE_KEYS or key in _UNSERVED_ENSEMBLE_KEYS or key.startswith(("group", "weight")):
+        if not distributed:
+            return "used only by an ensemble; ignored in standalone mode"
+        if key in _UNSERVED_ENSEMBLE_KEYS:
+            return "not served yet by an ensemble member; ignored"
     if key == "portUnification":
         return "TLS and plaintext on one port (portUnification) is not served; use secureClientPort"
     if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,
