@@ -340,3 +340,33 @@ def test_time_spent_installing_a_snapshot_does_not_count_as_the_leader_being_sil
     w.pump()
     assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
     trees_equal(w, [1, 2, 3])
+
+
+def test_no_commit_reaches_a_learner_between_newleader_and_uptodate():
+    # ZOOKEEPER-4394: an Apache 3.8.0 learner clears the proposals it holds when NEWLEADER comes,
+    # so a COMMIT read before UPTODATE finds none and it fails with a NullPointerException, then
+    # resyncs (again and again under write load). The leader holds a participant's COMMITs from
+    # NEWLEADER until its UPTODATE is out, then sends them in order.
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/before", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w[2].storage.hold = True
+    xid = c.send(Create("/in-flight", b"", OPEN, 0))
+    learner = RawLearner(w, 1, leader=3)
+    learner.send(PacketType.FOLLOWERINFO, 1 << 32, encode_learner_info(LearnerInfo(1)))
+    w.pump()
+    assert [p.type for p in learner.take()] == [PacketType.LEADERINFO]
+    learner.send(PacketType.ACKEPOCH, w[3].core.tree.last_processed_zxid, encode_int(-1))
+    w.pump()
+    sync = [p for p in learner.take() if p.type != PacketType.PING]
+    assert [p.type for p in sync] == [PacketType.DIFF, PacketType.PROPOSAL, PacketType.NEWLEADER]
+    in_flight = sync[1].zxid
+    w[2].storage.release()  # member 2 acks: /in-flight commits while the learner has not acked NEWLEADER
+    w.pump()
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
+    assert [p.type for p in learner.take() if p.type != PacketType.PING] == []
+    learner.send(PacketType.ACK, sync[2].zxid)  # the NEWLEADER ACK
+    w.pump()
+    after = [(p.type, p.zxid) for p in learner.take() if p.type != PacketType.PING]
+    assert after == [(PacketType.UPTODATE, -1), (PacketType.COMMIT, in_flight)]

@@ -9,6 +9,9 @@ learner connection is a `LearnerLink` that goes through Apache's LearnerHandler 
   epoch) DIFF|TRUNC|SNAP + txns + NEWLEADER -> its ACK -> (leader established) UPTODATE ->
   broadcast: ACKs, PINGs with session touches, REQUESTs, REVALIDATEs.
 
+Between NEWLEADER and UPTODATE a participant gets the new proposals but its COMMITs wait until
+right after UPTODATE: an Apache 3.8.0 follower cannot take a COMMIT there (ZOOKEEPER-4394).
+
 The leader itself goes DISCOVERY (a quorum of participants, itself included, connected: the
 new epoch is max(accepted epochs) + 1, written to acceptedEpoch) -> SYNCHRONIZATION (a quorum
 acked the epoch: currentEpoch written; each learner is synced) -> BROADCAST (a quorum acked
@@ -89,6 +92,7 @@ class LearnerLink:
     read_timeout: int = 0  # ms; initLimit ticks until the NEWLEADER ACK, then syncLimit ticks
     ack_deadline_tick: int = 0  # "synced" while the leader's tick is at most this
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # (zxid, sent ms), after its NEWLEADER ACK
+    held_commits: list[int] = field(default_factory=list)  # between NEWLEADER and UPTODATE (participants)
     checking_acks: bool = False
 
 
@@ -402,6 +406,9 @@ class Leader:
     def _uptodate(self, link: LearnerLink) -> None:
         link.state = Link.BROADCAST
         self.peer.send(link.cid, QuorumPacket(PacketType.UPTODATE, -1))
+        for zxid in link.held_commits:
+            self.peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
+        link.held_commits.clear()
 
     # ------------------------------------------------------------ broadcast
 
@@ -473,6 +480,10 @@ class Leader:
             if link.observer:
                 inform = inform or QuorumPacket(PacketType.INFORM, p.zxid, p.data)
                 self.peer.send(link.cid, inform)
+            elif link.state in (Link.AWAIT_NEWLEADER_ACK, Link.AWAIT_STARTUP):
+                # ZOOKEEPER-4394: an Apache 3.8.0 follower drops the proposals it holds at NEWLEADER
+                # and fails on a COMMIT read before UPTODATE; it gets them right after UPTODATE.
+                link.held_commits.append(p.zxid)
             else:
                 self.peer.send(link.cid, commit)
         for cid in self.pending_syncs.pop(p.zxid, ()):
