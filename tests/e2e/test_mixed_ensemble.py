@@ -113,6 +113,29 @@ def rejoin(c: Cluster, ledger: mixed.Ledger, sid: int, writes: int, expect: str,
     return c.wait_for_log(sid, expect, mark)
 
 
+def rejoins_under_load(c: Cluster, ledger: mixed.Ledger, sid: int, times: int) -> None:
+    """Member `sid` leaves and rejoins `times` times while writers keep the leader busy, so that
+    proposals are in flight during each sync (the window of ZOOKEEPER-4685 and -4394). Each
+    rejoin takes one sync; an Apache member logs no exception while following."""
+    load = [mixed.Writer(f"r{sid}-{i}", c.hosts([s for s in c.live() if s != sid]), ledger) for i in range(2)]
+    try:
+        for w in load:
+            w.start()
+        mixed.wait_writes(load, 10)
+        mark = c.log_mark(sid)
+        for _ in range(times):
+            c.stop(sid)
+            mixed.wait_writes(load, 10)
+            c.start([sid])
+            mixed.wait_writes(load, 10)
+        text = c.log_since(sid, mark)
+        assert text.count(DIFF) + text.count(SNAP) == times, "a rejoin took more than one sync"
+        assert "Exception when following the leader" not in text
+    finally:
+        for w in load:
+            w.close()
+
+
 def truncate_isolated_leader(c: Cluster, leader: int) -> str:
     """Make the leader log a write no one acks, kill it, let the others elect (and take no write),
     start it again: it must be truncated. Returns its log since the restart; the write must be gone."""
@@ -242,9 +265,10 @@ def assert_step_down_time(c: Cluster, took: float) -> None:
 
 def test_two_apache_and_zkserver_leading_then_following(tmp_path: Path, clusters: list[Cluster]) -> None:
     """2 Apache + 1 zkserver: zkserver leads Apache followers (writes, syncs, digests, a session
-    moving between kinds, Apache followers synced by DIFF, SNAP - the snapshot it writes read back
-    by Apache's formatter - and TRUNC), then a kill -9 hands leadership to Apache, whose leader
-    syncs zkserver by TRUNC, DIFF and SNAP; zkserver leads again and steps down below quorum."""
+    moving between kinds, Apache followers synced by DIFF - also while writes are in flight -,
+    SNAP - the snapshot it writes read back by Apache's formatter - and TRUNC), then a kill -9
+    hands leadership to Apache, whose leader syncs zkserver by TRUNC, DIFF and SNAP; zkserver
+    leads again and steps down below quorum."""
     c = make(clusters, tmp_path / "c", ["apache", "apache", "zkserver"], props=NO_TXNLOG_SYNC)
     ledger = mixed.Ledger()
     c.start([1, 3])  # the larger sid wins among equals: ours
@@ -255,6 +279,7 @@ def test_two_apache_and_zkserver_leading_then_following(tmp_path: Path, clusters
     sessions_live_through(c, [1, 2])
     java_session_moves(c, apache=1, ours=3, tag="jmove1")
     rejoin(c, ledger, 1, 5, DIFF, "adiff")
+    rejoins_under_load(c, ledger, 1, 3)
     snap_log = rejoin(c, ledger, 1, SNAP_ABSENCE, SNAP, "asnap")
     tree = mixed.agree(c, ledger)
     apache_snapshot_matches(c, 1, snap_log, tree)
