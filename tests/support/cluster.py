@@ -134,10 +134,12 @@ class Cluster:
             server.stop()
 
     def kill(self, sid: int) -> None:
-        self.resume(sid)
+        """SIGKILL, paused or not: a paused member dies without running again (SIGKILL needs no
+        SIGCONT), so whatever reached its socket buffers while it was stopped is never read."""
         server = self.members.get(sid)
         if server is not None:
             server.kill()
+        self.paused.discard(sid)
 
     def pause(self, sid: int) -> None:
         server = self.members[sid]
