@@ -316,8 +316,8 @@ def test_two_apache_and_zkserver_leading_then_following(tmp_path: Path, clusters
 def test_apache_and_two_zkserver_with_observers_of_both_kinds(tmp_path: Path, clusters: list[Cluster]) -> None:
     """1 Apache + 2 zkserver voters, one observer of each kind: Apache leads (zkserver followers
     and both observers synced by DIFF, also a long DIFF Apache reads from its txn log), a kill -9
-    moves leadership to zkserver (Apache rejoins by DIFF, both observers follow the new leader),
-    then back to Apache, which steps down below quorum."""
+    moves leadership to zkserver (Apache rejoins by DIFF, both observers follow the new leader,
+    the Apache observer rejoins by SNAP), then back to Apache, which steps down below quorum."""
     c = make(clusters, tmp_path / "c", ["zkserver", "zkserver", "apache", "apache", "zkserver"], observers=2)
     ledger = mixed.Ledger()
     c.start([1, 3])
@@ -342,7 +342,7 @@ def test_apache_and_two_zkserver_with_observers_of_both_kinds(tmp_path: Path, cl
     mark = c.log_mark(3)
     c.start([3])
     c.wait_for_log(3, DIFF, mark)
-    rejoin(c, ledger, 4, 5, DIFF, "aodiff")
+    rejoin(c, ledger, 4, SNAP_ABSENCE, SNAP, "aosnap")  # the Apache observer, from our leader
     mixed.agree(c, ledger)
 
     c.kill(2)
