@@ -38,6 +38,8 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         max_client_cnxns=cfg.max_client_cnxns,
         max_cnxns=cfg.max_cnxns,
         reconfig_enabled=cfg.reconfig_enabled,
+        local_sessions=cfg.local_sessions_enabled,
+        local_sessions_upgrading=cfg.local_sessions_upgrading_enabled,
         exists_checks_read=cfg.properties.get("zookeeper.existsChecksRead", "true").lower() != "false",
         max_buffer=cfg.jute_max_buffer,
         extended_types=cfg.extended_types_enabled,
@@ -78,7 +80,6 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         data_dir=cfg.data_dir,
         data_log_dir=cfg.data_log_dir,
         snap_count=cfg.snap_count,
-        commit_log_count=cfg.commit_log_count,
         snap_size_limit_kb=cfg.snap_size_limit_kb,
         pre_alloc_size_kb=cfg.pre_alloc_size_kb,
         force_sync=cfg.force_sync,
@@ -88,6 +89,7 @@ def storage_options(cfg: ServerConfig) -> StorageOptions:
         autopurge_snap_retain_count=cfg.autopurge_snap_retain_count,
         autopurge_purge_interval=cfg.autopurge_purge_interval,
         autocreate_dirs=cfg.datadir_autocreate,
+        commit_log_count=cfg.commit_log_count,
     )
 
 

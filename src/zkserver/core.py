@@ -71,6 +71,8 @@ class CoreSettings:
     enforce_quota: bool = False
     digest_auth_enabled: bool = True
     reconfig_enabled: bool = False
+    local_sessions: bool = False  # localSessionsEnabled (ensemble members only, as in Apache)
+    local_sessions_upgrading: bool = False  # localSessionsUpgradingEnabled
     exists_checks_read: bool = True  # 3.9.2+; False gives 3.8.0's exists (no READ check)
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
@@ -87,7 +89,7 @@ class CoreSettings:
 class Conn:
     """A client connection as the core sees it; also the key of its watches."""
 
-    __slots__ = ("cid", "closing", "has_ro", "ids", "ip", "session_id", "stats", "timeout")
+    __slots__ = ("cid", "closing", "has_ro", "ids", "ip", "local", "session_id", "stats", "timeout")
 
     def __init__(self, cid: int, ip: str):
         self.cid = cid
@@ -98,6 +100,7 @@ class Conn:
         self.has_ro = True
         self.timeout = 0
         self.stats = ConnStats()
+        self.local = False  # its session is a local session
 
     def __repr__(self) -> str:
         return f"Conn({self.cid}, 0x{(self.session_id or 0) & 0xFFFFFFFFFFFFFFFF:x})"
@@ -321,7 +324,7 @@ class ServerCore:
                     continue
                 if not touched:
                     self.sessions.touch(conn.session_id, now)
-                    if self._learner:
+                    if self._learner and not conn.local:
                         self.touched[conn.session_id] = conn.timeout
                     touched = True
                 self._request(conn, frame)
@@ -352,6 +355,9 @@ class ServerCore:
         if req.session_id == 0:
             sid = self.sessions.allocate_id()
             conn.session_id = sid
+            if self._local_sessions():
+                self._local_session(conn, sid)
+                return
             if not self._learner:  # a learner tracks the session once the leader committed it
                 session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
                 session.connection = conn
@@ -361,10 +367,11 @@ class ServerCore:
         session = self.sessions.sessions.get(req.session_id)
         if session is not None and session.connection is not None and session.connection is not conn:
             self._close(session.connection)
-        if self._learner:
+        if self._learner and (session is None or not session.local):
             self._revalidate(conn, req.session_id, req.passwd)
             return
         valid = session is not None and self.sessions.check_password(req.session_id, req.passwd)
+        conn.local = valid and session.local  # type: ignore[union-attr]
         if valid:
             # Apache touches the session with the timeout this connection negotiated.
             session.timeout = conn.timeout
@@ -385,6 +392,22 @@ class ServerCore:
         if not valid:
             log.info("Invalid session 0x%x for client %s, probably expired", sid & 0xFFFFFFFFFFFFFFFF, conn.ip)
             self._close(conn)
+
+    def _foreign_local_session(self, session_id: int) -> bool:
+        """With local sessions on, a leader takes a session it does not know for another
+        member's local session (its creator's id is in the top byte), as LeaderSessionTracker."""
+        return (self.role == Role.LEADER and self.settings.local_sessions
+                and (session_id >> 56) != self.settings.server_id)
+
+    def _local_sessions(self) -> bool:
+        return self.settings.local_sessions and self.role in (Role.LEADER, Role.FOLLOWER, Role.OBSERVER)
+
+    def _local_session(self, conn: Conn, sid: int) -> None:
+        """A local session (localSessionsEnabled): this server alone knows it; no txn."""
+        session = self.sessions.add(sid, conn.timeout, self.clock.mono_ms())
+        session.local = conn.local = True
+        session.connection = conn
+        self._finish_connect(conn, True)
 
     def _revalidate(self, conn: Conn, session_id: int, passwd: bytes) -> None:
         """A learner checks the password itself and asks the leader, which owns session expiry,
@@ -413,13 +436,19 @@ class ServerCore:
             self._finish_connect(conn, valid)
 
     def tick(self) -> None:
-        if self.role not in (Role.STANDALONE, Role.LEADER):
-            return  # only the leader expires sessions and sweeps containers
+        if self.role == Role.LOOKING:
+            return
         now = self.now_ms = self.clock.mono_ms()
-        for session in self.sessions.expired(now):
+        leads = self.role in (Role.STANDALONE, Role.LEADER)
+        for session in self.sessions.expired(now, local_only=not leads):
             log.info("Expiring session 0x%x, timeout of %dms exceeded",
                      session.session_id & 0xFFFFFFFFFFFFFFFF, session.timeout)
-            self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session.session_id), None)
+            if session.local:
+                self._end_local_session(session.session_id, None)
+            else:
+                self._submit(Request(None, 0, Op.CLOSE_SESSION, b"", session.session_id), None)
+        if not leads:
+            return  # only the leader expires global sessions and sweeps containers
         if self.log_failed:
             return
         for path in self.sweeper.due(now, self.clock.wall_ms(), self.tree):
@@ -558,9 +587,52 @@ class ServerCore:
         self._close(conn)
         return False
 
+    def _end_local_session(self, session_id: int, req: Request | None) -> None:
+        """A local session ends (closed by its client, or expired) without any txn."""
+        session = self.sessions.sessions.get(session_id)
+        self.sessions.remove(session_id)
+        if req is not None:
+            self._reply(req, 0, b"")
+        conn = req.conn if req is not None else (session.connection if session is not None else None)
+        if conn is not None:
+            self._close(conn)  # type: ignore[arg-type]
+
+    def _local_write(self, req: Request) -> bool:
+        """A write on a local session that must not reach the log as it is: a close (no txn),
+        or an ephemeral create (upgrade the session first, or refuse it). True when handled."""
+        if req.op == Op.CLOSE_SESSION:
+            self._end_local_session(req.session_id, req)
+            return True
+        if not self._creates_ephemeral(req):
+            return False
+        if not self.settings.local_sessions_upgrading:
+            self._reply(req, Err.EPHEMERAL_ON_LOCAL_SESSION, b"")
+            return True
+        session = self.sessions.sessions[req.session_id]
+        session.local = False
+        if req.conn is not None:
+            req.conn.local = False
+        log.info("Upgrading local session 0x%x to a global session", req.session_id & 0xFFFFFFFFFFFFFFFF)
+        # The client already has its connect response: the createSession answers nobody.
+        self._submit(Request(None, 0, Op.CREATE_SESSION, b"", req.session_id), CreateSessionTxn(session.timeout))
+        return False
+
+    def _creates_ephemeral(self, req: Request) -> bool:
+        if req.op not in (Op.CREATE, Op.CREATE2, Op.MULTI):
+            return False
+        r = Reader(req.frame, BODY_AT, self.settings.max_buffer)
+        try:
+            creates = [REQUEST_DECODERS[req.op](r)] if req.op != Op.MULTI else \
+                [op.record for op in read_multi(r) if op.op in (Op.CREATE, Op.CREATE2)]
+        except JuteError:
+            return False  # the leader's prep answers a body that does not decode
+        return any(c.flags & 1 for c in creates)  # CreateMode's ephemeral bit
+
     def _submit(self, req: Request, txn: object) -> None:
         """Give a write its zxid and txn now; it is applied once durable (a learner hands it
         to the leader instead)."""
+        if req.conn is not None and req.conn.local and self._local_write(req):
+            return
         if self._learner:
             req.txn = txn  # a createSession's timeout travels in it
             self._forward(req)
@@ -644,7 +716,8 @@ class ServerCore:
         if op == Op.DELETE_CONTAINER and req.conn is None:
             return self._prep_delete_container(txn, zxid)
         session = self.sessions.sessions.get(req.session_id)
-        if session is None or session.closing:
+        if (session is None and not self._foreign_local_session(req.session_id)) or (
+                session is not None and session.closing):
             return Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED)
         r = Reader(req.frame, BODY_AT, self.settings.max_buffer)
         ids = req.conn.ids if req.conn is not None else (req.ids or [])
@@ -722,6 +795,8 @@ class ServerCore:
         self.zxid = self.durable_zxid = self.tree.last_processed_zxid
         self.role = Role.LOOKING
         self._learner = False
+        for sid in [sid for sid, session in self.sessions.sessions.items() if session.local]:
+            self.sessions.remove(sid)  # Apache's local session tracker goes with its server
 
     def start_serving(self, role: str, zxid: int | None = None) -> None:
         """Serve clients as `role`. A new leader numbers its txns from `zxid` (its epoch << 32)
@@ -737,6 +812,7 @@ class ServerCore:
 
     def replace_tree(self, tree: DataTree, sessions: dict[int, int]) -> None:
         """Serve `tree` and `sessions` from now on (a restore, or a learner's TRUNC or SNAP)."""
+        tree.namespace_stats = self.tree.namespace_stats  # the operator's counters go on
         self.tree = tree
         self.prep = Preparer(tree, self.auth, QuotaPolicy(tree, self.settings.enforce_quota),
                              self.settings.extended_types)
@@ -834,8 +910,10 @@ class ServerCore:
             self.sessions.touch(sid, now)
 
     def revalidate(self, session_id: int) -> bool:
-        """The leader's check of a session a client brought to a learner: alive, and touched."""
-        return self.sessions.touch(session_id, self.clock.mono_ms())
+        """The leader's check of a session a client brought to a learner: a global session,
+        alive, and touched."""
+        session = self.sessions.sessions.get(session_id)
+        return session is not None and not session.local and self.sessions.touch(session_id, self.clock.mono_ms())
 
     # ------------------------------------------------------------ finishing
 

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .ops import FULL_VERSION, view
+from .ops import FULL_VERSION, quorumview, view
 from .ops.metrics import format_mntr
 from .ops.stats import reset_conn_stats
 
@@ -51,7 +51,12 @@ def _envi(server: ServerRunner) -> str:
 
 
 def _conf(server: ServerRunner) -> str:
-    return "".join(f"{k}={v}\n" for k, v in view.conf(server))
+    text = "".join(f"{k}={v}\n" for k, v in view.conf(server))
+    if server.ensemble is None:
+        return text
+    # QuorumZooKeeperServer.dumpConf: the member's lines, then the verifier's string as it is
+    text += "".join(f"{k}={v}\n" for k, v in quorumview.conf(server))
+    return text + "membership: \n" + quorumview.membership(server)
 
 
 def _dirs(server: ServerRunner) -> str:
@@ -60,9 +65,11 @@ def _dirs(server: ServerRunner) -> str:
 
 
 def _server_stats(server: ServerRunner) -> str:
-    """ServerStats.toString plus the node count (StatCommand)."""
+    """ServerStats.toString plus the node count and, on a leader, its proposal sizes (StatCommand)."""
     st = server.stats
     core = server.core
+    sizes = quorumview.proposal_sizes(server)
+    tail = f"Proposal sizes last/min/max: {sizes}\n" if sizes is not None else ""
     return (
         f"Latency min/avg/max: {st.min_latency()}/{st.avg_latency()}/{st.max_latency()}\n"
         f"Received: {core.packets_received}\n"
@@ -72,7 +79,7 @@ def _server_stats(server: ServerRunner) -> str:
         f"Zxid: 0x{core.tree.last_processed_zxid:x}\n"
         f"Mode: {view.server_state(server)}\n"
         f"Node count: {len(core.tree.nodes) + 1}\n"  # Apache counts the root twice ("" and "/")
-    )
+    ) + tail
 
 
 def _srvr(server: ServerRunner) -> str:
@@ -111,9 +118,14 @@ def _crst(server: ServerRunner) -> str:
 
 
 def _srst(server: ServerRunner) -> str:
+    """ServerStats.reset (latency, packet counts, every metric) and a leader's proposal sizes
+    (the AdminServer's stat_reset leaves those, as Apache's does)."""
     server.stats.reset()
     server.core.packets_received = 0
     server.core.packets_sent = 0
+    sizes = quorumview.proposal_sizes(server)
+    if sizes is not None:
+        sizes.reset()
     return "Server stats reset.\n"
 
 
@@ -140,11 +152,24 @@ def _connection_sets(server: ServerRunner) -> list[tuple[int, list[str]]]:
     return sorted(sets.items())
 
 
-def _dump(server: ServerRunner) -> Iterator[str]:
-    yield "SessionTracker dump:\nSession "
+def _session_dump(server: ServerRunner) -> Iterator[str]:
+    """The session tracker's dump: a leader's (or standalone server's) expiry sets, or a
+    learner's global sessions with their timeouts (LearnerSessionTracker)."""
+    learner = quorumview.learner_sessions(server)
+    if learner is not None:
+        yield f"Global Sessions({len(learner)}):\n"
+        for i in range(0, len(learner), view.CHUNK):
+            yield "".join(f"0x{view.hex_id(sid)}\t{timeout}ms\n" for sid, timeout in learner[i:i + view.CHUNK])
+        return
+    yield "Session "
     buckets = view.session_buckets(server)
     sets = [(at, [f"0x{view.hex_id(sid)}" for sid in sids]) for at, sids in buckets]
     yield from _expiry_sets(server, sets, len(server.core.sessions.sessions))
+
+
+def _dump(server: ServerRunner) -> Iterator[str]:
+    yield "SessionTracker dump:\n"
+    yield from _session_dump(server)
     eph = view.ephemerals(server)
     yield f"ephemeral nodes dump:\nSessions with Ephemerals ({len(eph)}):\n"
     for sid, paths in eph:
@@ -206,14 +231,16 @@ def enabled(word: str, server: ServerRunner) -> bool:
 _NEED_SERVING = frozenset({"srvr", "stat", "mntr", "cons", "crst", "dump", "wchc", "wchp", "wchs", "srst",
                            "conf", "dirs", "hash"})
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
+# The two that answer otherwise: isro prints "null", hash prints the line without a newline.
+_NOT_SERVING_ANSWERS = {"isro": "null", "hash": NOT_SERVING.rstrip("\n")}
 
 
 def output(word: str, server: ServerRunner, extra: bytes = b"") -> Output:
     """The answer to `word` (text, or chunks of text for the big dumps)."""
     if not enabled(word, server):
         return refusal(word) or ""
-    if word in _NEED_SERVING and view.server_state(server) is None:
-        return NOT_SERVING
+    if (word in _NEED_SERVING or word in _NOT_SERVING_ANSWERS) and view.server_state(server) is None:
+        return _NOT_SERVING_ANSWERS.get(word, NOT_SERVING)
     if word == "stmk":
         if len(extra) < _LONG.size:
             return ""  # Apache fails reading the mask and closes without an answer

@@ -43,6 +43,9 @@ class Session:
     closing: bool = False
     # The live connection serving this session, if any (opaque to this module).
     connection: object | None = None
+    # A local session (localSessionsEnabled): known to this server only, no txn made it, it
+    # is not in snapshots and expires here without a txn.
+    local: bool = False
 
 
 def initial_session_id(server_id: int, now_ms: int) -> int:
@@ -121,13 +124,25 @@ class SessionTable:
             if not bucket:
                 del self.buckets[s.expire_at]
 
-    def expired(self, now_ms: int) -> list[Session]:
-        """Sessions whose bucket time has passed; they are marked closing, not removed."""
+    def timeouts(self) -> dict[int, int]:
+        """Every global session's timeout: what snapshots and SNAP streams hold."""
+        return {sid: s.timeout for sid, s in self.sessions.items() if not s.local}
+
+    def expired(self, now_ms: int, local_only: bool = False) -> list[Session]:
+        """Sessions whose bucket time has passed; they are marked closing, not removed.
+        `local_only`: a learner expires its local sessions only (the leader owns the rest,
+        which stay in their buckets here)."""
         due: list[Session] = []
         for at in sorted(t for t in self.buckets if t <= now_ms):
-            for sid in sorted(self.buckets.pop(at)):
+            bucket = self.buckets[at]
+            for sid in sorted(bucket):
                 s = self.sessions.get(sid)
-                if s is not None and not s.closing:
+                if s is None or (local_only and not s.local):
+                    continue
+                bucket.discard(sid)
+                if not s.closing:
                     s.closing = True
                     due.append(s)
+            if not bucket:
+                del self.buckets[at]
         return due

@@ -264,6 +264,20 @@ def test_a_learner_request_that_does_not_decode_becomes_an_error_txn():
     assert replies and replies[0].err == -5  # MarshallingError, as Apache
 
 
+def test_an_epoch_file_the_disk_refuses_sends_the_member_back_to_looking():
+    """Found by the simulator: ENOSPC writing acceptedEpoch escaped the peer and stopped it."""
+    w = ZabWorld(3)
+    w.start()
+    w[1].storage.disk_full = True
+    w.elect(3)
+    assert w[1].core.role == Role.LOOKING and w[1].peer.learner is None
+    assert w.leader_of() == 3  # the others go on without it
+    w[1].storage.disk_full = False
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    assert w[1].core.role == Role.FOLLOWER
+
+
 def test_a_proposal_ack_before_the_newleader_ack_does_not_cost_the_leader_its_quorum():
     # ZOOKEEPER-4685: an Apache 3.8.0 learner logs the txns of its sync asynchronously at NEWLEADER
     # and its sync thread may ACK one before the NEWLEADER ACK goes out. Apache's leader takes that

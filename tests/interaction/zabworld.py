@@ -18,6 +18,7 @@ from tests.unit.corehelper import Client, FakeClock, decode_frame
 from zkserver.core import CoreSettings, ServerCore
 from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateSessionTxn, TxnHeader
+from zkserver.ops.stats import ServerStats
 from zkserver.proto.election_codec import ServerState
 from zkserver.proto.peer_codec import PacketType, QuorumPacket, QuorumStreamDecoder, encode_packet
 from zkserver.quorum.context import PeerSettings
@@ -56,6 +57,7 @@ class MemStorage:
     entries: list[tuple[TxnHeader, object]] = field(default_factory=list)
     epochs: dict[str, int] = field(default_factory=lambda: {"acceptedEpoch": 0, "currentEpoch": 0})
     hold: bool = False
+    disk_full: bool = False
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
 
@@ -112,6 +114,8 @@ class MemStorage:
         return _LEN.pack(len(data)) + data
 
     def write_epoch(self, name: str, value: int) -> None:
+        if self.disk_full:
+            raise OSError(28, "No space left on device")
         self.epochs[name] = value
         self.epoch_writes.append((name, value, self.node.peer.durable_zxid))
 
@@ -176,10 +180,11 @@ class Node:
     def __init__(self, world: ZabWorld, sid: int, observer: bool = False):
         self.world = world
         self.sid = sid
-        self.settings = CoreSettings(tick_ms=world.tick_ms, server_id=sid)
+        self.settings = CoreSettings(tick_ms=world.tick_ms, server_id=sid, **world.core_options)
         self.core = ServerCore(self.settings, world.clock, b"s" * 32)
         self.storage = MemStorage(self)
         self.election = StubElection()
+        self.metrics = ServerStats()  # the quorum counters and summaries, kept across restarts
         self.alive = True
         self.clients: dict[int, Client] = {}
         self.closed: set[int] = set()
@@ -194,7 +199,8 @@ class Node:
                                CommittedLog(), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
                                current_epoch=self.storage.epochs["currentEpoch"],
-                               decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner)
+                               decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner,
+                               metrics=self.metrics)
 
     def durable(self, zxid: int) -> None:
         self.world.durable_queue.append((self.sid, zxid))
@@ -232,8 +238,9 @@ class Node:
 
 class ZabWorld:
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
-                 sync_limit: int = 5):
+                 sync_limit: int = 5, **core_options: object):
         self.clock = FakeClock()
+        self.core_options = core_options
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.verifier = MajorityVerifier(set(range(1, voters + 1)))
         self.nodes: dict[int, Node] = {}

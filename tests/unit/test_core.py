@@ -983,3 +983,15 @@ class TestFuzz:
             replies = [x for x in reply_xids(conn.frames) if x != -1]
             assert len(replies) == answered
         still_serves(core)
+
+
+def test_replaced_tree_keeps_feeding_the_namespace_stats() -> None:
+    """A learner's TRUNC or SNAP swaps the tree: mntr's per-namespace writes must go on counting."""
+    from zkserver.ops.stats import NamespaceStats
+    from zkserver.tree.datatree import DataTree
+
+    core = ServerCore(CoreSettings(), FakeClock(), b"k" * 32)
+    stats = core.tree.namespace_stats = NamespaceStats()
+    core.replace_tree(DataTree(), {})
+    core.tree.set_data("/zookeeper/config", b"xyz", -1, 1, 0)
+    assert stats.writes.namespaces["zookeeper"][:2] == [1, len("/zookeeper/config") + 3]

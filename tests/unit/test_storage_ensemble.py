@@ -20,7 +20,7 @@ from zkserver.jute.records import CreateTxn, SetDataTxn, TxnHeader
 from zkserver.session import apache_session_password
 from zkserver.storage import epochs
 from zkserver.storage.committed import CommittedLog, Proposal, txn_log_from
-from zkserver.storage.database import DiskStorage, Recovered, StorageOptions, recover, truncate_history
+from zkserver.storage.database import DiskStorage, Recovered, StorageOptions, recover, recover_member, truncate_history
 from zkserver.storage.digest import DIGEST_VERSION, DigestPredictor
 from zkserver.storage.disk import OS_DISK, Disk
 from zkserver.storage.rewrite import INTENT
@@ -653,3 +653,40 @@ def test_apache_session_password_is_java_random() -> None:
     for sid, expected in JAVA_PASSWORDS.items():
         assert apache_session_password(sid).hex() == expected
 
+
+
+# ---------------------------------------------------------------- a member's start-up
+
+
+def test_a_member_cuts_txns_of_an_epoch_it_never_acknowledged(tmp_path: Path) -> None:
+    """Found by the simulator (seed 4, 3 members): a learner logged the txns of its catch-up,
+    lost the leader before writing currentEpoch, and could not restart (Apache's rule)."""
+    opts = options(str(tmp_path))
+    m = Member(opts, OS_DISK)
+    m.write(HISTORY[:30])
+    epochs.write_long(opts.snap_dir, epochs.ACCEPTED_EPOCH, 2)
+    epochs.write_long(opts.snap_dir, epochs.CURRENT_EPOCH, 1)
+    later = in_epoch(sample_txns(5, seed=9), E2)
+    m.write(later)  # durable, but currentEpoch was never raised to 2
+    m.storage.close()
+    with pytest.raises(StorageError, match="older than the last zxid"):
+        epochs.load_epochs(opts.snap_dir, recover(opts).last_logged_zxid)
+    rec, found = recover_member(opts)
+    assert rec.last_logged_zxid == HISTORY[29][0].zxid
+    assert recovered_state(rec) == replay_state(HISTORY[:30])
+    assert (found.current, found.accepted) == (1, 2)
+
+
+def test_a_snapshot_a_sync_installed_is_kept_and_current_epoch_follows_it(tmp_path: Path) -> None:
+    opts = options(str(tmp_path))
+    m = Member(opts, OS_DISK)
+    m.write(HISTORY[:10])
+    epochs.write_long(opts.snap_dir, epochs.ACCEPTED_EPOCH, 2)
+    epochs.write_long(opts.snap_dir, epochs.CURRENT_EPOCH, 1)
+    leader = in_epoch(sample_txns(8, seed=5), E2)
+    tree = replayed_tree(leader)
+    m.storage.install_snapshot(tree, {}, leader[-1][0].zxid)
+    m.storage.close()
+    rec, found = recover_member(opts)
+    assert rec.last_logged_zxid == leader[-1][0].zxid
+    assert (found.current, found.accepted) == (2, 2)

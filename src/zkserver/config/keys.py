@@ -88,19 +88,15 @@ _JVM_ONLY_KEYS: dict[str, Callable[[str], Any]] = {
     "jvm.pause.sleep.time.ms": _long,
 }
 
-# Settings only an ensemble uses; in standalone mode Apache parses and then ignores them. An
-# ensemble member acts on the first set; the second it does not serve yet (TLS and SASL on the
-# quorum ports are refused at start-up, shell/election_net.py).
+# Settings only an ensemble uses; in standalone mode Apache parses and then ignores them.
 _ENSEMBLE_KEYS = frozenset({
-    "initLimit", "syncLimit", "electionAlg", "quorumListenOnAllIPs", "peerType", "dynamicConfigFile",
-    "multiAddress.enabled", "oraclePath",
-})
-_UNSERVED_ENSEMBLE_KEYS = frozenset({
-    "connectToLearnerMasterLimit", "syncEnabled", "observerMasterPort", "reconfigEnabled", "sslQuorum",
-    "sslQuorumReloadCertFiles", "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl",
-    "quorum.auth.learnerRequireSasl", "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
-    "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size", "multiAddress.reachabilityCheckTimeoutMs",
-    "multiAddress.reachabilityCheckEnabled",
+    "initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
+    "quorumListenOnAllIPs", "peerType", "syncEnabled", "observerMasterPort",
+    "dynamicConfigFile", "reconfigEnabled", "sslQuorum", "sslQuorumReloadCertFiles",
+    "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl", "quorum.auth.learnerRequireSasl",
+    "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size", "multiAddress.enabled",
+    "multiAddress.reachabilityCheckTimeoutMs", "multiAddress.reachabilityCheckEnabled", "oraclePath",
 })
 
 
@@ -130,13 +126,22 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
     return _java_bool if tail in _SSL_BOOLEANS else _text
 
 
+# Ensemble settings an ensemble member parses but does not act on (docs/compatibility.md).
+_UNSERVED_IN_ENSEMBLE = {
+    "connectToLearnerMasterLimit": "a learner connects within initLimit ticks; this limit is ignored",
+    "observerMasterPort": "observers follow the leader itself (no ObserverMaster); ignored",
+    "reconfigEnabled": "dynamic reconfiguration is not served; the static configuration stays in force",
+    "multiAddress.reachabilityCheckEnabled": "addresses are tried in order, with no reachability check; ignored",
+    "multiAddress.reachabilityCheckTimeoutMs": "addresses are tried in order, with no reachability check; ignored",
+}
+
+
 def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     """The warning for a zoo.cfg key this server parses but does not act on, if any."""
-    if key in _ENSEMBLE_KEYS or key in _UNSERVED_ENSEMBLE_KEYS or key.startswith(("group", "weight")):
+    if key in _ENSEMBLE_KEYS or key.startswith(("group", "weight")):
         if not distributed:
             return "used only by an ensemble; ignored in standalone mode"
-        if key in _UNSERVED_ENSEMBLE_KEYS:
-            return "not served yet by an ensemble member; ignored"
+        return _UNSERVED_IN_ENSEMBLE.get(key)
     if key == "portUnification":
         return "TLS and plaintext on one port (portUnification) is not served; use secureClientPort"
     if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,

@@ -265,12 +265,6 @@ class _Loader:
         if v["snap_count"] < 2:  # SyncRequestProcessor needs at least 2
             self.warn_prop("zookeeper.snapCount", f"{v['snap_count']} is below 2; using 2")
             v["snap_count"] = 2
-        # ZKDatabase: Integer.parseInt, the default when that fails, and never below 500.
-        v["commit_log_count"] = p("zookeeper.commitLogCount", _or_default(_int), COMMIT_LOG_COUNT)
-        if v["commit_log_count"] < COMMIT_LOG_COUNT:
-            self.warn_prop("zookeeper.commitLogCount",
-                           f"{v['commit_log_count']} is below {COMMIT_LOG_COUNT}; using {COMMIT_LOG_COUNT}")
-            v["commit_log_count"] = COMMIT_LOG_COUNT
         v["snap_size_limit_kb"] = p("zookeeper.snapSizeLimitInKb", _java_long, 4194304)
         v["txn_log_size_limit_kb"] = p("zookeeper.txnLogSizeLimitInKb", _java_long, -1)
         v["pre_alloc_size_kb"] = p("zookeeper.preAllocSize", _or_default(_long), 65536)
@@ -478,7 +472,10 @@ class _Loader:
 
     def check_accessor_properties(self) -> None:
         for name, (parser, default) in ACCESSOR_PROPERTIES.items():
-            self.prop(name, parser, default)
+            value = self.prop(name, parser, default)
+            if name == "zookeeper.commitLogCount" and value < COMMIT_LOG_COUNT:
+                self.warn_prop(name, f"{value} is below {COMMIT_LOG_COUNT}; ZooKeeper uses {COMMIT_LOG_COUNT}, "
+                                     "and so does zkserver")
         if self.prop("zookeeper.sessionRequireClientSASLAuth", _java_bool, False):
             return
         schemes = self.props.get("zookeeper.enforce.auth.schemes", "")

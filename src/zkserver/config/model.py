@@ -26,7 +26,7 @@ FOUR_LETTER_WORDS: tuple[str, ...] = (
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk",
     "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 )
-COMMIT_LOG_COUNT = 500  # ZKDatabase.DEFAULT_COMMIT_LOG_COUNT, also the least it takes
+COMMIT_LOG_COUNT = 500  # ZKDatabase.DEFAULT_COMMIT_LOG_COUNT, also the least it keeps
 
 # The system properties behind ServerConfig's accessors, each with the reader Apache uses and its
 # default. A malformed value never stops Apache: Integer.getInteger/Long.getLong fall back to the
@@ -61,6 +61,7 @@ ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zookeeper.electionPortBindRetry": (_java_int, 3),
     "zookeeper.quorumCnxnTimeoutMs": (_java_int, -1),
     "zookeeper.tcpKeepAlive": (_java_bool, False),
+    "zookeeper.commitLogCount": (_java_int, COMMIT_LOG_COUNT),  # ZKDatabase: Integer.getInteger
 }
 
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
@@ -158,7 +159,6 @@ class ServerConfig:
     quorum_cnxn_threads_size: int = 0
     # Persistence
     snap_count: int = 100000
-    commit_log_count: int = COMMIT_LOG_COUNT  # the committed log a leader syncs learners from
     snap_size_limit_kb: int = 4194304
     txn_log_size_limit_kb: int = -1
     pre_alloc_size_kb: int = 65536
@@ -332,6 +332,11 @@ class ServerConfig:
         """The initial-message read timeout: quorumCnxnTimeoutMs if > 0, else tickTime*syncLimit."""
         configured = self._prop("zookeeper.quorumCnxnTimeoutMs")
         return configured if configured > 0 else self.tick_time * self.sync_limit
+
+    @property
+    def commit_log_count(self) -> int:
+        # ZKDatabase raises anything below its default to the default (load_config warns).
+        return max(self._prop("zookeeper.commitLogCount"), COMMIT_LOG_COUNT)
 
     @property
     def tcp_keep_alive(self) -> bool:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..config import ServerConfig
 from ..jute.codes import Perm
-from . import FULL_VERSION, view
+from . import FULL_VERSION, quorumview, view
 from .metrics import monitor_values
 from .snapshots import SnapshotError, restore_snapshot, take_snapshot
 
@@ -38,12 +38,16 @@ Result = tuple[dict[str, Any], int]  # (fields, HTTP status)
 Handler = Callable[["AdminServer", web.Request], Awaitable[Result] | Result]
 
 
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
+
+
 @dataclass(frozen=True)
 class Command:
     names: tuple[str, ...]
     handler: Handler
     post: bool = False
     auth: bool = False  # Apache's AuthRequest(ALL, "/")
+    server_required: bool = True  # Apache's CommandBase.serverRequired: refused while not serving
 
     @property
     def primary(self) -> str:
@@ -97,7 +101,7 @@ def _server_stats_fields(a: AdminServer) -> dict[str, Any]:
         "data_dir_size": view.dir_size(data_dir),
         "log_dir_size": view.dir_size(log_dir),
         "provider_null": False,
-        "server_state": "standalone",
+        "server_state": view.server_state(a.server),
         "last_processed_zxid": core.tree.last_processed_zxid,
         "outstanding_requests": len(core.pipeline),
         "avg_latency": s.avg_latency(),
@@ -109,8 +113,14 @@ def _server_stats_fields(a: AdminServer) -> dict[str, Any]:
         "non_mtlslocal_conn_count": 0,
         "uptime": s.uptime_ms(),
     }
-    return {"version": FULL_VERSION, "read_only": False, "server_stats": stats,
-            "client_response": client_response, "node_count": len(core.tree.nodes) + 1}
+    fields: dict[str, Any] = {"version": FULL_VERSION, "read_only": False, "server_stats": stats,
+                              "client_response": client_response}
+    sizes = quorumview.proposal_sizes(a.server)
+    if sizes is not None:
+        fields["proposal_stats"] = {"last_buffer_size": sizes.last, "min_buffer_size": sizes.min,
+                                    "max_buffer_size": sizes.max}
+    fields["node_count"] = len(core.tree.nodes) + 1
+    return fields
 
 
 def _srvr(a: AdminServer, r: web.Request) -> Result:
@@ -129,7 +139,9 @@ def _cons(a: AdminServer, r: web.Request) -> Result:
 
 
 def _dump(a: AdminServer, r: web.Request) -> Result:
-    expiry = {str(at): sids for at, sids in view.session_buckets(a.server)}
+    # A learner's session tracker has no expiry sets (LearnerSessionTracker.getSessionExpiryMap).
+    learner = quorumview.learner_sessions(a.server) is not None
+    expiry = {} if learner else {str(at): sids for at, sids in view.session_buckets(a.server)}
     eph = {str(sid): paths for sid, paths in view.ephemerals(a.server)}
     return _ok({"expiry_time_to_session_ids": expiry, "session_id_to_ephemeral_paths": eph})
 
@@ -172,6 +184,32 @@ def _sysp(a: AdminServer, r: web.Request) -> Result:
     return _ok(dict(sorted(a.config.properties.items())))
 
 
+def _monitor(a: AdminServer, r: web.Request) -> Result:
+    if view.server_state(a.server) is None:
+        # Apache runs it without a server and fails (HTTP 500 from a NullPointerException).
+        return {"error": NOT_SERVING}, 500
+    return _ok(dict(monitor_values(a.server)))
+
+
+def _leader(a: AdminServer, r: web.Request) -> Result:
+    if a.server.ensemble is None:
+        return _ok({"error": "server is not initialized"})
+    return _ok(quorumview.leader_fields(a.server))
+
+
+def _voting_view(a: AdminServer, r: web.Request) -> Result:
+    return _ok({"current_config": quorumview.voting_view(a.server) if a.server.ensemble is not None else {}})
+
+
+def _observers(a: AdminServer, r: web.Request) -> Result:
+    return _ok(quorumview.observers(a.server))
+
+
+def _orst(a: AdminServer, r: web.Request) -> Result:
+    quorumview.reset_observer_stats(a.server)
+    return _ok()
+
+
 _GET_COMMANDS: tuple[Command, ...] = (
     Command(("connection_stat_reset", "crst"), _crst),
     Command(("configuration", "conf", "config"), lambda a, r: _ok(view.conf_json(a.server))),
@@ -179,30 +217,32 @@ _GET_COMMANDS: tuple[Command, ...] = (
     Command(("hash",), _hash),
     Command(("dirs",), _dirs),
     Command(("dump",), _dump),
-    Command(("environment", "env", "envi"), lambda a, r: _ok(dict(view.environment()))),
-    Command(("get_trace_mask", "gtmk"), lambda a, r: _ok({"tracemask": a.server.stats.trace_mask})),
-    Command(("initial_configuration", "icfg"),
-            lambda a, r: _ok({"initial_configuration": a.config.source_text})),
+    Command(("environment", "env", "envi"), lambda a, r: _ok(dict(view.environment())), server_required=False),
+    Command(("get_trace_mask", "gtmk"), lambda a, r: _ok({"tracemask": a.server.stats.trace_mask}),
+            server_required=False),
+    # An ensemble member's is null: Apache's QuorumPeerMain never hands the file text on.
+    Command(("initial_configuration", "icfg"), lambda a, r: _ok(
+        {"initial_configuration": a.config.source_text if a.server.ensemble is None else None})),
     Command(("is_read_only", "isro"), lambda a, r: _ok({"read_only": False})),
     Command(("last_snapshot", "lsnp"), _last_snapshot),
-    Command(("leader", "lead"), lambda a, r: _ok({"error": "server is not initialized"})),
-    Command(("monitor", "mntr"), lambda a, r: _ok(dict(monitor_values(a.server)))),
-    Command(("observer_connection_stat_reset", "orst"), lambda a, r: _ok()),
+    Command(("leader", "lead"), _leader),
+    Command(("monitor", "mntr"), _monitor, server_required=False),
+    Command(("observer_connection_stat_reset", "orst"), _orst),
     Command(("ruok",), lambda a, r: _ok()),
-    Command(("set_trace_mask", "stmk"), _stmk),
+    Command(("set_trace_mask", "stmk"), _stmk, server_required=False),
     Command(("server_stats", "srvr"), _srvr),
     Command(("stats", "stat"), _stat),
     Command(("stat_reset", "srst"), _srst),
-    Command(("observers", "obsr"), lambda a, r: _ok({"synced_observers": 0, "observers": []})),
-    Command(("system_properties", "sysp"), _sysp),
-    Command(("voting_view",), lambda a, r: _ok({"current_config": {}})),
+    Command(("observers", "obsr"), _observers),
+    Command(("system_properties", "sysp"), _sysp, server_required=False),
+    Command(("voting_view",), _voting_view),
     Command(("watches", "wchc"), lambda a, r: _ok({"session_id_to_watched_paths": {
         str(sid): paths for sid, paths in view.iter_watches_by_session(a.server)}})),
     Command(("watches_by_path", "wchp"), lambda a, r: _ok({"path_to_session_ids": {
         path: sids for path, sids in view.iter_watches_by_path(a.server)}})),
     Command(("watch_summary", "wchs"), lambda a, r: _ok(dict(zip(
         ("num_connections", "num_paths", "num_total_watches"), view.watch_summary(a.server), strict=True)))),
-    Command(("zabstate",), lambda a, r: _ok({"voting": False, "zabstate": ""})),
+    Command(("zabstate",), lambda a, r: _ok(quorumview.zabstate(a.server)), server_required=False),
 )
 
 
@@ -332,6 +372,8 @@ class AdminServer:
         if wants_post != cmd.post:
             return self.json_response(cmd.primary, {}, 405,
                                       error=f"{cmd.primary} takes {'POST' if cmd.post else 'GET'} requests")
+        if cmd.server_required and view.server_state(self.server) is None:
+            return self.json_response(name, {}, 200, error=NOT_SERVING)  # Apache names it as asked
         if cmd.auth:
             refusal = self._check_auth(request, name)
             if refusal is not None:

@@ -7,8 +7,13 @@ exports each under the bare name (a summary with quantile 0.5, or 0.5/0.9/0.99 w
 plus _count and _sum). The catalogue below lists the names in the order Apache 3.8's mntr
 prints them, followed by the per-namespace summary sets (read_per_namespace, write_per_namespace:
 `zk_avg_<namespace>_read_per_namespace`, ...; a namespace appears once it was read or
-written). The values are ours where we have the concept, zero where the concept belongs to a
-part of Apache we do not have (ensemble, commit processor threads, Netty, ...).
+written). An ensemble member adds what its role's ZooKeeperServer adds: `peer_state` (and an
+observer's `observer_master_id`) after `server_state`, and the role's gauges (quorum_size; a
+leader's learners, synced_followers, proposal sizes, ...) among the others, in the order of
+Apache's one ConcurrentHashMap of gauges. The values are ours where we have the concept
+(the quorum counters and summaries come from the roles through ServerStats.count/observe),
+zero where the concept belongs to a part of Apache we do not have (commit processor threads,
+Netty, the quorum metrics in UNMEASURED_QUORUM, ...).
 
 Reading is O(sessions + connections + watchers); the one O(znodes) figure,
 approximate_data_size, comes from a cache refreshed by a walk that yields to the event loop.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import time
@@ -25,7 +31,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..tree.javaorder import java_key_order
-from . import FULL_VERSION, view
+from . import FULL_VERSION, quorumview, view
 from .stats import NamespaceStats, NamespaceSummarySet, Summary, namespace_summary
 
 if TYPE_CHECKING:
@@ -83,6 +89,14 @@ _SUMMARIES_ADV = (
     "propagation_latency", "server_write_committed_time_ms", "sync_processor_queue_time_ms",
     "sync_processor_queue_flush_time_ms", "write_commitproc_time_ms",
 )
+# Apache's quorum metrics we do not measure: mntr prints them as 0 (its keys are Apache's), the
+# Prometheus endpoint leaves them out (docs/operations.md says why for each).
+UNMEASURED_QUORUM = frozenset({
+    "quit_leading_due_to_disloyal_voter", "skip_learner_request_to_next_processor_count",
+    "learner_request_processor_queue_size",
+    "om_proposal_process_time_ms", "om_commit_process_time_ms", "quorum_ack_latency",
+    "commit_propagation_latency", "proposal_latency", "proposal_ack_creation_latency",
+})
 # Names Apache 3.9 has and 3.8 does not (tests against the Debian 3.8 allow these extra keys).
 SINCE_39 = frozenset({"snapshot_error_count", "snapshot_rate_limited_count", "restore_error_count",
                       "restore_rate_limited_count", "restore_time"})
@@ -96,9 +110,9 @@ _EMPTY = Summary()
 
 def _summaries(server: ServerRunner) -> dict[str, Summary]:
     st = server.stats
-    return {"readlatency": st.read_latency, "updatelatency": st.update_latency, "fsynctime": st.fsync_time,
-            "snapshottime": st.snapshot_time, "restore_time": st.restore_time, "dbinittime": st.db_init_time,
-            "jvm_pause_time_ms": st.loop_stall}
+    return {**st.summaries, "readlatency": st.read_latency, "updatelatency": st.update_latency,
+            "fsynctime": st.fsync_time, "snapshottime": st.snapshot_time, "restore_time": st.restore_time,
+            "dbinittime": st.db_init_time, "jvm_pause_time_ms": st.loop_stall}
 
 
 def _open_fds() -> int:
@@ -108,7 +122,23 @@ def _open_fds() -> int:
         return -1
 
 
+@functools.lru_cache(maxsize=8)
+def _gauge_order(extra: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(java_key_order([*_GAUGES, *extra]))
+
+
+def gauges(server: ServerRunner) -> list[tuple[str, Any]]:
+    """Every gauge the server has registered, in the order Apache's metrics provider keeps them
+    (one ConcurrentHashMap: the standalone ones, then the ensemble role's); a value is None
+    where Apache's gauge answers null."""
+    values = gauge_values(server)
+    extra = quorumview.gauges(server)
+    values.update(extra)
+    return [(name, values[name]) for name in _gauge_order(tuple(extra))]
+
+
 def gauge_values(server: ServerRunner) -> dict[str, Any]:
+    """The gauges every server registers (ZooKeeperServer.registerMetrics)."""
     core, st = server.core, server.stats
     tree = core.tree
     return {
@@ -160,13 +190,17 @@ def monitor_values(server: ServerRunner) -> Iterator[tuple[str, Any]]:
     """(key, value) in mntr order, without the zk_ prefix; summaries expanded as Apache's."""
     yield "version", FULL_VERSION
     yield "server_state", view.server_state(server)
-    gauges = gauge_values(server)
+    if server.ensemble is not None:
+        yield from quorumview.monitor_values(server)
+    for name, value in gauges(server):
+        if value is not None:  # Apache's dump skips a gauge that answers null
+            yield name, value
     summaries = _summaries(server)
     counters = server.stats.counters
     for name, kind in CATALOGUE:
         if kind == GAUGE:
-            yield name, gauges[name]
-        elif kind == COUNTER:
+            continue
+        if kind == COUNTER:
             yield name, counters.get(name, 0)
         else:
             s = summaries.get(name, _EMPTY)

@@ -8,6 +8,11 @@ writes every counter, with the `_total` sample suffix (Apache's simpleclient 0.9
 name; a text parser reads both as the same counter family). Apache's exportJvmInfo analogue is
 the client's process and Python platform/GC collectors. Our own additions carry a zkserver_
 prefix: per-operation request counts.
+
+An ensemble member exports its role's gauges too (a gauge Apache's role answers null for reads
+0, as Apache's wrapper gives it), none while it is electing (Apache's ZooKeeperServer has
+unregistered them then), and leaves out the quorum metrics we do not measure
+(metrics.UNMEASURED_QUORUM) rather than export a made-up 0.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .metrics import CATALOGUE, COUNTER, GAUGE, SUMMARY_ADV, _summaries, gauge_values, namespace_sets
+from . import view
+from .metrics import CATALOGUE, COUNTER, GAUGE, SUMMARY_ADV, UNMEASURED_QUORUM, _summaries, gauges, namespace_sets
 from .stats import Summary, namespace_summary
 
 if TYPE_CHECKING:
@@ -46,13 +52,15 @@ class ZkCollector:
 
     def collect(self) -> Iterator[Metric]:
         server = self.server
-        gauges = gauge_values(server)
+        if view.server_state(server) is not None:  # Apache unregisters them while electing
+            for name, value in gauges(server):
+                yield GaugeMetricFamily(name, name, value=float(value or 0))
         summaries = _summaries(server)
         counters = server.stats.counters
         for name, kind in CATALOGUE:
-            if kind == GAUGE:
-                yield GaugeMetricFamily(name, name, value=float(gauges[name]))
-            elif kind == COUNTER:
+            if kind == GAUGE or name in UNMEASURED_QUORUM:
+                continue
+            if kind == COUNTER:
                 yield CounterMetricFamily(name, name, value=float(counters.get(name, 0)))
             else:
                 yield _summary(name, summaries.get(name, _EMPTY), kind == SUMMARY_ADV)

@@ -41,7 +41,7 @@ def _cfg_value(cfg: ServerConfig, key: str) -> str | None:
 
 
 def install_storage_hooks(server: ServerRunner, cfg: ServerConfig) -> None:
-    """fsync timings and threshold, snapshot timings, the digest history."""
+    """fsync timings and threshold, snapshot timings, the digest history and digest mismatches."""
     storage = server.log
     if not isinstance(storage, DiskStorage):
         return
@@ -49,6 +49,7 @@ def install_storage_hooks(server: ServerRunner, cfg: ServerConfig) -> None:
     threshold = cfg.fsync_warning_threshold_ms
     storage.log.warn_threshold_ms = threshold
     storage.log.on_fsync = lambda ms: stats.fsync_done(int(ms), threshold)
+    storage.on_digest_mismatch = lambda: stats.count("digest_mismatches_count")
     record_digests(server)
     install_hooks(server)
 

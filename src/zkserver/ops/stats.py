@@ -207,6 +207,7 @@ class ServerStats:
         self.fsync_threshold_exceed_count = 0
         self.auth_failed_count = 0
         self.counters: dict[str, int] = {}
+        self.summaries: dict[str, Summary] = {}  # by Apache's name: the ensemble's (election_time, ...)
         self.namespaces = NamespaceStats()  # hooked into the DataTree and the read handlers
         # Tree digests every 128 zxids, newest last (Apache's DataTree digest log, max 1024).
         self.digest_log: list[tuple[int, int]] = []
@@ -236,6 +237,13 @@ class ServerStats:
     def count(self, name: str, delta: int = 1) -> None:
         """Bump one of Apache's ServerMetrics counters by name (rare events only)."""
         self.counters[name] = self.counters.get(name, 0) + delta
+
+    def observe(self, name: str, value: int) -> None:
+        """One observation of one of Apache's ServerMetrics summaries by name (rare events only)."""
+        summary = self.summaries.get(name)
+        if summary is None:
+            summary = self.summaries[name] = Summary()
+        summary.add(value)
 
     def fsync_done(self, ms: int, threshold_ms: int) -> None:
         self.fsync_time.add(ms)
@@ -278,7 +286,8 @@ class ServerStats:
     def reset(self) -> None:
         """srst / stat_reset: latency and the ServerMetrics values (Apache's ServerStats.reset)."""
         for s in (self.read_latency, self.update_latency, self.fsync_time,
-                  self.snapshot_time, self.restore_time, self.db_init_time, self.loop_stall):
+                  self.snapshot_time, self.restore_time, self.db_init_time, self.loop_stall,
+                  *self.summaries.values()):
             s.reset()
         self.counters.clear()
         self.namespaces.reset()

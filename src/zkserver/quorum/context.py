@@ -43,6 +43,25 @@ class Verifier(Protocol):
     def contains_quorum(self, sids: Iterable[int]) -> bool: ...
 
 
+class QuorumMetrics(Protocol):
+    """Where the roles report Apache's quorum ServerMetrics (proposal_count, election_time, ...):
+    counters by name and one observation of a summary. The shell passes the server's stats."""
+
+    def count(self, name: str, delta: int = 1) -> None: ...
+
+    def observe(self, name: str, value: int) -> None: ...
+
+
+class NoMetrics:
+    """A QuorumMetrics that keeps nothing (scripted tests, the simulator)."""
+
+    def count(self, name: str, delta: int = 1) -> None:
+        pass
+
+    def observe(self, name: str, value: int) -> None:
+        pass
+
+
 class CommittedLog(Protocol):
     """The last few hundred applied txns as PROPOSAL data, oldest first (Apache's
     ZKDatabase.committedLog; storage/committed.py)."""
@@ -85,6 +104,7 @@ class PeerContext(Protocol):
     accepted_epoch: int
     current_epoch: int
     durable_zxid: int
+    metrics: QuorumMetrics
 
     def send(self, cid: int, packet: QuorumPacket) -> None: ...
 

@@ -94,6 +94,29 @@ class LearnerLink:
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # (zxid, sent ms), after its NEWLEADER ACK
     held_commits: list[int] = field(default_factory=list)  # between NEWLEADER and UPTODATE (participants)
     checking_acks: bool = False
+    snap_sync: bool | None = None  # from its sync (SNAP: True, DIFF/TRUNC: False) to its NEWLEADER ACK
+
+
+@dataclass
+class SizeStats:
+    """Apache's BufferStats: the last, smallest and largest size recorded; -1 before any."""
+
+    last: int = -1
+    min: int = -1
+    max: int = -1
+
+    def record(self, size: int) -> None:
+        self.last = size
+        if self.min == -1 or size < self.min:
+            self.min = size
+        if size > self.max:
+            self.max = size
+
+    def reset(self) -> None:
+        self.last = self.min = self.max = -1
+
+    def __str__(self) -> str:
+        return f"{self.last}/{self.min}/{self.max}"
 
 
 @dataclass
@@ -121,6 +144,8 @@ class Leader:
         self.epoch_acked: set[int] = set()
         self.newleader_acked: set[int] = set()
         self.established = False
+        self.established_ms: int | None = None  # Apache's leaderStartTime (leader_uptime)
+        self.proposal_sizes = SizeStats()  # PROPOSAL data sizes (srvr, mntr's *_proposal_size)
         self.started_ms = now_ms
         self.phase_deadline = now_ms + self.init_ms
         self.tick = 0
@@ -182,6 +207,7 @@ class Leader:
                 raise AssertionError(f"proposal 0x{zxid:x} does not follow 0x{self.last_proposed:x}")
             p = self.outstanding[zxid] = Proposal(zxid, data, hdr, txn)
             self.last_proposed = zxid
+            self.proposal_sizes.record(len(data))
             packet = QuorumPacket(PacketType.PROPOSAL, zxid, data)
             for link in self.links.values():
                 if link.forwarding and not link.observer:
@@ -190,6 +216,7 @@ class Leader:
                         link.unacked.append((zxid, now_ms))
             if self.peer.durable_zxid >= zxid or (bugs.ACTIVE and "leader-ack-before-durable" in bugs.ACTIVE):
                 p.acks.add(self.my_sid)
+        self.peer.metrics.count("proposal_count", len(proposals))
         self._try_commit()
 
     def timer(self, now_ms: int) -> None:
@@ -330,6 +357,8 @@ class Leader:
         peer = self.peer
         plan = plan_sync(link.last_zxid, [p.zxid for p in peer.committed_log], peer.core.tree.last_processed_zxid,
                          peer.settings.force_snapshot_sync)
+        link.snap_sync = plan.kind == SyncKind.SNAP
+        self._syncs_in_flight(link.snap_sync)
         if plan.kind == SyncKind.SNAP:
             tree = peer.core.tree
             log.info("Sending snapshot 0x%x to learner %d (its last zxid 0x%x)", tree.last_processed_zxid,
@@ -337,6 +366,7 @@ class Leader:
             peer.send(link.cid, QuorumPacket(PacketType.SNAP, tree.last_processed_zxid))
             peer.send_bytes(link.cid, peer.storage.snapshot_stream(tree, peer.session_timeouts()))
             peer.send_bytes(link.cid, encode_signature())
+            peer.metrics.count("snap_count")
         else:
             log.info("Sending %s 0x%x to learner %d (its last zxid 0x%x) with %d txns", plan.kind.value, plan.zxid,
                      link.sid, link.last_zxid, len(plan.txns))
@@ -347,9 +377,16 @@ class Leader:
                 if p.zxid in wanted:
                     peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
                     peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
+            peer.metrics.count("diff_count")  # Apache counts TRUNC here too
         self._start_forwarding(link, plan.forward_from)
         peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.verifier).encode()))
         link.state = Link.AWAIT_NEWLEADER_ACK
+
+    def _syncs_in_flight(self, snap: bool) -> None:
+        """Apache's inflight_snap_count / inflight_diff_count: syncs of the kind under way, as a
+        sync starts and as its NEWLEADER ACK ends it."""
+        n = sum(1 for link in self.links.values() if link.snap_sync is snap)
+        self.peer.metrics.observe("inflight_snap_count" if snap else "inflight_diff_count", n)
 
     def _start_forwarding(self, link: LearnerLink, last_seen: int) -> None:
         """Apache's startForwarding: what is committed but not applied, and (participants only)
@@ -376,6 +413,9 @@ class Leader:
                      link.sid, pkt.zxid)
             self._proposal_ack(link, pkt.zxid)
             return
+        snap, link.snap_sync = link.snap_sync, None
+        if snap is not None:
+            self._syncs_in_flight(snap)
         link.read_timeout = self.sync_ms
         link.checking_acks = not link.observer
         if not link.observer and link.sid in self.peer.verifier.voting:
@@ -394,6 +434,7 @@ class Leader:
 
     def _establish(self, now_ms: int) -> None:
         self.established = True
+        self.established_ms = now_ms
         self.phase = Phase.BROADCAST
         self.tick = 0
         self.next_half_tick = now_ms + (self.tick_ms // 2 or 1)
@@ -422,6 +463,7 @@ class Leader:
         elif kind == PacketType.REQUEST:
             self._request(link, pkt)
         elif kind == PacketType.REVALIDATE:
+            self.peer.metrics.count("revalidate_count")
             sid, _timeout = decode_revalidate(pkt.data)
             valid = self.established and self.peer.core.revalidate(sid)
             self.peer.send(link.cid, QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate_reply(sid, valid)))
@@ -457,15 +499,16 @@ class Leader:
     def _try_commit(self) -> None:
         """Commit the oldest proposals while each has a quorum (commits stay in zxid order)."""
         verifier = self.peer.verifier
-        committed = False
+        committed = 0
         while self.outstanding:
             p = next(iter(self.outstanding.values()))
             if not verifier.contains_quorum(p.acks):
                 break
             del self.outstanding[p.zxid]
             self._commit(p)
-            committed = True
+            committed += 1
         if committed:
+            self.peer.metrics.count("commit_count", committed)
             self._apply_committed()
 
     def _commit(self, p: Proposal) -> None:
@@ -551,9 +594,13 @@ class Leader:
 
     # ------------------------------------------------------------ for the operator
 
-    def synced_followers(self) -> list[int]:
-        return sorted(link.sid for link in self.links.values()
-                      if link.state == Link.BROADCAST and not link.observer and self.tick <= link.ack_deadline_tick)
+    def forwarding(self, observers: bool) -> list[LearnerLink]:
+        """Learners that get the broadcast (Apache's forwardingFollowers, or observingLearners)."""
+        return [link for link in self.links.values() if link.forwarding and link.observer == observers]
+
+    def learner_count(self) -> int:
+        """Every learner connection, synced or not (Apache's learners)."""
+        return len(self.links)
 
     def learner_sids(self, observers: bool) -> list[int]:
         return sorted(link.sid for link in self.links.values() if link.observer == observers and link.sid >= 0)

@@ -90,6 +90,7 @@ class Learner:
         self.last_received = now_ms
         self.read_timeout = self.init_ms
         self.new_epoch = -1
+        self.sync_started_ms: int | None = None  # the epoch agreed (follower/observer_sync_time)
         self.last_queued = 0
         self.held: list[Txn] = []  # during sync
         self.deferred: list[Txn] = []  # bug switch "newleader-ack-early": logged only at UPTODATE
@@ -141,7 +142,7 @@ class Learner:
             elif self.stage == Stage.BROADCAST:
                 self._broadcast(item)
             elif self.stage == Stage.AWAIT_LEADERINFO:
-                self._leader_info(item)
+                self._leader_info(item, now_ms)
             elif self.stage == Stage.AWAIT_SYNC:
                 self._sync_start(item)
             else:
@@ -187,7 +188,7 @@ class Learner:
 
     # ------------------------------------------------------------ discovery and sync
 
-    def _leader_info(self, pkt: QuorumPacket) -> None:
+    def _leader_info(self, pkt: QuorumPacket, now_ms: int) -> None:
         if pkt.type != PacketType.LEADERINFO:
             raise PeerProtocolError(f"{packet_name(pkt.type)} where LEADERINFO was due")
         peer = self.peer
@@ -200,6 +201,7 @@ class Learner:
         else:
             raise PeerProtocolError(f"Leaders epoch, {epoch} is less than accepted epoch, {peer.accepted_epoch}")
         self.new_epoch = epoch
+        self.sync_started_ms = now_ms
         self.stage = Stage.AWAIT_SYNC
         self._send(QuorumPacket(PacketType.ACKEPOCH, peer.storage.last_logged_zxid, encode_int(answer)))
 
@@ -317,11 +319,14 @@ class Learner:
             touches = encode_touches(self.peer.core.take_touches().items())
             self._send(QuorumPacket(PacketType.PING, pkt.zxid, touches, pkt.authinfo))
         elif kind == PacketType.PROPOSAL and not self.observer:
+            self.peer.metrics.count("learner_proposal_received_count")
             self._log(self._txn(pkt))
         elif kind == PacketType.COMMIT and not self.observer:
+            self.peer.metrics.count("learner_commit_received_count")
             self._commit(pkt.zxid)
             self._apply_durable()
         elif kind == PacketType.INFORM and self.observer:
+            self.peer.metrics.count("learner_commit_received_count")
             txn = self._txn(pkt)
             self._log(txn)
             self._commit(txn.hdr.zxid)

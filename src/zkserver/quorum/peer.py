@@ -19,22 +19,46 @@ acknowledgement (see leader.py and learner.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..core import Effects, Role, ServerCore
 from ..jute.records import TxnHeader
 from ..proto.election_codec import Notification, NotificationError, ServerState
-from ..proto.peer_codec import PeerProtocolError, QuorumPacket, QuorumStreamDecoder, SnapshotScanner, encode_packet
+from ..proto.peer_codec import (
+    PacketType,
+    PeerProtocolError,
+    QuorumPacket,
+    QuorumStreamDecoder,
+    SnapshotScanner,
+    encode_packet,
+)
+from ..storage.txnlog import StorageError
 from ..tree.datatree import DataTree
 from . import bugs
-from .context import CommittedLog, MemberStorage, PeerSettings, Verifier
+from .context import CommittedLog, MemberStorage, NoMetrics, PeerSettings, QuorumMetrics, Verifier
 from .election import FastLeaderElection
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
 
 log = logging.getLogger("zkserver.quorum.peer")
+
+
+@dataclass
+class LinkStats:
+    """Traffic of one quorum connection a learner made to this leader (Apache's LearnerHandler
+    counters, shown by the AdminServer's `observers`)."""
+
+    sent: int = 0
+    received: int = 0
+    requests: int = 0
+    last_zxid: int = -1  # of the last packet sent with a zxid above 0
+
+    def reset(self) -> None:
+        self.sent = self.received = self.requests = 0
+        self.last_zxid = -1
 
 
 @dataclass
@@ -50,7 +74,8 @@ class QuorumPeer:
     def __init__(self, settings: PeerSettings, core: ServerCore, storage: MemberStorage, verifier: Verifier,
                  election: FastLeaderElection, committed_log: CommittedLog, clock, *, accepted_epoch: int,
                  current_epoch: int, decode_snapshot: Callable[[bytes], tuple[DataTree, dict[int, int]]],
-                 snapshot_scanner: Callable[[], SnapshotScanner] | None = None):
+                 snapshot_scanner: Callable[[], SnapshotScanner] | None = None,
+                 metrics: QuorumMetrics | None = None):
         self.settings = settings
         self.core = core
         self.storage = storage
@@ -74,6 +99,10 @@ class QuorumPeer:
         self.leader_sid: int | None = None
         self._unwritten_snapshot: tuple[DataTree, dict[int, int], int] | None = None
         self.election_dead = False  # only with the bug switch "fle-receiver-dies"
+        self.metrics = metrics or NoMetrics()
+        self.link_stats: dict[int, LinkStats] = {}  # learners' connections while leading
+        self.looking_since = 0  # ms; election_time runs from here
+        self.unavailable_since: int | None = None  # ms; not serving since (unavailable_time)
         core.stop_serving()
 
     # ------------------------------------------------------------ inputs
@@ -103,6 +132,7 @@ class QuorumPeer:
             self._close(cid)  # Apache listens only while leading
             return
         self.decoders[cid] = QuorumStreamDecoder()
+        self.link_stats[cid] = LinkStats()
         self.leader.accepted(cid, self.clock.mono_ms())
 
     def quorum_dialed(self, cid: int) -> None:
@@ -129,19 +159,25 @@ class QuorumPeer:
             self._lost(cid)
             self._close(cid)
             return
+        stats = self.link_stats.get(cid)
         for item in items:
             if cid not in self.decoders:
                 break
             # Read the clock for each: the one before may have taken long (a snapshot installed),
             # and a read time-out runs from the last packet, not from before that work.
             now = self.clock.mono_ms()
-            if self.leader is not None:
-                self.leader.packet(cid, item, now)  # type: ignore[arg-type]
-            elif self.learner is not None and cid == self.learner.cid:
-                self.learner.packet(item, now)
+            if stats is not None and isinstance(item, QuorumPacket):
+                stats.received += 1
+                stats.requests += item.type == PacketType.REQUEST
+            with self._disk_errors_fail_the_role():
+                if self.leader is not None:
+                    self.leader.packet(cid, item, now)  # type: ignore[arg-type]
+                elif self.learner is not None and cid == self.learner.cid:
+                    self.learner.packet(item, now)
             self._settle()
 
     def quorum_closed(self, cid: int) -> None:
+        self.link_stats.pop(cid, None)
         if self.decoders.pop(cid, None) is not None:
             self._lost(cid)
 
@@ -150,10 +186,11 @@ class QuorumPeer:
             return
         self.durable_zxid = zxid
         now = self.clock.mono_ms()
-        if self.leader is not None:
-            self.leader.persisted(zxid, now)
-        elif self.learner is not None:
-            self.learner.persisted(zxid)
+        with self._disk_errors_fail_the_role():
+            if self.leader is not None:
+                self.leader.persisted(zxid, now)
+            elif self.learner is not None:
+                self.learner.persisted(zxid)
         self._settle()
 
     def log_failed(self, reason: str) -> None:
@@ -203,6 +240,10 @@ class QuorumPeer:
     def _look(self, now: int) -> None:
         self.state = ServerState.LOOKING
         self.leader_sid = None
+        self.metrics.count("looking_count")
+        self.looking_since = now
+        if self.unavailable_since is None:
+            self.unavailable_since = now
         log.info("LOOKING: last logged zxid 0x%x, current epoch %d", self.storage.last_logged_zxid, self.current_epoch)
         self.election.start(now, self.storage.last_logged_zxid, self.current_epoch)
         self._after_election(now)
@@ -219,8 +260,11 @@ class QuorumPeer:
         """The election's outcome: lead, follow or observe `leader_sid`."""
         self.state = state
         self.leader_sid = leader_sid
+        if state != ServerState.OBSERVING:  # Apache's Observer does not record it
+            self.metrics.observe("election_time", now - self.looking_since)
         if state == ServerState.LEADING:
-            self.leader = Leader(self, now)
+            with self._disk_errors_fail_the_role():
+                self.leader = Leader(self, now)
         else:
             log.info("%s leader %d", state.name, leader_sid)
             self.learner = Learner(self, leader_sid, now)
@@ -230,6 +274,11 @@ class QuorumPeer:
 
     def send(self, cid: int, packet: QuorumPacket) -> None:
         self.send_bytes(cid, encode_packet(packet))
+        stats = self.link_stats.get(cid)
+        if stats is not None:
+            stats.sent += 1
+            if packet.zxid > 0:
+                stats.last_zxid = packet.zxid
 
     def send_bytes(self, cid: int, data: bytes) -> None:
         if cid in self.decoders:
@@ -237,6 +286,7 @@ class QuorumPeer:
 
     def close(self, cid: int) -> None:
         self.decoders.pop(cid, None)
+        self.link_stats.pop(cid, None)
         self._close(cid)
 
     def dial(self, sid: int) -> None:
@@ -250,7 +300,7 @@ class QuorumPeer:
             self.current_epoch = value
 
     def session_timeouts(self) -> dict[int, int]:
-        return {sid: s.timeout for sid, s in self.core.sessions.sessions.items()}
+        return self.core.sessions.timeouts()
 
     def flush_core(self) -> None:
         fx = self.core.take_effects()
@@ -276,10 +326,26 @@ class QuorumPeer:
             self.leader.last_proposed = self.leader.last_committed = zxid  # type: ignore[union-attr]
         self.core.start_serving(Role.LEADER, zxid)
         self.election.update_peer_epoch(epoch)
+        self._serving_again(leading=True)
 
     def following(self, epoch: int) -> None:
         self.core.start_serving(Role.OBSERVER if self.settings.observer else Role.FOLLOWER)
         self.election.update_peer_epoch(epoch)
+        started = self.learner.sync_started_ms if self.learner is not None else None
+        if started is not None:
+            kind = "observer_sync_time" if self.settings.observer else "follower_sync_time"
+            self.metrics.observe(kind, self.clock.mono_ms() - started)
+        self._serving_again(leading=False)
+
+    def _serving_again(self, leading: bool) -> None:
+        """Serving again (Apache's ZabState BROADCAST): how long this member served nobody."""
+        if self.unavailable_since is None:
+            return
+        gone = self.clock.mono_ms() - self.unavailable_since
+        self.unavailable_since = None
+        self.metrics.observe("unavailable_time", gone)
+        if leading:
+            self.metrics.observe("leader_unavailable_time", gone)
 
     def truncate(self, zxid: int) -> None:
         rec = self.storage.truncate(zxid)
@@ -305,6 +371,16 @@ class QuorumPeer:
             tree, sessions, zxid = self._unwritten_snapshot
             self._unwritten_snapshot = None
             self.storage.install_snapshot(tree, sessions, zxid)
+
+    @contextlib.contextmanager
+    def _disk_errors_fail_the_role(self) -> Iterator[None]:
+        """An epoch file, a TRUNC or a SNAP that the disk refuses (full, failing): the role
+        cannot go on; as Apache's learner and leader do on an IOException, look again (a log
+        that failed for good also stops the member, through log_failed)."""
+        try:
+            yield
+        except (OSError, StorageError) as e:
+            self.role_failed(f"the disk refused a write the role needs: {e}")
 
     def role_failed(self, reason: str) -> None:
         if self.failed_reason is None:

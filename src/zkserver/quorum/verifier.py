@@ -59,7 +59,8 @@ def java_host_string(host: str) -> str:
     return str(ip)
 
 
-def _delimited(host: str) -> str:
+def delimited_host_string(host: str) -> str:
+    """QuorumServer.delimitedHostString: the host string, an IPv6 literal in brackets."""
     text = java_host_string(host)
     return f"[{text}]" if ":" in text else text
 
@@ -67,10 +68,10 @@ def _delimited(host: str) -> str:
 def server_string(spec: ServerSpec) -> str:
     """QuorumServer.toString(): addresses sorted by host, the type, the line's client address."""
     ordered = sorted(spec.addresses, key=lambda a: java_host_string(a.host))
-    text = "|".join(f"{_delimited(a.host)}:{a.quorum_port}:{a.election_port}" for a in ordered)
+    text = "|".join(f"{delimited_host_string(a.host)}:{a.quorum_port}:{a.election_port}" for a in ordered)
     text += ":observer" if spec.is_observer else ":participant"
     if spec.client_port is not None:
-        text += f";{_delimited(spec.client_address or '0.0.0.0')}:{spec.client_port}"
+        text += f";{delimited_host_string(spec.client_address or '0.0.0.0')}:{spec.client_port}"
     return text
 
 

@@ -81,8 +81,6 @@ class EnsembleShell:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        me = self.opts.verifier.members[self.opts.my_sid]
-        await self.quorum.listen(None if self.opts.quorum_listen_all else me.host, me.quorum_port)
         await self.election_net.start()
         self.peer.start()
         self.runner.schedule_pump()
@@ -148,8 +146,18 @@ class EnsembleShell:
             self.quorum.dial(spec.host, spec.quorum_port, timeout)
         for cid in ready.close:
             self.quorum.close(cid)
+        self._listen_while_leading()
         self.runner.write_client(ready.client)
         self._arm()
+
+    def _listen_while_leading(self) -> None:
+        """The quorum port is bound while the peer leads, as Apache's Leader binds it."""
+        leading = self.peer.leader is not None
+        if leading and not self.quorum.listening:
+            me = self.opts.verifier.members[self.opts.my_sid]
+            self.quorum.start_listening(None if self.opts.quorum_listen_all else me.host, me.quorum_port)
+        elif not leading and self.quorum.listening:
+            self.quorum.stop_listening()
 
     def _arm(self) -> None:
         if self._loop is None:

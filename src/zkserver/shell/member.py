@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..quorum.election import FastLeaderElection
 from ..quorum.peer import QuorumPeer
 from ..storage.database import Recovered
-from ..storage.epochs import load_epochs
+from ..storage.epochs import Epochs
 from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
 
 if TYPE_CHECKING:
@@ -25,22 +25,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("zkserver.ensemble")
 
 
-def build_peer(runner: ServerRunner, opts: EnsembleOptions, rec: Recovered) -> Callable[[FastLeaderElection],
-                                                                                         QuorumPeer]:
+def build_peer(runner: ServerRunner, opts: EnsembleOptions, rec: Recovered,
+               epochs: Epochs) -> Callable[[FastLeaderElection], QuorumPeer]:
     storage = runner.log
     core = runner.core
     core.sessions.apache_passwords = True
-    epochs = load_epochs(storage.opts.snap_dir, rec.last_logged_zxid, storage.disk)  # type: ignore[union-attr]
     extended = core.settings.extended_types
     config = core.tree.get("/zookeeper/config")
     if config is not None:  # Apache's initConfigInZKDatabase: the static config, for getConfig
         config.data = str(opts.verifier).encode()
+        if core.tree.namespace_stats is not None:  # a setData there: mntr's "zookeeper" namespace
+            core.tree.namespace_stats.write("/zookeeper/config", len(config.data))
 
     def factory(election: FastLeaderElection) -> QuorumPeer:
         return QuorumPeer(opts.peer, core, storage, opts.verifier, election, rec.committed,  # type: ignore[arg-type]
                           runner.clock, accepted_epoch=epochs.accepted, current_epoch=epochs.current,
                           decode_snapshot=lambda data: decode_snapshot_stream(data, extended),
-                          snapshot_scanner=SnapshotStreamScanner)
+                          snapshot_scanner=SnapshotStreamScanner, metrics=runner.stats)
 
     log.info("ensemble member %d: last logged zxid 0x%x, accepted epoch %d, current epoch %d", opts.my_sid,
              rec.last_logged_zxid, epochs.accepted, epochs.current)

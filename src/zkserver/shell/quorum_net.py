@@ -3,11 +3,14 @@
 Theory of operation. Only bytes move here; what they mean is the QuorumPeer's business. Each
 connection gets a number (cid) the peer knows it by: connections accepted on this member's
 quorum port (a learner dialing in while we lead) and the one this member dials when it
-follows. Inbound bytes go straight to `peer.quorum_data(cid, data)`; a connection that ends,
-either way, is reported once through `peer.quorum_closed(cid)`; the peer's Ready says what to
-write and what to close. The peer keeps every time-out itself (Apache's socket time-outs are
-its read time-outs), so a silent peer is noticed there, not here. TCP_NODELAY is on, as
-Apache's leader sets it by default (leader.nodelay).
+follows. The port is bound only while the member leads (`start_listening`/`stop_listening`),
+as Apache's Leader binds it: a learner that dials a member that does not lead (yet) is
+refused and retries, where an accepted-then-dropped connection would end its role. Inbound
+bytes go straight to `peer.quorum_data(cid, data)`; a connection that ends, either way, is
+reported once through `peer.quorum_closed(cid)`; the peer's Ready says what to write and what
+to close. The peer keeps every time-out itself (Apache's socket time-outs are its read
+time-outs), so a silent peer is noticed there, not here. TCP_NODELAY is on, as Apache's
+leader sets it by default (leader.nodelay).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class QuorumNet:
         self.conns: dict[int, _QuorumProtocol] = {}
         self._next_cid = 1
         self._server: asyncio.base_events.Server | None = None
+        self._binding: asyncio.Task | None = None  # set from start_listening to stop_listening
         self._dialing: asyncio.Task | None = None
         self.port = 0
 
@@ -74,6 +78,30 @@ class QuorumNet:
             lambda: _QuorumProtocol(self, self._cid(), self.on_accept), host, port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("quorum port listening on %s:%d", host or "0.0.0.0", self.port)
+
+    @property
+    def listening(self) -> bool:
+        return self._binding is not None
+
+    def start_listening(self, host: str | None, port: int) -> None:
+        """Bind the quorum port in the background (learners that dial meanwhile retry)."""
+        if self._binding is None:
+            self._binding = asyncio.get_running_loop().create_task(self._listen_or_log(host, port))
+
+    async def _listen_or_log(self, host: str | None, port: int) -> None:
+        try:
+            await self.listen(host, port)
+        except OSError as e:  # no learner can join: the leader times out and the member looks again
+            log.error("cannot listen on the quorum port %s:%d: %s", host or "0.0.0.0", port, e)
+
+    def stop_listening(self) -> None:
+        """Unbind the quorum port (the peer closes the connections it accepted)."""
+        if self._binding is not None:
+            self._binding.cancel()
+            self._binding = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def dial(self, host: str, port: int, timeout_s: float) -> None:
         """Connect to a leader; `on_dialed(cid)` or `on_dial_failed()` tells how it went."""
@@ -96,6 +124,12 @@ class QuorumNet:
         if conn is not None and conn.transport is not None:
             conn.transport.write(data)
 
+    def peer_address(self, cid: int) -> str:
+        """"ip:port" of the other end of a connection (the AdminServer's `observers`)."""
+        conn = self.conns.get(cid)
+        peer = conn.transport.get_extra_info("peername") if conn is not None and conn.transport else None
+        return f"{peer[0]}:{peer[1]}" if peer else "<null>"
+
     def close(self, cid: int) -> None:
         """Close a connection the peer gave up; it is not reported back as closed."""
         conn = self.conns.pop(cid, None)
@@ -111,8 +145,8 @@ class QuorumNet:
     async def stop(self) -> None:
         if self._dialing is not None:
             self._dialing.cancel()
-        if self._server is not None:
-            self._server.close()
+        server = self._server
+        self.stop_listening()
         self.abort_all()
-        if self._server is not None:
-            await self._server.wait_closed()
+        if server is not None:
+            await server.wait_closed()

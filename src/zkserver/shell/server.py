@@ -18,7 +18,7 @@ from .. import fourlw
 from ..core import CoreSettings, ServerCore
 from ..ops.stats import ServerStats
 from ..proto.framing import FrameError, FrameSplitter
-from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover
+from ..storage.database import DiskStorage, StorageOptions, prepare_dirs, recover, recover_member
 from ..storage.epochs import load_or_create_secret
 from ..storage.memory import MemoryTxnLog
 from ..storage.txnlog import StorageError
@@ -128,20 +128,23 @@ class ServerRunner:
         if not isinstance(self.log, DiskStorage):
             raise StorageError("an ensemble member keeps its txn log on disk (zkserver.storage=memory is"
                                " for standalone servers)")
-        self.ensemble = EnsembleShell(self, opts, build_peer(self, opts, self._recovered))
+        self.ensemble = EnsembleShell(self, opts, build_peer(self, opts, self._recovered, self._epochs))
 
     def _open_storage(self, opts: StorageOptions, secret: bytes | None) -> None:
         """Recover the tree and sessions from disk (raises StorageError with the reason)."""
         prepare_dirs(opts)
-        rec = self._recovered = recover(opts, self.options.settings.extended_types)
+        if self.options.ensemble is not None:
+            rec, self._epochs = recover_member(opts, self.options.settings.extended_types)
+        else:
+            rec = recover(opts, self.options.settings.extended_types)
+        self._recovered = rec
         # Restored sessions keep their passwords only if the secret survives restarts too.
         secret = secret or load_or_create_secret(opts.snap_dir)
         self.core = ServerCore(self.options.settings, self.clock, secret, tree=rec.tree)
         now = self.clock.mono_ms()
         for sid, timeout in rec.sessions.items():
             self.core.sessions.add(sid, timeout, now)  # they expire unless their clients return
-        sessions = self.core.sessions.sessions
-        self.log = DiskStorage(opts, rec.tree, lambda: {sid: s.timeout for sid, s in sessions.items()},
+        self.log = DiskStorage(opts, rec.tree, self.core.sessions.timeouts,
                                self._persisted, self._storage_failed, digest=rec.digest)
         self.log.ensure_initial_snapshot()
 

@@ -19,6 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 
+def named_stream(seed: int, name: str) -> random.Random:
+    """The random stream called `name` of a world with this seed."""
+    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
 class Timer:
     """A scheduled callback; `cancel()` makes it a no-op when its time comes."""
 
@@ -47,8 +53,7 @@ class Scheduler:
         """The random stream called `name`: the same seed and name always give the same numbers."""
         stream = self._streams.get(name)
         if stream is None:
-            digest = hashlib.sha256(f"{self.seed}/{name}".encode()).digest()
-            stream = self._streams[name] = random.Random(int.from_bytes(digest[:8], "big"))
+            stream = self._streams[name] = named_stream(self.seed, name)
         return stream
 
     def call_at(self, at: int, callback: Callable[..., Any], *args: Any) -> Timer:

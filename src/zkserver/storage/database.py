@@ -28,7 +28,7 @@ from ..tree.datatree import DataTree
 from .committed import COMMIT_LOG_COUNT, CommittedLog
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
-from .epochs import write_long
+from .epochs import CURRENT_EPOCH, TMP_SUFFIX, Epochs, load_epochs, read_long, write_long
 from .rewrite import finish_pending, install_files, truncate_files
 from .snapshot import (
     SnapFormat,
@@ -125,7 +125,58 @@ def recover(opts: StorageOptions, extended_types: bool = False, disk: Disk = OS_
     """Rebuild the tree and sessions from the data dirs; raise StorageError if we cannot. A
     truncation or snapshot installation a crash interrupted is finished first."""
     finish_pending(opts.snap_dir, opts.log_dir, disk)
-    return _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
+    rec = _rebuild(opts, _load_snapshot(opts, extended_types, disk), disk)
+    _make_replayed_durable(opts, rec.snapshot_zxid, disk)
+    return rec
+
+
+def recover_member(opts: StorageOptions, extended_types: bool = False,
+                   disk: Disk = OS_DISK) -> tuple[Recovered, Epochs]:
+    """Recovery for an ensemble member: `recover`, then its epoch files by Apache's start-up
+    rules - after one repair. A learner logs the txns of its catch-up, waits until they are
+    durable, and only then writes currentEpoch (ZOOKEEPER-4643); a crash between the two leaves
+    txns of an epoch newer than currentEpoch, where Apache refuses to start ("The current
+    epoch ... is older than the last zxid"). This member never acknowledged that epoch's
+    NEWLEADER nor any of those txns, so no quorum counted it for them: the log is cut back to
+    the last txn of an acknowledged epoch (the leader sends them again). What a SNAP installed
+    is kept: a leader's snapshot holds committed txns only, and currentEpoch follows it."""
+    rec = recover(opts, extended_types, disk)
+    current = read_long(opts.snap_dir, CURRENT_EPOCH, disk)
+    pending_write = read_long(opts.snap_dir, CURRENT_EPOCH + TMP_SUFFIX, disk) is not None
+    if current is not None and not pending_write and rec.last_logged_zxid >> 32 > current:
+        keep = max(_last_zxid_of_epoch(opts, current, disk), rec.snapshot_zxid)
+        if keep < rec.last_logged_zxid:
+            log.warning("The txn log holds txns of epoch %d up to 0x%x but currentEpoch is %d: they came with a "
+                        "sync that was never acknowledged; cutting the log back to 0x%x",
+                        rec.last_logged_zxid >> 32, rec.last_logged_zxid, current, keep)
+            rec = truncate_history(opts, keep, extended_types, disk)
+        if rec.last_logged_zxid >> 32 > current:
+            write_long(opts.snap_dir, CURRENT_EPOCH, rec.last_logged_zxid >> 32, disk)
+    return rec, load_epochs(opts.snap_dir, rec.last_logged_zxid, disk)
+
+
+def _last_zxid_of_epoch(opts: StorageOptions, epoch: int, disk: Disk) -> int:
+    """The last txn in the logs whose epoch is `epoch` or older (0: none)."""
+    last = 0
+    for _, path in sorted_files(opts.log_dir, LOG_PREFIX, disk):
+        for zxid, _body in LogFile(path, disk).proposals():
+            if zxid >> 32 <= epoch:
+                last = max(last, zxid)
+    return last
+
+
+def _make_replayed_durable(opts: StorageOptions, snapshot_zxid: int, disk: Disk) -> None:
+    """fsync the log files recovery replayed: after a process crash they may still hold
+    entries only the page cache has, and what was replayed is served as committed, so a later
+    power cut must not take it from under newer, durable txns. (Apache takes a snapshot after
+    loading, ZooKeeperServer.loadData, to the same end.)"""
+    for _, path in logs_needed(sorted_files(opts.log_dir, LOG_PREFIX, disk), snapshot_zxid):
+        fd = disk.open_existing(path)
+        try:
+            disk.fsync(fd)
+        finally:
+            disk.close(fd)
+    disk.fsync_dir(opts.log_dir)
 
 
 def truncate_history(opts: StorageOptions, zxid: int, extended_types: bool = False,
@@ -225,8 +276,12 @@ def _replay(opts: StorageOptions, rec: Recovered, disk: Disk) -> None:
         lf = LogFile(path, disk, skip_upto=rec.snapshot_zxid)
         for entry in lf:
             hdr = entry.hdr
-            if hdr.zxid <= tree.last_processed_zxid:
+            last = tree.last_processed_zxid
+            if hdr.zxid <= last:
                 continue
+            if hdr.zxid >> 32 == last >> 32 and hdr.zxid != last + 1 and last:
+                raise StorageError(f"txn log {path} jumps from zxid 0x{last:x} to 0x{hdr.zxid:x} within an epoch: "
+                                   "txns are missing; refusing to start. Restore the missing log file.")
             if predictor is not None and predictor.after(hdr, entry.txn) != _recorded(entry.digest):
                 log.info("The digest of txn 0x%x is not the one predicted from the snapshot; the tree "
                          "digest will be computed from the whole tree", hdr.zxid)
@@ -337,6 +392,7 @@ class DiskStorage:
         self.taker: SnapshotTaker | None = None
         self.inline_snapshots = inline_snapshots
         self.digest_mismatches = 0  # digests a leader sent that differ from ours (digest_mismatches_count)
+        self.on_digest_mismatch: Callable[[], None] | None = None  # the operator's counter
         self._count = 0
         self._bytes = 0
         self._reset_roll()
@@ -423,6 +479,8 @@ class DiskStorage:
             if given is None or ours is None or given[0] != DIGEST_VERSION or given[1] == ours:
                 continue
             self.digest_mismatches += 1
+            if self.on_digest_mismatch is not None:
+                self.on_digest_mismatch()
             # Warn at the 1st, 2nd, 4th, 8th...: a diverged member must not flood the log.
             if self.digest_mismatches & (self.digest_mismatches - 1) == 0:
                 log.warning("Digest mismatch at zxid 0x%x: the leader's tree digest is %d, ours %d (%d mismatches "

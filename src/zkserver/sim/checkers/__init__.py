@@ -26,10 +26,10 @@ def check_client(history: History) -> list[Violation]:
 
 
 def check_all(history: History, members: list[MemberState], *, quiet: bool = True,
-              budget: int = DEFAULT_BUDGET) -> list[Violation]:
+              budget: int = DEFAULT_BUDGET, journal: list[tuple[int, bytes]] | None = None) -> list[Violation]:
     """Every checker. `quiet`: the world has healed and settled, so live members must agree on
-    their final trees and hold no ephemeral of a dead session."""
-    committed = Committed.merge(members)
+    their final trees and hold no ephemeral of a dead session. `journal`: see Committed.merge."""
+    committed = Committed.merge(members, journal)
     return [
         *check_client(history),
         *check_replicas(members, committed, quiet),

@@ -96,7 +96,9 @@ class Committed:
     complete: bool = False  # holds every txn from the start (some live member has it all)
 
     @classmethod
-    def merge(cls, members: list[MemberState]) -> Committed:
+    def merge(cls, members: list[MemberState], journal: list[tuple[int, bytes]] | None = None) -> Committed:
+        """`journal`: every txn some member applied during the run, from the start (the
+        simulator keeps it): it fills the zxids no live member's logs hold any more."""
         votes: dict[int, dict[bytes, int]] = {}
         raw: dict[tuple[int, bytes], bytes] = {}
         live = [m for m in members if m.live] or members
@@ -106,7 +108,12 @@ class Committed:
                 per = votes.setdefault(zxid, {})
                 per[t.body] = per.get(t.body, 0) + 1
                 raw.setdefault((zxid, t.body), data)
-        out = cls(complete=any(m.complete_from == 0 for m in live))
+        for zxid, data in journal or ():
+            if zxid not in votes:
+                t = decode_txn(zxid, data)
+                votes[zxid] = {t.body: 1}
+                raw[(zxid, t.body)] = data
+        out = cls(complete=journal is not None or any(m.complete_from == 0 for m in live))
         for zxid in sorted(votes):
             body = max(votes[zxid].items(), key=lambda kv: kv[1])[0]
             t = decode_txn(zxid, raw[(zxid, body)])

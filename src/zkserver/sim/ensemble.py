@@ -1,0 +1,287 @@
+"""An ensemble member in the simulated world: the real QuorumPeer, election, Zab, ServerCore and
+storage code, with only the shell replaced.
+
+What shell/ensemble.py and shell/server.py do with asyncio, done on virtual time. At every
+start the process recovers from its disk, loads its epoch files by Apache's rules, builds the
+ServerCore and a QuorumPeer around it (FastLeaderElection inside), and listens on "client" and
+"quorum". Election notifications travel as datagrams on the "election" channel (the real
+shell's connection handling of that port is not simulated: its rules have their own tests);
+quorum connections are simulated TCP streams, dialed to the leader's "quorum" port. After
+every input the host takes the peer's Ready and carries it out in the order the real shell
+does: notifications, quorum bytes, the dial, closes, then client frames; one timer is re-armed
+at the peer's deadline, on this machine's own (possibly skewed) clock. Durability comes from
+DataDir's sync rounds, as `peer.log_persisted`.
+"""
+
+from __future__ import annotations
+
+from ..config.model import PeerAddress, ServerSpec
+from ..core import CoreSettings, ServerCore
+from ..jute.records import TxnHeader
+from ..quorum.context import PeerSettings
+from ..quorum.election import ElectionSettings, FastLeaderElection
+from ..quorum.learner import Stage
+from ..quorum.peer import QuorumPeer
+from ..quorum.verifier import QuorumMaj
+from ..storage.database import Recovered, StorageOptions
+from ..storage.digest import tree_digest
+from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
+from ..storage.txnlog import encode_proposal
+from ..tree.datatree import DataTree
+from .disks import DataDir, DiskProfile
+from .member import DOWN, UP, ClientPort, MemberHost, MemberState, SimEnv
+from .scheduler import Timer
+from .streams import Stream
+
+ELECTION = "election"
+
+
+def member_specs(voters: int, observers: int) -> list[ServerSpec]:
+    """server.N lines for a simulated ensemble: member N is the network endpoint mN."""
+    return [ServerSpec(sid, (PeerAddress(f"m{sid}", 2888, 3888),), "observer" if sid > voters else "participant")
+            for sid in range(1, voters + observers + 1)]
+
+
+class _MemberLog:
+    """The peer's MemberStorage over a DataDir: appends go through its sync rounds."""
+
+    def __init__(self, data: DataDir):
+        self.data = data
+        assert data.storage is not None
+        self.storage = data.storage
+
+    @property
+    def last_logged_zxid(self) -> int:
+        return self.storage.last_logged_zxid
+
+    def append(self, entries: list[tuple[TxnHeader, object]],
+               digests: list[tuple[int, int] | None] | None = None) -> list[bytes]:
+        return self.data.append(entries, digests)
+
+    def truncate(self, zxid: int) -> Recovered:
+        return self.storage.truncate(zxid)
+
+    def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None:
+        self.storage.install_snapshot(tree, sessions, zxid)
+
+    def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
+        return self.storage.snapshot_stream(tree, sessions)
+
+    def write_epoch(self, name: str, value: int) -> None:
+        self.storage.write_epoch(name, value)
+
+
+class _QuorumLink:
+    """One quorum connection of this member, accepted or dialed; callbacks reach the peer."""
+
+    def __init__(self, host: EnsembleHost, cid: int, dialed: bool):
+        self.host = host
+        self.cid = cid
+        self.dialed = dialed
+        self.opened = False
+        self.stream: Stream | None = None
+        self.incarnation = host.incarnation
+
+    def _peer(self) -> QuorumPeer | None:
+        host = self.host
+        return host.peer if host.incarnation == self.incarnation else None
+
+    def on_open(self) -> None:
+        peer = self._peer()
+        if peer is None:
+            return
+        self.opened = True
+        self.host.links[self.cid] = self
+        if self.dialed:
+            peer.quorum_dialed(self.cid)
+        else:
+            peer.quorum_accepted(self.cid)
+        self.host.pump()
+
+    def on_data(self, data: bytes) -> None:
+        peer = self._peer()
+        if peer is not None:
+            peer.quorum_data(self.cid, data)
+            self.host.pump()
+
+    def on_close(self) -> None:
+        peer = self._peer()
+        if peer is None:
+            return
+        self.host.links.pop(self.cid, None)
+        if self.opened:
+            peer.quorum_closed(self.cid)
+        elif self.dialed:
+            peer.quorum_dial_failed()
+        self.host.pump()
+
+
+class EnsembleHost(MemberHost):
+    def __init__(self, env: SimEnv, sid: int, settings: CoreSettings, opts: StorageOptions, disk: DiskProfile,
+                 peer_settings: PeerSettings, specs: list[ServerSpec]):
+        super().__init__(env, sid, opts, disk)
+        self.settings = settings
+        self.peer_settings = peer_settings
+        self.specs = specs
+        self.secret = env.scheduler.rng(f"{self.name}.secret").randbytes(32)
+        self.core: ServerCore | None = None
+        self.peer: QuorumPeer | None = None
+        self.port: ClientPort | None = None
+        self.links: dict[int, _QuorumLink] = {}
+        self.listening = False
+        self._next_cid = 1
+        self._wakeup: Timer | None = None
+
+    # ------------------------------------------------------------ the process
+
+    def _boot(self) -> None:
+        data = self.data
+        rec, epochs = data.recover_member(self.settings.extended_types)
+        core = self.core = ServerCore(self.settings, self.clock, self.secret, tree=rec.tree)
+        core.sessions.apache_passwords = True
+        core.on_applied = self._applied
+        now = self.clock.mono_ms()
+        for sid, timeout in rec.sessions.items():
+            core.sessions.add(sid, timeout, now)
+        data.open(rec, core.sessions.timeouts, self._durable, self._failed)
+        verifier = QuorumMaj(self.specs)
+        election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, ElectionSettings())
+        extended = self.settings.extended_types
+        self.peer = QuorumPeer(self.peer_settings, core, _MemberLog(data), verifier, election,  # type: ignore[arg-type]
+                               rec.committed, self.clock, accepted_epoch=epochs.accepted,
+                               current_epoch=epochs.current,
+                               decode_snapshot=lambda blob: decode_snapshot_stream(blob, extended),
+                               snapshot_scanner=SnapshotStreamScanner)
+        self.links = {}
+        self.port = ClientPort(self, core, self.pump)
+        self.listening = False
+        self.on_message(ELECTION, self._notification)
+        self.note(f"member up at 0x{rec.last_logged_zxid:x}, epochs {epochs.accepted}/{epochs.current}")
+        self.peer.start()
+        self.pump()
+
+    def _halt(self) -> None:
+        self.core = self.peer = self.port = None
+        self.links = {}
+        self._wakeup = None
+
+    # ------------------------------------------------------------ inputs
+
+    def _notification(self, src: str, payload: bytes) -> None:
+        if self.peer is not None:
+            self.peer.election_message(int(src[1:]), payload)
+            self.pump()
+
+    def _accept(self, peer: str, stream: Stream) -> _QuorumLink:
+        link = _QuorumLink(self, self._cid(), dialed=False)
+        link.stream = stream
+        return link
+
+    def _applied(self, hdr: TxnHeader, txn: object) -> None:
+        self.env.note_applied(self.name, hdr.zxid, encode_proposal(hdr, txn, None))
+
+    def _cid(self) -> int:
+        cid = self._next_cid
+        self._next_cid += 1
+        return cid
+
+    def _durable(self, zxid: int) -> None:
+        if self.peer is not None:
+            self.peer.log_persisted(zxid)
+            self.pump()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.note(f"txn log failed: {exc}")
+        if self.peer is not None:
+            self.peer.log_failed(str(exc))
+            self.pump()
+
+    def _fire(self) -> None:
+        self._wakeup = None
+        if self.peer is not None:
+            self.peer.timer()
+            self.pump()
+
+    # ------------------------------------------------------------ the Ready
+
+    def pump(self) -> None:
+        peer, port = self.peer, self.port
+        if peer is None or port is None:
+            return
+        ready = peer.take_ready()
+        for sid, payload in ready.election:
+            self.send_message(f"m{sid}", ELECTION, payload)
+        for cid, chunks in ready.quorum.items():
+            link = self.links.get(cid)
+            if link is not None and link.stream is not None:
+                link.stream.send(b"".join(chunks))
+        for sid in ready.dial:
+            link = _QuorumLink(self, self._cid(), dialed=True)
+            link.stream = self.connect(f"m{sid}", "quorum", link)
+        for cid in ready.close:
+            link = self.links.pop(cid, None)
+            if link is not None and link.stream is not None:
+                link.stream.close()
+        self._listen_while_leading()
+        port.write(ready.client)
+        self._arm()
+
+    def _listen_while_leading(self) -> None:
+        """The quorum port accepts only while this member leads, as Apache's Leader binds it
+        (shell/ensemble.py does the same): a learner that dials too early is refused and retries."""
+        leading = self.peer is not None and self.peer.leader is not None
+        if leading and not self.listening:
+            self.listen("quorum", self._accept)
+        elif not leading and self.listening:
+            self.env.network.unlisten(self.name, "quorum")
+        self.listening = leading
+
+    def _arm(self) -> None:
+        assert self.peer is not None
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        delay = max(0, self.peer.deadline() - self.clock.mono_ms())
+        self._wakeup = self.call_later(delay, self._fire)
+
+    # ------------------------------------------------------------ for the checks
+
+    @property
+    def quiet(self) -> bool:
+        """The disk is quiet and the member is settled in a role with nothing in flight: a
+        learner has applied all it logged, a leader has nothing proposed or committed that is
+        not applied (a COMMIT on its way keeps the world running)."""
+        if self.state != UP:
+            return True
+        peer = self.peer
+        if not self.data.quiet or peer is None or peer.stopped is not None:
+            return self.data.quiet
+        if peer.learner is not None:
+            learner = peer.learner
+            return learner.stage == Stage.BROADCAST and not learner.logged and not learner.apply_queue
+        leader = peer.leader
+        return leader is not None and leader.established and not leader.outstanding and not leader.to_be_applied
+
+    @property
+    def role(self) -> str:
+        return self.core.role if self.core is not None and self.state != DOWN else "down"
+
+    def final_state(self) -> MemberState:
+        core = self.core
+        if self.state == DOWN or core is None:
+            return MemberState(self.name, self.sid, self.state, [], None, None)
+        return MemberState(self.name, self.sid, self.state, self.data.logged_txns(), core.tree,
+                           tree_digest(core.tree), core.sessions.timeouts(), core.log_failed or self.data.log_failed,
+                           role=core.role, history_start=self.data.history_start())
+
+
+def ensemble_member(world, sid: int) -> EnsembleHost:  # world: sim.world.World
+    """The member factory of ensemble worlds: sids above options.members are observers."""
+    o = world.options
+    settings = CoreSettings(tick_ms=o.tick_ms, min_session_timeout=2 * o.tick_ms,
+                            max_session_timeout=20 * o.tick_ms, server_id=sid)
+    opts = StorageOptions(data_dir=f"/m{sid}/data", snap_count=o.snap_count, pre_alloc_size_kb=o.pre_alloc_kb)
+    disk = DiskProfile(o.fsync_ms, o.fsync_jitter_ms, o.fsync_tail_p)
+    peer = PeerSettings(sid, tick_ms=o.tick_ms, init_limit=o.init_limit, sync_limit=o.sync_limit,
+                        observer=sid > o.members)
+    return EnsembleHost(world.env, sid, settings, opts, disk, peer, member_specs(o.members, o.observers))
+
