@@ -30,6 +30,7 @@ class Clock:
 class FakePeer:
     due: int  # what deadline() says
     fired: asyncio.Event = field(default_factory=asyncio.Event)
+    leader: None = None  # it never leads: the shell binds no quorum port
 
     def deadline(self) -> int:
         return self.due
