@@ -19,12 +19,16 @@ APACHE_FIXTURES = {"apache_server", "apache_server_mod"}
 CLIENT_TIMEOUT = 10.0
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tests that use an Apache fixture get the `apache` marker, so `-m "not apache"` works
     # without every test having to repeat the marker.
+    # `slow` tests (long variants of a test CI runs bounded) run only when -m names them.
+    run_slow = "slow" in (config.getoption("markexpr") or "")
     for item in items:
         if APACHE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.apache)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="a long run: select it with -m slow"))
 
 
 def _serve(kind: str, workdir: Path) -> Iterator[RunningServer]:

@@ -20,6 +20,7 @@ from kazoo.exceptions import ConnectionLoss, KazooException
 from tests.support.cluster import Cluster
 
 CLIENT_TIMEOUT = 15.0
+SNAP_ABSENCE = 600  # writes a member misses: more than a committed log holds
 
 
 def client(cluster: Cluster, sids: list[int] | None = None) -> KazooClient:
@@ -120,9 +121,10 @@ def test_leader_and_follower_kill9_under_pipelined_writes(three: Cluster) -> Non
 
 
 def test_sync_modes_diff_trunc_snap(tmp_path: Path) -> None:
-    """A short absence catches up by DIFF, a long one (past a tiny committed log) by SNAP, and
-    a member holding a proposal nobody else logged is TRUNCated."""
-    with Cluster(tmp_path, ["zkserver"] * 3, props={"zookeeper.commitLogCount": "20"}) as cluster:
+    """A short absence catches up by DIFF, a long one (past the committed log: 500 txns, the least
+    zookeeper.commitLogCount gives, as in Apache) by SNAP, and a member holding a proposal nobody
+    else logged is TRUNCated."""
+    with Cluster(tmp_path, ["zkserver"] * 3) as cluster:
         cluster.start()
         zk = client(cluster)
         leader = cluster.leader()
@@ -134,8 +136,8 @@ def test_sync_modes_diff_trunc_snap(tmp_path: Path) -> None:
         cluster.start([a])
         # SNAP: b misses more writes than the committed log holds.
         cluster.stop(b)
-        for i in range(60):
-            zk.create(f"/s{i}")
+        for pending in [zk.create_async(f"/s{i}") for i in range(SNAP_ABSENCE)]:
+            pending.get(timeout=CLIENT_TIMEOUT)
         cluster.start([b])
         assert "Getting a diff from the leader" in log_of(cluster, a)
         assert "Getting a snapshot from leader" in log_of(cluster, b)
@@ -156,7 +158,7 @@ def test_sync_modes_diff_trunc_snap(tmp_path: Path) -> None:
         assert "Truncating log to get in sync with the leader" in log_of(cluster, leader)
         zk = client(cluster)
         zk.create("/after")
-        acked = [f"/d{i}" for i in range(5)] + [f"/s{i}" for i in range(60)] + ["/after"]
+        acked = [f"/d{i}" for i in range(5)] + [f"/s{i}" for i in range(SNAP_ABSENCE)] + ["/after"]
         assert_agree(cluster, acked)
         zk.sync("/")
         assert zk.exists("/phantom") is None

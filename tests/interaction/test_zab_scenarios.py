@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from kazoo.protocol.serialization import Connect, Create, Delete, GetData, SetData, Sync
 
-from tests.interaction.zabworld import ZabWorld
+from tests.interaction.zabworld import RawLearner, ZabWorld
 from zkserver.core import Role
 from zkserver.proto.election_codec import ServerState
+from zkserver.proto.peer_codec import LearnerInfo, PacketType, encode_int, encode_learner_info
 
 OPEN = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
 EPHEMERAL = 1
@@ -292,3 +293,111 @@ def test_a_follower_that_decides_before_its_leader_tries_again():
     w.advance(200)
     assert w.leader_of() == 2
     assert w[1].core.role == Role.FOLLOWER and w[3].core.role == Role.FOLLOWER
+
+
+def test_a_proposal_ack_before_the_newleader_ack_does_not_cost_the_leader_its_quorum():
+    # ZOOKEEPER-4685: an Apache 3.8.0 learner logs the txns of its sync asynchronously at NEWLEADER
+    # and its sync thread may ACK one before the NEWLEADER ACK goes out. Apache's leader takes that
+    # first ACK for the NEWLEADER ACK, so a leader that needs this learner for its quorum never
+    # gets it and gives up after initLimit; ours counts the NEWLEADER ACK that follows.
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    for i in range(3):
+        assert c.call(Create(f"/n{i}", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w.crash(2)
+    w.advance(1000)
+    assert w.leader_of() is None
+    w.elect(3, sids=[3])
+    learner = RawLearner(w, 1, leader=3)
+    learner.send(PacketType.FOLLOWERINFO, 1 << 32, encode_learner_info(LearnerInfo(1)))
+    w.pump()
+    assert [(p.type, p.zxid) for p in learner.take()] == [(PacketType.LEADERINFO, 2 << 32)]
+    behind = next(iter(w[3].peer.committed_log)).zxid  # it missed everything after the first txn
+    learner.send(PacketType.ACKEPOCH, behind, encode_int(1))
+    w.pump()
+    sync = learner.take()
+    assert (sync[0].type, sync[-1].type) == (PacketType.DIFF, PacketType.NEWLEADER)
+    proposals = [p.zxid for p in sync if p.type == PacketType.PROPOSAL]
+    assert proposals
+    learner.send(PacketType.ACK, proposals[0])
+    learner.send(PacketType.ACK, 2 << 32)
+    w.pump()
+    assert w.leader_of() == 3
+    assert [p.type for p in learner.take() if p.type != PacketType.PING] == [PacketType.UPTODATE]
+    learner.send(PacketType.ACK, 2 << 32)
+    w.advance(1000)
+    assert w.leader_of() == 3 and not learner.closed
+    client = session(w, 3)  # its createSession commits once the learner acks it: the pair broadcasts
+    proposed = [p.zxid for p in learner.take() if p.type == PacketType.PROPOSAL]
+    assert len(proposed) == 1 and not client.frames
+    learner.send(PacketType.ACK, proposed[0])
+    w.pump()
+    assert client.take()[0].connect.session_id
+
+
+def test_time_spent_installing_a_snapshot_does_not_count_as_the_leader_being_silent():
+    # The learner's read time-out (syncLimit ticks once NEWLEADER is in) runs while it waits for
+    # the leader, as Apache's socket time-out does, not while it loads what it read. With
+    # NEWLEADER behind a snapshot in the same read, the time-out used to start from before the
+    # snapshot was installed: one that took longer than syncLimit ticks left it already due, and
+    # uvloop runs a due timer before it reads the leader's next bytes (seen with a 55k-node tree).
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/before", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w[2].storage.hold = True
+    xid = c.send(Create("/in-flight", b"", OPEN, 0))  # outstanding: the learner holds it at NEWLEADER
+    w[3].peer.settings.force_snapshot_sync = True
+    w.restart(1)
+    w[1].storage.hold = True  # so that it waits, past NEWLEADER, for its disk
+    decode = w[1].peer.decode_snapshot
+    slow = w.sync_limit * w.tick_ms + 300
+
+    def slow_decode(data: bytes):
+        w.clock.advance(slow)
+        return decode(data)
+
+    w[1].peer.decode_snapshot = slow_decode
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    learner = w[1].peer.learner
+    assert learner is not None and learner.stage.name == "PERSISTING"
+    assert learner.deadline() == w.clock.mono + w.sync_limit * w.tick_ms
+    w[1].storage.release()
+    w.pump()
+    assert w[1].core.role == Role.FOLLOWER
+    w[2].storage.release()
+    w.pump()
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
+    trees_equal(w, [1, 2, 3])
+
+
+def test_no_commit_reaches_a_learner_between_newleader_and_uptodate():
+    # ZOOKEEPER-4394: an Apache 3.8.0 learner clears the proposals it holds when NEWLEADER comes,
+    # so a COMMIT read before UPTODATE finds none and it fails with a NullPointerException, then
+    # resyncs (again and again under write load). The leader holds a participant's COMMITs from
+    # NEWLEADER until its UPTODATE is out, then sends them in order.
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/before", b"", OPEN, 0)).err == 0
+    w.crash(1)
+    w[2].storage.hold = True
+    xid = c.send(Create("/in-flight", b"", OPEN, 0))
+    learner = RawLearner(w, 1, leader=3)
+    learner.send(PacketType.FOLLOWERINFO, 1 << 32, encode_learner_info(LearnerInfo(1)))
+    w.pump()
+    assert [p.type for p in learner.take()] == [PacketType.LEADERINFO]
+    learner.send(PacketType.ACKEPOCH, w[3].core.tree.last_processed_zxid, encode_int(-1))
+    w.pump()
+    sync = [p for p in learner.take() if p.type != PacketType.PING]
+    assert [p.type for p in sync] == [PacketType.DIFF, PacketType.PROPOSAL, PacketType.NEWLEADER]
+    in_flight = sync[1].zxid
+    w[2].storage.release()  # member 2 acks: /in-flight commits while the learner has not acked NEWLEADER
+    w.pump()
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [xid]
+    assert [p.type for p in learner.take() if p.type != PacketType.PING] == []
+    learner.send(PacketType.ACK, sync[2].zxid)  # the NEWLEADER ACK
+    w.pump()
+    after = [(p.type, p.zxid) for p in learner.take() if p.type != PacketType.PING]
+    assert after == [(PacketType.UPTODATE, -1), (PacketType.COMMIT, in_flight)]

@@ -20,8 +20,9 @@ from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateSessionTxn, TxnHeader
 from zkserver.ops.stats import ServerStats
 from zkserver.proto.election_codec import ServerState
+from zkserver.proto.peer_codec import PacketType, QuorumPacket, QuorumStreamDecoder, encode_packet
 from zkserver.quorum.context import PeerSettings
-from zkserver.quorum.peer import QuorumPeer
+from zkserver.quorum.peer import QuorumPeer, Ready
 from zkserver.storage.committed import CommittedLog
 from zkserver.storage.database import Recovered
 from zkserver.tree.datatree import DataTree
@@ -368,3 +369,59 @@ class ZabWorld:
                    and n.peer.leader.established]
         assert len(leaders) <= 1, leaders
         return leaders[0] if leaders else None
+
+
+class RawLearner:
+    """Stands in for member `sid` on one quorum connection to `leader`: the test writes its
+    packets (`send`) and reads the leader's (`take`), in any order a real learner might use; it
+    answers PINGs by itself."""
+
+    observer = False
+    leader = None  # it never leads
+
+    def __init__(self, world: ZabWorld, sid: int, leader: int):
+        self.sid = sid
+        self.alive = True
+        self.peer = self  # ZabWorld reaches a member through its peer
+        self.decoder = QuorumStreamDecoder()
+        self.got: list[QuorumPacket] = []
+        self.out: list[bytes] = []
+        self.closed = False
+        world.nodes[sid] = self  # type: ignore[assignment]
+        self.cid, theirs = world.next_cid, world.next_cid + 1
+        world.next_cid += 2
+        world.links[(sid, self.cid)] = (leader, theirs)
+        world.links[(leader, theirs)] = (sid, self.cid)
+        world[leader].peer.quorum_accepted(theirs)
+
+    def send(self, kind: int, zxid: int, data: bytes | None = None) -> None:
+        self.out.append(encode_packet(QuorumPacket(kind, zxid, data)))
+
+    def take(self) -> list[QuorumPacket]:
+        got, self.got = self.got, []
+        return got
+
+    # what ZabWorld calls on a member's peer
+    def take_ready(self) -> Ready:
+        ready = Ready()
+        if self.out:
+            ready.quorum[self.cid], self.out = self.out, []
+        return ready
+
+    def quorum_data(self, cid: int, data: bytes) -> None:
+        for packet in self.decoder.feed(data):
+            self.got.append(packet)  # type: ignore[arg-type]
+            if packet.type == PacketType.PING:  # type: ignore[union-attr]
+                self.send(PacketType.PING, packet.zxid, b"")  # type: ignore[union-attr]  # no sessions to touch
+
+    def quorum_closed(self, cid: int) -> None:
+        self.closed = True
+
+    def deliver_client(self, fx: object) -> None:
+        pass
+
+    def deadline(self) -> int:
+        return 1 << 62
+
+    def timer(self) -> None:
+        pass

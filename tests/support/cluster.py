@@ -122,6 +122,9 @@ class Cluster:
         self.seats[sid].kind = kind
         self.members[sid] = self._server(sid)
 
+    def kind(self, sid: int) -> str:
+        return self.seats[sid].kind
+
     # ------------------------------------------------------------ faults
 
     def stop(self, sid: int) -> None:
@@ -131,7 +134,8 @@ class Cluster:
             server.stop()
 
     def kill(self, sid: int) -> None:
-        """SIGKILL, paused or not: a paused member dies without running again."""
+        """SIGKILL, paused or not: a paused member dies without running again (SIGKILL needs no
+        SIGCONT), so whatever reached its socket buffers while it was stopped is never read."""
         server = self.members.get(sid)
         if server is not None:
             server.kill()
@@ -214,6 +218,51 @@ class Cluster:
         tails = "\n".join(f"--- member {sid} ({self.seats[sid].kind}):\n{self.members[sid].log_tail(30)}"
                           for sid in self.members)
         raise AssertionError(f"no quorum within {timeout}s; modes {modes}\n{tails}")
+
+    def wait_for_mode(self, sid: int, modes: Iterable[str | None], timeout: float = QUORUM_TIMEOUT) -> str | None:
+        """Wait until member `sid`'s srvr Mode is one of `modes` (None: not serving); that mode."""
+        wanted = set(modes)
+        deadline = time.monotonic() + timeout
+        mode = None
+        while time.monotonic() < deadline:
+            mode = self.mode(sid)
+            if mode in wanted:
+                return mode
+            if sid in self.members and not self.members[sid].running:
+                raise AssertionError(f"member {sid} exited:\n{self.members[sid].log_tail(60)}")
+            time.sleep(0.1)
+        raise AssertionError(f"member {sid} is {mode!r}, not one of {wanted}, after {timeout}s:\n"
+                             f"{self.members[sid].log_tail(40)}")
+
+    # ------------------------------------------------------------ logs
+
+    def log_path(self, sid: int) -> Path:
+        return self.members[sid].log_path
+
+    def log_mark(self, sid: int) -> int:
+        """Where member `sid`'s log ends now: `log_since` reads what it writes after this."""
+        path = self.log_path(sid)
+        return path.stat().st_size if path.exists() else 0
+
+    def log_since(self, sid: int, mark: int = 0) -> str:
+        path = self.log_path(sid)
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", errors="replace")
+
+    def wait_for_log(self, sid: int, text: str, mark: int = 0, timeout: float = QUORUM_TIMEOUT) -> str:
+        """Wait until `text` appears in member `sid`'s log after `mark`; the log since `mark`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.log_since(sid, mark)
+            if text in got:
+                return got
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"member {sid} ({self.kind(sid)}) never logged {text!r}; since the mark:\n"
+                                     f"{got[-4000:]}")
+            time.sleep(0.1)
 
     def mntr(self, sid: int) -> dict[str, str]:
         out = {}

@@ -46,6 +46,7 @@ event queue.
   waitstate STATE [TIMEOUT_MS] / waitconnected [TIMEOUT_MS]
   dropconnection                    close the client's socket (reflection on ClientCnxn's
                                     testableCloseSocket); the client reconnects at once
+  server                            -> server: the host:port the session is connected to now
   partition / heal                  (proxy sessions) cut the connection and refuse reconnects /
                                     accept them again; the session survives if healed in time.
 

@@ -443,6 +443,21 @@ def test_snap_count_and_retain_count_minimums_warn() -> None:
     assert "zoo.cfg:3: autopurge.snapRetainCount: 1 is below the minimum; using 3" in cfg.warnings
 
 
+def test_commit_log_count_is_read_as_apache_reads_it_and_reaches_the_storage() -> None:
+    from zkserver.cli import storage_options
+
+    assert load(BASE).commit_log_count == 500
+    cfg = load(BASE, props={"zookeeper.commitLogCount": "800"})
+    assert (cfg.commit_log_count, storage_options(cfg).commit_log_count) == (800, 800)
+    assert load(BASE, "commitLogCount=900").commit_log_count == 900  # zoo.cfg gives zookeeper.commitLogCount
+    # ZKDatabase never keeps fewer than 500; a value that is not a number means 500.
+    cfg = load(BASE, props={"zookeeper.commitLogCount": "20"})
+    assert (cfg.commit_log_count, storage_options(cfg).commit_log_count) == (500, 500)
+    assert ("system property zookeeper.commitLogCount: 20 is below 500; ZooKeeper uses 500, and so does zkserver"
+            in cfg.warnings)
+    assert load(BASE, props={"zookeeper.commitLogCount": "lots"}).commit_log_count == 500
+
+
 # -- parse_system_properties ---------------------------------------------------------------
 
 
@@ -791,6 +806,17 @@ def test_metrics_provider_settings() -> None:
 def test_capability_warnings(line: str, warning: str) -> None:
     cfg = load(BASE, "clientPort=2181", line)
     assert any(w.startswith(warning) for w in cfg.warnings), cfg.warnings
+
+
+def test_an_ensemble_member_warns_only_about_the_ensemble_settings_it_does_not_serve(workdir: Path) -> None:
+    (workdir / "data" / "myid").write_text("1\n")
+    cfg = load(BASE, "clientPort=2181", "initLimit=10", "syncLimit=5", "peerType=participant",
+               "quorumListenOnAllIPs=false", "electionAlg=3", "server.1=127.0.0.1:2888:3888",
+               "server.2=127.0.0.1:2889:3889", "server.3=127.0.0.1:2890:3890", "reconfigEnabled=true",
+               "observerMasterPort=2191")
+    assert cfg.warnings == [
+        "zoo.cfg:11: reconfigEnabled: dynamic reconfiguration is not served; the static configuration stays in force",
+        "zoo.cfg:12: observerMasterPort: observers follow the leader itself (no ObserverMaster); ignored"]
 
 
 def test_plain_standalone_config_has_no_warnings() -> None:

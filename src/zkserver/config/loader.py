@@ -16,7 +16,15 @@ from .keys import (
     _property_warning,
     _ssl_parser,
 )
-from .model import ACCESSOR_PROPERTIES, FOUR_LETTER_WORDS, TELNET_CLOSE, X509_AUTH_PROVIDER, ServerConfig, ServerSpec
+from .model import (
+    ACCESSOR_PROPERTIES,
+    COMMIT_LOG_COUNT,
+    FOUR_LETTER_WORDS,
+    TELNET_CLOSE,
+    X509_AUTH_PROVIDER,
+    ServerConfig,
+    ServerSpec,
+)
 from .properties import _NEWLINE, PropertyLine, parse_properties
 from .servers import _dotted_id, _java_split, _parse_server, _server_id
 from .values import (
@@ -464,7 +472,10 @@ class _Loader:
 
     def check_accessor_properties(self) -> None:
         for name, (parser, default) in ACCESSOR_PROPERTIES.items():
-            self.prop(name, parser, default)
+            value = self.prop(name, parser, default)
+            if name == "zookeeper.commitLogCount" and value < COMMIT_LOG_COUNT:
+                self.warn_prop(name, f"{value} is below {COMMIT_LOG_COUNT}; ZooKeeper uses {COMMIT_LOG_COUNT}, "
+                                     "and so does zkserver")
         if self.prop("zookeeper.sessionRequireClientSASLAuth", _java_bool, False):
             return
         schemes = self.props.get("zookeeper.enforce.auth.schemes", "")

@@ -26,6 +26,8 @@ FOUR_LETTER_WORDS: tuple[str, ...] = (
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk",
     "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 )
+COMMIT_LOG_COUNT = 500  # ZKDatabase.DEFAULT_COMMIT_LOG_COUNT, also the least it keeps
+
 # The system properties behind ServerConfig's accessors, each with the reader Apache uses and its
 # default. A malformed value never stops Apache: Integer.getInteger/Long.getLong fall back to the
 # default, Boolean.parseBoolean/getBoolean read any word but "true" as false, skipACL is on for
@@ -59,7 +61,7 @@ ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zookeeper.electionPortBindRetry": (_java_int, 3),
     "zookeeper.quorumCnxnTimeoutMs": (_java_int, -1),
     "zookeeper.tcpKeepAlive": (_java_bool, False),
-    "zookeeper.commitLogCount": (_java_int, 500),  # ZKDatabase: Integer.getInteger
+    "zookeeper.commitLogCount": (_java_int, COMMIT_LOG_COUNT),  # ZKDatabase: Integer.getInteger
 }
 
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
@@ -333,7 +335,8 @@ class ServerConfig:
 
     @property
     def commit_log_count(self) -> int:
-        return self._prop("zookeeper.commitLogCount")
+        # ZKDatabase raises anything below its default to the default (load_config warns).
+        return max(self._prop("zookeeper.commitLogCount"), COMMIT_LOG_COUNT)
 
     @property
     def tcp_keep_alive(self) -> bool:

@@ -9,6 +9,9 @@ learner connection is a `LearnerLink` that goes through Apache's LearnerHandler 
   epoch) DIFF|TRUNC|SNAP + txns + NEWLEADER -> its ACK -> (leader established) UPTODATE ->
   broadcast: ACKs, PINGs with session touches, REQUESTs, REVALIDATEs.
 
+Between NEWLEADER and UPTODATE a participant gets the new proposals but its COMMITs wait until
+right after UPTODATE: an Apache 3.8.0 follower cannot take a COMMIT there (ZOOKEEPER-4394).
+
 The leader itself goes DISCOVERY (a quorum of participants, itself included, connected: the
 new epoch is max(accepted epochs) + 1, written to acceptedEpoch) -> SYNCHRONIZATION (a quorum
 acked the epoch: currentEpoch written; each learner is synced) -> BROADCAST (a quorum acked
@@ -89,6 +92,7 @@ class LearnerLink:
     read_timeout: int = 0  # ms; initLimit ticks until the NEWLEADER ACK, then syncLimit ticks
     ack_deadline_tick: int = 0  # "synced" while the leader's tick is at most this
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # (zxid, sent ms), after its NEWLEADER ACK
+    held_commits: list[int] = field(default_factory=list)  # between NEWLEADER and UPTODATE (participants)
     checking_acks: bool = False
     snap_sync: bool | None = None  # from its sync (SNAP: True, DIFF/TRUNC: False) to its NEWLEADER ACK
 
@@ -400,17 +404,21 @@ class Leader:
     def _newleader_ack(self, link: LearnerLink, pkt: QuorumPacket, now_ms: int) -> None:
         if pkt.type != PacketType.ACK:
             raise PeerProtocolError(f"{packet_name(pkt.type)} where the NEWLEADER ACK was due")
+        if pkt.zxid != self.epoch << 32:
+            # ZOOKEEPER-4685: an Apache 3.8.0 learner logs its sync's txns asynchronously at NEWLEADER
+            # and its sync thread may ACK one, durable, before the NEWLEADER ACK goes out. It is a
+            # proposal ACK; the NEWLEADER ACK still follows. (Apache's leader takes the first ACK
+            # for it and loses the real one: a leader needing that learner then gives up.)
+            log.info("learner %d acked 0x%x before NEWLEADER; still waiting for its NEWLEADER ACK",
+                     link.sid, pkt.zxid)
+            self._proposal_ack(link, pkt.zxid)
+            return
         snap, link.snap_sync = link.snap_sync, None
         if snap is not None:
             self._syncs_in_flight(snap)
         link.read_timeout = self.sync_ms
         link.checking_acks = not link.observer
-        if pkt.zxid != self.epoch << 32:
-            # ZOOKEEPER-4685: a 3.8.0 learner may ack a proposal first; not counted (as Apache),
-            # its NEWLEADER ack comes later and is ignored then.
-            log.error("NEWLEADER ACK from sid %d is from a different epoch: 0x%x", link.sid, pkt.zxid)
-            self._proposal_ack(link, pkt.zxid)
-        elif not link.observer and link.sid in self.peer.verifier.voting:
+        if not link.observer and link.sid in self.peer.verifier.voting:
             self._newleader_acked(link.sid, now_ms)
         link.state = Link.AWAIT_STARTUP
         if self.established:
@@ -439,6 +447,9 @@ class Leader:
     def _uptodate(self, link: LearnerLink) -> None:
         link.state = Link.BROADCAST
         self.peer.send(link.cid, QuorumPacket(PacketType.UPTODATE, -1))
+        for zxid in link.held_commits:
+            self.peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
+        link.held_commits.clear()
 
     # ------------------------------------------------------------ broadcast
 
@@ -512,6 +523,10 @@ class Leader:
             if link.observer:
                 inform = inform or QuorumPacket(PacketType.INFORM, p.zxid, p.data)
                 self.peer.send(link.cid, inform)
+            elif link.state in (Link.AWAIT_NEWLEADER_ACK, Link.AWAIT_STARTUP):
+                # ZOOKEEPER-4394: an Apache 3.8.0 follower drops the proposals it holds at NEWLEADER
+                # and fails on a COMMIT read before UPTODATE; it gets them right after UPTODATE.
+                link.held_commits.append(p.zxid)
             else:
                 self.peer.send(link.cid, commit)
         for cid in self.pending_syncs.pop(p.zxid, ()):

@@ -157,7 +157,6 @@ class QuorumPeer:
         decoder = self.decoders.get(cid)
         if decoder is None:
             return
-        now = self.clock.mono_ms()
         try:
             items = decoder.feed(data)
         except PeerProtocolError as e:
@@ -169,6 +168,9 @@ class QuorumPeer:
         for item in items:
             if cid not in self.decoders:
                 break
+            # Read the clock for each: the one before may have taken long (a snapshot installed),
+            # and a read time-out runs from the last packet, not from before that work.
+            now = self.clock.mono_ms()
             if stats is not None and isinstance(item, QuorumPacket):
                 stats.received += 1
                 stats.requests += item.type == PacketType.REQUEST

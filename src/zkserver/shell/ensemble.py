@@ -74,7 +74,8 @@ class EnsembleShell:
         self.election_net = ElectionNet(opts.my_sid, peers.get(opts.my_sid, []), peers, self._notification,
                                         opts.election_net)
         self.quorum = QuorumNet(self._accepted, self._dialed, self._dial_failed, self._quorum_data, self._quorum_closed)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0  # loop time
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -162,13 +163,16 @@ class EnsembleShell:
     def _arm(self) -> None:
         if self._loop is None:
             return
-        deadline = self.peer.deadline()
-        delay = max(0, deadline - self.runner.clock.mono_ms()) / 1000
+        delay = max(0, self.peer.deadline() - self.runner.clock.mono_ms()) / 1000
+        at = self._loop.time() + delay
         if self._timer is not None:
-            if abs(self._timer.when() - (self._loop.time() + delay)) < 0.001:
+            # Our own record of when it fires: for a delay under a millisecond uvloop returns a
+            # plain Handle, which has no when().
+            if abs(self._timer_at - at) < 0.001:
                 return
             self._timer.cancel()
-        self._timer = self._loop.call_later(delay, self._fire)
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._fire)
 
     # ------------------------------------------------------------ for the operator
 

@@ -21,6 +21,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -66,7 +67,7 @@ public final class ZkDriver {
     /** Commands that send nothing to the server: their result has no lastZxid. */
     static final java.util.Set<String> LOCAL_COMMANDS = new java.util.HashSet<>(Arrays.asList(
         "sleep", "events", "waitevents", "waitstate", "waitconnected", "dropconnection", "partition", "heal",
-        "close"));
+        "close", "server"));
 
     // ------------------------------------------------------------------ main
 
@@ -151,6 +152,7 @@ public final class ZkDriver {
             case "waitstate": s.waitState(a.str(0), a.intOr(1, DEFAULT_WAIT_MS)); break;
             case "waitconnected": s.waitState("SyncConnected", a.intOr(0, DEFAULT_WAIT_MS)); break;
             case "dropconnection": s.dropConnection(); break;
+            case "server": res.put("server", String.valueOf(s.zk().serverAddress())); break;
             case "partition": s.partition(); break;
             case "heal": s.heal(); break;
             default: executeZk(s, s.zk(), cmd, a, res);
@@ -547,6 +549,16 @@ public final class ZkDriver {
 
         long lastZxid() {
             return cnxn.getLastZxid();
+        }
+
+        /** The server this session is connected to now, as host:port (null while disconnected). */
+        String serverAddress() {
+            SocketAddress addr = testableRemoteSocketAddress();
+            if (!(addr instanceof InetSocketAddress)) {
+                return null;
+            }
+            InetSocketAddress inet = (InetSocketAddress) addr;
+            return inet.getAddress().getHostAddress() + ":" + inet.getPort();
         }
 
         /**
