@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
+from ..javastr import java_split
 from .keys import (
     _CFG_KEYS,
     _JVM_ONLY_KEYS,
@@ -26,7 +27,7 @@ from .model import (
     ServerSpec,
 )
 from .properties import _NEWLINE, PropertyLine, parse_properties
-from .servers import _dotted_id, _java_split, _parse_server, _server_id
+from .servers import _dotted_id, _parse_server, _server_id
 from .values import (
     USE_DEFAULT,
     ConfigError,
@@ -373,7 +374,7 @@ class _Loader:
                 raise _Bad(f"server id {spec.sid} is defined twice")
             servers[spec.sid] = spec
         elif entry.key.startswith("group"):
-            members = tuple(_server_id(part.strip()) for part in _java_split(entry.value, ":"))
+            members = tuple(_server_id(part.strip()) for part in java_split(entry.value, ":"))
             taken = {sid for group in groups.values() for sid in group}
             if taken.intersection(members):
                 raise _Bad(f"server {sorted(taken.intersection(members))[0]} is in several groups")

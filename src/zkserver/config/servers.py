@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..javastr import host_and_port, java_split
 from .model import PeerAddress, ServerSpec
 from .values import _DECIMAL, _INT64, _Bad, _in_range, _peer_type, _port
 
@@ -11,25 +12,11 @@ _WRONG_FORMAT = (
 )
 
 
-def _java_split(text: str, sep: str) -> list[str]:
-    # String.split drops trailing empty strings, so "h:1:2;" has no client part.
-    parts = text.split(sep)
-    while len(parts) > 1 and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
 def _host_and_port(text: str) -> list[str]:
-    """ConfigUtils.getHostAndPort: "[v6::addr]:p:q" or "host:p:q" into its parts."""
-    if not text.startswith("["):
-        return _java_split(text, ":")
-    end = text.find("]")
-    if end < 0:
-        raise _Bad(f"{text!r} starts with '[' but has no matching ']'")
-    rest = text[end + 1:]
-    if rest and (not rest.startswith(":") or len(rest) == 1):
-        raise _Bad(f"{text!r} needs ':port' after the ']'")
-    return [text[1:end], *(_java_split(rest[1:], ":") if rest else [])]
+    try:
+        return host_and_port(text)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
 
 
 def _server_id(text: str) -> int:
@@ -76,11 +63,11 @@ def _client_part(text: str) -> tuple[str | None, int]:
 
 def _parse_server(key: str, value: str, multi_address: bool) -> ServerSpec:
     sid = _server_id(key[len("server."):])
-    halves = _java_split(value, ";")
+    halves = java_split(value, ";")
     if len(halves) > 2:
         raise _Bad(_WRONG_FORMAT)
     client_address, client_port = _client_part(halves[1]) if len(halves) == 2 else (None, None)
-    chunks = _java_split(halves[0], "|")
+    chunks = java_split(halves[0], "|")
     if len(chunks) > 1 and not multi_address:
         raise _Bad("several addresses need multiAddress.enabled=true")
     parsed = [_peer_address(chunk) for chunk in chunks]

@@ -30,14 +30,13 @@ makes a kill a crash: nothing the member still writes while it shuts down reache
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..proto.election_codec import InitialMessage
+from ..shell.sockopts import no_delay
 
 log = logging.getLogger("zkserver.embedded.proxy")
 
@@ -92,10 +91,7 @@ class _Leg(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         if self is self.pipe.dialler:
             self.pipe.proxy._route(self.pipe)
 

@@ -20,11 +20,9 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from ..prep import Preparer
 from ..storage.database import DiskStorage
 from ..storage.snapshot import read_snapshot, snapshot_name, write_snapshot
 from ..storage.txnlog import StorageError
-from ..tree.quota import QuotaPolicy
 
 if TYPE_CHECKING:
     from ..shell.server import ServerRunner
@@ -131,17 +129,7 @@ async def restore_snapshot(server: ServerRunner, body: bytes) -> int:
             proto.transport.close()
     tree = snap.tree
     tree.last_processed_zxid = max(tree.last_processed_zxid, core.zxid)
-    tree.namespace_stats = core.tree.namespace_stats
-    core.tree = tree
-    core.prep = Preparer(tree, core.auth, QuotaPolicy(tree, core.settings.enforce_quota),
-                         core.settings.extended_types)
-    core.zxid = core.durable_zxid = tree.last_processed_zxid
-    now = core.clock.mono_ms()
-    table = core.sessions
-    table.sessions.clear()
-    table.buckets.clear()
-    for sid, timeout in snap.sessions.items():
-        table.add(sid, timeout, now)  # they expire unless their clients come back
+    core.replace_tree(tree, snap.sessions)  # restored sessions expire unless their clients come back
     storage.use_tree(tree)
     storage.log.roll()
     path = write_snapshot(storage.opts.snap_dir, tree, dict(snap.sessions), storage.opts.digest_enabled,

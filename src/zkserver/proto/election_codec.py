@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from ..javastr import host_and_port, java_split
+
 PROTOCOL_VERSION_V1 = -65536
 PROTOCOL_VERSION_V2 = -65535
 MAX_ADDRESS_BYTES = 2048  # QuorumCnxManager.maxBuffer
@@ -152,28 +154,11 @@ class InitialMessage:
         return _INITIAL.pack(self.protocol_version, self.sid, len(text)) + text
 
 
-def _java_split(text: str, sep: str) -> list[str]:
-    """String.split(sep): a separator found means every trailing empty part goes."""
-    parts = text.split(sep)
-    if len(parts) == 1:
-        return parts
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
 def _host_and_port(text: str) -> list[str]:
-    """ConfigUtils.getHostAndPort, including its leniency: one character after ']' is skipped."""
-    if not text.startswith("["):
-        return _java_split(text, ":")
-    end = text.find("]")
-    if end < 0:
-        raise HandshakeError(f"address {text!r} starts with '[' but has no ']'")
-    if end + 2 == len(text):
-        raise HandshakeError(f"address {text!r} has no port after the colon")
-    if end + 2 < len(text):
-        return [text[1:end], *_java_split(text[end + 2:], ":")]
-    return [text.replace("[", "").replace("]", "")]
+    try:
+        return host_and_port(text)
+    except ValueError as exc:
+        raise HandshakeError(f"address {exc}") from None
 
 
 def _is_wildcard(host: str) -> bool:
@@ -186,7 +171,7 @@ def _is_wildcard(host: str) -> bool:
 
 def _parse_addresses(raw: bytes) -> tuple[tuple[str, int], ...]:
     out = []
-    for item in _java_split(raw.decode("utf-8", errors="replace"), "|"):
+    for item in java_split(raw.decode("utf-8", errors="replace"), "|"):
         parts = _host_and_port(item)
         if len(parts) != 2:
             raise HandshakeError(f"badly formed address {item!r}")

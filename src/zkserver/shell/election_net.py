@@ -30,7 +30,6 @@ ElectionBindError (the server exits with code 14). TLS and SASL on this port are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +45,7 @@ from ..proto.election_codec import (
     InitialMessage,
     encode_frame,
 )
+from .sockopts import no_delay
 
 log = logging.getLogger("zkserver.election.net")
 
@@ -100,11 +100,7 @@ class _Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(self.net.settings.tcp_keep_alive))
+        no_delay(transport, self.net.settings.tcp_keep_alive)
         self.net._links.add(self)
         if self.sid is None:
             timeout = self.net.settings.handshake_timeout_ms / 1000

@@ -16,10 +16,10 @@ leader sets it by default (leader.nodelay).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import Callable
+
+from .sockopts import no_delay
 
 log = logging.getLogger("zkserver.shell.quorum")
 
@@ -33,10 +33,7 @@ class _QuorumProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         self.net.conns[self.cid] = self
         if self.on_open is not None:
             self.on_open(self.cid)
