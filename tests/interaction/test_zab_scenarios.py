@@ -261,3 +261,20 @@ def test_a_learner_request_that_does_not_decode_becomes_an_error_txn():
     c.send_raw(b"\0\0\0\x07\0\0\0\x01\0\0")  # a create with a truncated body
     replies = [f for f in c.take() if f.kind == "reply"]
     assert replies and replies[0].err == -5  # MarshallingError, as Apache
+
+
+def test_a_follower_that_decides_before_its_leader_retries_the_dial():
+    # Seen on real processes: after a leader's kill -9, one member decided to follow the other
+    # a few hundred ms before that one decided to lead. Its dial was accepted and closed (a
+    # member that does not lead closes its quorum port's connections; Apache's is not even
+    # listening, so the dial is refused) and it went back to LOOKING, leaving the new leader
+    # without a quorum for initLimit. Apache's learner retries a refused dial (5 tries).
+    w = ZabWorld(3)
+    w.start()
+    w[1].peer.decided(ServerState.FOLLOWING, 2, w.clock.mono)
+    w.pump()
+    assert w[1].peer.state == ServerState.FOLLOWING and w[1].peer.learner is not None
+    w[2].peer.decided(ServerState.LEADING, 2, w.clock.mono)
+    w.advance(300)
+    assert w[1].core.role == Role.FOLLOWER
+    assert w.leader_of() == 2

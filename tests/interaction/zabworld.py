@@ -302,8 +302,10 @@ class ZabWorld:
         return moved
 
     def _dial(self, node: Node, sid: int) -> None:
+        """As the shell's quorum port: a dead or cut-off member refuses the dial; a live one
+        accepts it, and its peer closes it at once unless it leads."""
         target = self.nodes[sid]
-        if not target.alive or frozenset((node.sid, sid)) in self.cut or target.peer.leader is None:
+        if not target.alive or frozenset((node.sid, sid)) in self.cut:
             node.peer.quorum_dial_failed()
             return
         a, b = self.next_cid, self.next_cid + 1

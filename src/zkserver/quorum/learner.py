@@ -123,8 +123,15 @@ class Learner:
             return
         self.retry_at = now_ms + self.peer.settings.connect_retry_ms
 
-    def disconnected(self) -> None:
+    def disconnected(self, now_ms: int) -> None:
         self.cid = None
+        if self.stage == Stage.AWAIT_LEADERINFO:
+            # Closed before the leader said anything: a member that does not lead (yet) closes
+            # its quorum port's connections at once, where Apache's is not listening and the
+            # dial is refused. Either way it is a failed dial, retried as Apache does.
+            self.stage = Stage.CONNECTING
+            self.dial_failed(now_ms)
+            return
         self.peer.role_failed(f"connection to leader {self.leader_sid} lost")
 
     def _send(self, packet: QuorumPacket) -> None:

@@ -352,7 +352,7 @@ class QuorumPeer:
         if self.leader is not None:
             self.leader.disconnected(cid)
         elif self.learner is not None and cid == self.learner.cid:
-            self.learner.disconnected()
+            self.learner.disconnected(self.clock.mono_ms())
         self._settle()
 
     def _close(self, cid: int) -> None:
