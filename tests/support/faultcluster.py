@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.support.cluster import Cluster
 from tests.support.faultproxy import FaultNetwork
+from tests.support.ports import free_port_block
 from tests.support.servers import RunningServer
 
 # Runs `zkserver start ...` with quorum/bugs.py switches on: argv[1] names them, comma-separated.
@@ -30,6 +31,12 @@ class ProxiedCluster(Cluster):
     def __init__(self, workdir: Path, kinds: Iterable[str], network: FaultNetwork, bugs: Iterable[str] = (),
                  **kw: Any):
         super().__init__(workdir, kinds, **kw)
+        # Members are killed and restarted, and must bind their ports again: ports the kernel
+        # hands out for outgoing connections (the proxy's, kazoo's) could be sitting on them by
+        # then. So they come from a block outside that range.
+        base = free_port_block(3 * len(self.seats))
+        for i, seat in enumerate(self.seats.values()):
+            seat.quorum_port, seat.election_port, seat.client_port = base + 3 * i, base + 3 * i + 1, base + 3 * i + 2
         self.network = network
         self.bugs = sorted(bugs)
         self.routes = network.route({sid: (s.quorum_port, s.election_port) for sid, s in self.seats.items()})
