@@ -186,6 +186,7 @@ class _Conn:
         self.down_reader, self.down_writer = reader, writer
         self.up_writer: asyncio.StreamWriter | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.directions: list[_Direction] = []
         self.done = False
 
     async def run(self) -> None:
@@ -198,6 +199,7 @@ class _Conn:
             # The dialler's bytes are read (and held) at once; the connection to the target is
             # opened once a SYN and its answer would both get through.
             out = _Direction(self, forward, self.down_reader, None)
+            self.directions.append(out)
             first = self.link.rewrite if self.link.kind == "election" else None
             self.tasks.append(asyncio.ensure_future(out.pump_in(first)))
             if not await self._connectable(forward, backward, self.tasks[0]):
@@ -208,6 +210,7 @@ class _Conn:
                 return  # the target is down: the dialler is reset, as a refused connection
             out.writer = self.up_writer
             back = _Direction(self, backward, up_reader, self.down_writer)
+            self.directions.append(back)
             self.tasks += [asyncio.ensure_future(c) for c in (out.pump_out(), back.pump_in(None), back.pump_out())]
             clean = await self._until_finished()
         finally:
@@ -243,6 +246,9 @@ class _Conn:
         self.done = True
         for task in self.tasks:
             task.cancel()
+        for direction in self.directions:  # what was never delivered is gone with the connection
+            direction.pair.stats.queued -= sum(len(data or b"") for _, data in direction.queue)
+            direction.queue.clear()
         for writer in (self.down_writer, self.up_writer):
             if writer is None:
                 continue
