@@ -74,7 +74,8 @@ class EnsembleShell:
         self.election_net = ElectionNet(opts.my_sid, peers.get(opts.my_sid, []), peers, self._notification,
                                         opts.election_net)
         self.quorum = QuorumNet(self._accepted, self._dialed, self._dial_failed, self._quorum_data, self._quorum_closed)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0  # loop time the timer was armed for
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -156,11 +157,13 @@ class EnsembleShell:
             return
         deadline = self.peer.deadline()
         delay = max(0, deadline - self.runner.clock.mono_ms()) / 1000
+        due = self._loop.time() + delay
         if self._timer is not None:
-            if abs(self._timer.when() - (self._loop.time() + delay)) < 0.001:
+            # Our own record of when it is due: uvloop's call_later(0) gives a Handle with no when().
+            if abs(self._timer_due - due) < 0.001:
                 return
             self._timer.cancel()
-        self._timer = self._loop.call_later(delay, self._fire)
+        self._timer, self._timer_due = self._loop.call_later(delay, self._fire), due
 
     # ------------------------------------------------------------ for the operator
 
