@@ -335,3 +335,25 @@ def test_listen_on_all_ips_binds_the_wildcard() -> None:
         assert {host for host, _ in net.bound_addresses()} <= {"0.0.0.0", "::"}
         net.close()
     run("asyncio", body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_dialled_connection_closed_before_the_introduction_is_a_failed_dial(loop_kind: str) -> None:
+    # Found by the real-process fault runs: a peer (or the fault proxy in front of a member that
+    # is down) accepts and resets at once, and the reset is handled before the dialling task
+    # resumes. Writing the initial message then raised on uvloop ("the handler is closed") and,
+    # on asyncio, installed a dead link that no later send would replace.
+    from zkserver.shell.election_net import _Link
+
+    async def body() -> None:
+        peers = addresses(1, 2)
+        net2, _ = await make(2, peers)
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", peers[1][0][1])
+        _, link = await asyncio.get_running_loop().create_connection(lambda: _Link(net2, 1), *peers[1][0])
+        link.transport.close()
+        await until(lambda: link.closed)
+        net2._started(link)  # what _dial does next
+        assert net2.connections() == {}
+        server.close()
+        net2.close()
+    run(loop_kind, body)
