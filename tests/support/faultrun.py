@@ -56,10 +56,11 @@ class FaultRunResult:
     notes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds each phase took
     error: str | None = None  # the run could not finish (no recovery, not quiet, ...)
+    logged_errors: list[str] = field(default_factory=list)  # exceptions in the members' logs
 
     @property
     def failed(self) -> bool:
-        return bool(self.violations) or self.error is not None
+        return bool(self.violations) or self.error is not None or bool(self.logged_errors)
 
     def report(self) -> str:
         cfg = self.config
@@ -72,6 +73,9 @@ class FaultRunResult:
         lines += [f"  note: {n}" for n in self.notes]
         if self.error:
             lines.append(f"  ERROR: {self.error}")
+        if self.logged_errors:
+            lines.append(f"  {len(self.logged_errors)} exceptions in member logs (a loop must never raise):")
+            lines += [f"    {e}" for e in self.logged_errors[:SHOWN_VIOLATIONS]]
         if self.violations:
             lines.append(f"  {len(self.violations)} violations:")
             lines += [f"    {v}" for v in self.violations[:SHOWN_VIOLATIONS]]
@@ -122,6 +126,7 @@ def run_fault_test(workdir: Path, cfg: FaultRunConfig, log=print) -> FaultRunRes
         result.notes += [f"member {r.state.member}: {n}" for r in readings for n in r.notes]
         result.notes += [f"member {r.state.member}: {len(r.state.txns)} txns on disk, complete from "
                          f"0x{r.state.complete_from:x}" for r in readings]
+        result.logged_errors = logged_exceptions(workdir, sorted(cluster.seats))
         states = [r.state for r in readings]
         result.notes.append(f"history witness: {len(archive.txns)} txns from {archive.samples} samples")
         result.violations = archive.conflicts + check_all(recorder.history, [*states, archive.witness(states)])
@@ -138,3 +143,16 @@ class _Phases:
         now = time.monotonic()
         self.result.phases[name] = now - self.last
         self.last = now
+
+
+def logged_exceptions(workdir: Path, sids: list[int]) -> list[str]:
+    """'member N: <the exception line>' for every traceback in the members' logs."""
+    out = []
+    for sid in sids:
+        path = workdir / f"m{sid}" / "zkserver.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith((" ", "\t"))), i)
+                out.append(f"member {sid}: {lines[end]}")
+    return out
