@@ -1,6 +1,6 @@
 """Real zkserver ensembles under a seeded nemesis, judged by the simulator's checkers.
 
-CI runs each size for ZKSERVER_FAULT_SECONDS of nemesis (default 40) with a fixed seed; set
+CI runs each for ZKSERVER_FAULT_SECONDS of nemesis (default 30) with a fixed seed; set
 ZKSERVER_FAULT_SEED to run another schedule and ZKSERVER_FAULT_SECONDS=600 for the long run
 (docs/testing.md, "Real-process fault tests"). A failure prints the seed, the schedule as it
 was carried out, the History's numbers and the violations.
@@ -18,8 +18,9 @@ from kazoo.client import KazooClient
 from tests.support.faultcluster import ProxiedCluster
 from tests.support.faultproxy import FaultNetwork
 from tests.support.faultrun import FaultRunConfig, run_fault_test
+from tests.support.lazyfs import require_fuse
 
-SECONDS = float(os.environ.get("ZKSERVER_FAULT_SECONDS", "40"))
+SECONDS = float(os.environ.get("ZKSERVER_FAULT_SECONDS", "30"))
 SEED = os.environ.get("ZKSERVER_FAULT_SEED")
 
 
@@ -32,6 +33,18 @@ def test_nemesis_against_a_real_ensemble(tmp_path, members, seed):
     assert not result.failed, result.report()
     # Not vacuous: faults happened and writes were acknowledged through them.
     assert len(result.steps) >= 3 and result.counts.get("ok_writes", 0) > 100, result.report()
+
+
+@pytest.mark.timeout(int(2 * SECONDS) + 300)
+def test_nemesis_with_power_loss_against_a_real_ensemble(tmp_path):
+    # Data dirs on lazyfs: the nemesis also cuts power to the leader, a follower or a majority,
+    # losing whatever the members wrote and did not fsync.
+    require_fuse()
+    cfg = FaultRunConfig(3, int(SEED) if SEED else 3, SECONDS, power_loss=True)
+    result = run_fault_test(tmp_path, cfg)
+    print(result.report())
+    assert not result.failed, result.report()
+    assert any(s.fault.kind == "power-loss" for s in result.steps), result.report()
 
 
 def test_a_member_cut_off_from_the_start_joins_only_after_heal(tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.support.cluster import Cluster
 from tests.support.faultproxy import FaultNetwork
+from tests.support.lazyfs import LazyMount
 from tests.support.ports import free_port_block
 from tests.support.servers import RunningServer
 
@@ -29,7 +30,7 @@ class ProxiedCluster(Cluster):
     catch a known bug on real processes; never set otherwise)."""
 
     def __init__(self, workdir: Path, kinds: Iterable[str], network: FaultNetwork, bugs: Iterable[str] = (),
-                 **kw: Any):
+                 power_loss: bool = False, **kw: Any):
         super().__init__(workdir, kinds, **kw)
         # Members are killed and restarted, and must bind their ports again: ports the kernel
         # hands out for outgoing connections (the proxy's, kazoo's) could be sitting on them by
@@ -40,6 +41,27 @@ class ProxiedCluster(Cluster):
         self.network = network
         self.bugs = sorted(bugs)
         self.routes = network.route({sid: (s.quorum_port, s.election_port) for sid, s in self.seats.items()})
+        # power_loss: each data dir is a lazyfs mount (tests/support/lazyfs.py) whose unsynced
+        # writes `power_cut` loses.
+        self.mounts: dict[int, LazyMount] = {}
+        if power_loss:
+            for sid in self.seats:
+                disk = self.workdir / f"m{sid}" / "disk"
+                disk.mkdir(parents=True, exist_ok=True)
+                (disk / "myid").write_text(f"{sid}\n")  # on the disk itself: durable before any crash
+                self.mounts[sid] = LazyMount(disk, self.data_dir(sid), self.workdir / f"m{sid}" / "lazyfs.log")
+                self.mounts[sid].start()
+
+    def power_cut(self, sid: int, keep: float, seed: int) -> int:
+        """Member `sid`'s machine loses power: the process is killed and its unsynced pages are
+        lost (each kept with probability `keep`); how many pages were unsynced."""
+        self.kill(sid)
+        return self.mounts[sid].crash(keep, seed)
+
+    def close(self) -> None:
+        super().close()
+        for mount in self.mounts.values():
+            mount.stop()
 
     def _server(self, sid: int) -> RunningServer:
         server = super()._server(sid)

@@ -44,6 +44,7 @@ class FaultRunConfig:
     session_timeout_s: float = 4.0
     tick_ms: int = 200  # a 4 s session timeout is 20 ticks, Apache's maximum
     bugs: tuple[str, ...] = ()  # quorum/bugs.py switches the members run with (tests of the tests)
+    power_loss: bool = False  # data dirs on lazyfs; the nemesis also cuts power
 
 
 @dataclass
@@ -64,7 +65,8 @@ class FaultRunResult:
 
     def report(self) -> str:
         cfg = self.config
-        lines = [f"fault run: {cfg.members} zkserver members, seed {cfg.seed} (ZKSERVER_FAULT_SEED={cfg.seed}), "
+        disks = ", data dirs on lazyfs (power loss)" if cfg.power_loss else ""
+        lines = [f"fault run: {cfg.members} zkserver members{disks}, seed {cfg.seed} (ZKSERVER_FAULT_SEED={cfg.seed}), "
                  f"nemesis {cfg.seconds:g} s, {cfg.clients} clients, session timeout {cfg.session_timeout_s:g} s",
                  "  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()),
                  "  history: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())),
@@ -88,7 +90,7 @@ def run_fault_test(workdir: Path, cfg: FaultRunConfig, log=print) -> FaultRunRes
     clock = _Phases(result)
     with FaultNetwork(seed=cfg.seed) as net, ProxiedCluster(workdir, ["zkserver"] * cfg.members, net,
                                                            tick_ms=cfg.tick_ms, props=MEMBER_PROPS,
-                                                           bugs=cfg.bugs) as cluster:
+                                                           bugs=cfg.bugs, power_loss=cfg.power_loss) as cluster:
         cluster.start()
         clock.done("start")
         recorder = Recorder(cluster.member_of_port())

@@ -21,6 +21,8 @@ Kinds (Jepsen's vocabulary where it has one):
   kill          kill -9 of the leader or a follower, restarted after the hold
   kill-majority kill -9 of a majority (the leader among them), all restarted after the hold
   pause         SIGSTOP of the leader or a follower for up to 2x the session timeout, then SIGCONT
+  power-loss    (data dirs on lazyfs only) kill -9 of the leader, a follower or a majority, and
+                their unsynced writes lost (none, or half the pages, kept: a torn tail)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ KINDS: dict[str, int] = {  # weights
     "isolate": 4, "halves": 3, "ring": 2, "one-way": 3, "slow": 2, "lossy": 2, "reset": 2,
     "kill": 4, "kill-majority": 1, "pause": 3,
 }
+POWER_KINDS = {"power-loss": 4}  # only with lazyfs-mounted data dirs (faultcluster power_loss=True)
 RECOVERY_TIMEOUT_S = 60.0
 
 
@@ -57,9 +60,10 @@ class Fault:
         return f"{self.kind} aim={self.aim} hold={self.hold_s:.1f}s{extra}"
 
 
-def draw_fault(rng: random.Random, members: int, session_timeout_s: float) -> Fault:
+def draw_fault(rng: random.Random, members: int, session_timeout_s: float, power_loss: bool = False) -> Fault:
     """The next fault of a schedule (pure: the same rng state gives the same fault)."""
-    kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+    kinds = {**KINDS, **POWER_KINDS} if power_loss else KINDS
+    kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
     hold = round(rng.uniform(1.0, 5.0), 1)
     gap = round(rng.uniform(0.5, 2.0), 1)
     aim, params = "any", ()
@@ -80,13 +84,16 @@ def draw_fault(rng: random.Random, members: int, session_timeout_s: float) -> Fa
         hold = round(rng.uniform(0.25, 2.0) * session_timeout_s, 1)
     elif kind in ("halves", "ring", "kill-majority"):
         aim = "all"
+    elif kind == "power-loss":
+        aim = rng.choice(("leader", "follower", "all"))  # all: a majority, the leader first
+        params = (("keep", rng.choice((0.0, 0.0, 0.5))),)
     return Fault(kind, aim, hold, gap, params)
 
 
-def schedule(seed: int, members: int, session_timeout_s: float) -> Callable[[], Fault]:
+def schedule(seed: int, members: int, session_timeout_s: float, power_loss: bool = False) -> Callable[[], Fault]:
     """The seed's schedule, one fault per call."""
     rng = random.Random(f"nemesis/{seed}")
-    return lambda: draw_fault(rng, members, session_timeout_s)
+    return lambda: draw_fault(rng, members, session_timeout_s, power_loss)
 
 
 def ring_blocks(order: list[int]) -> list[tuple[int, int]]:
@@ -131,7 +138,7 @@ class Nemesis:
         self.cluster = cluster
         self.net = cluster.network
         self.members = sorted(cluster.seats)
-        self.next_fault = schedule(seed, len(self.members), session_timeout_s)
+        self.next_fault = schedule(seed, len(self.members), session_timeout_s, power_loss=bool(cluster.mounts))
         self.rng = random.Random(f"nemesis-targets/{seed}")
         self.log = log
         self.on_recovered = on_recovered
@@ -204,7 +211,7 @@ class Nemesis:
         elif kind == "reset":
             self._resets(fault, targets, others)
             return
-        elif kind in ("kill", "kill-majority", "pause"):
+        elif kind in ("kill", "kill-majority", "pause", "power-loss"):
             self._process_fault(fault, step)
             return
         time.sleep(fault.hold_s)
@@ -223,13 +230,17 @@ class Nemesis:
             cluster.resume(step.targets[0])
             return
         victims = step.targets[:1]
-        if fault.kind == "kill-majority":
+        if fault.kind == "kill-majority" or (fault.kind == "power-loss" and fault.aim == "all"):
             majority = len(self.members) // 2 + 1
             first = [step.leader_before] if step.leader_before is not None else []
             victims = (first + [m for m in step.targets if m not in first])[:majority]
             step.targets = victims
         for sid in victims:
-            cluster.kill(sid)
+            if fault.kind == "power-loss":
+                lost = cluster.power_cut(sid, fault.param("keep"), self.rng.randrange(1 << 30))
+                step.note += f"m{sid} lost {lost} unsynced pages; "
+            else:
+                cluster.kill(sid)
         time.sleep(fault.hold_s)
         cluster.start(victims, wait=False)
 
