@@ -18,19 +18,11 @@ from tests.support.cluster import Cluster
 from tests.support.faultproxy import FaultNetwork
 from tests.support.lazyfs import LazyMount
 from tests.support.ports import free_port_block
-from tests.support.servers import RunningServer
-
-# Runs `zkserver start ...` with quorum/bugs.py switches on: argv[1] names them, comma-separated.
-_WITH_BUGS = ("import sys; from zkserver.quorum import bugs; bugs.enable(*sys.argv[1].split(',')); "
-              "from zkserver.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
 class ProxiedCluster(Cluster):
-    """`bugs`: quorum/bugs.py switches every zkserver member runs with (to prove the checks
-    catch a known bug on real processes; never set otherwise)."""
-
-    def __init__(self, workdir: Path, kinds: Iterable[str], network: FaultNetwork, bugs: Iterable[str] = (),
-                 power_loss: bool = False, **kw: Any):
+    def __init__(self, workdir: Path, kinds: Iterable[str], network: FaultNetwork, power_loss: bool = False,
+                 fsync_delay_ms: float = 0.0, **kw: Any):
         super().__init__(workdir, kinds, **kw)
         # Members are killed and restarted, and must bind their ports again: ports the kernel
         # hands out for outgoing connections (the proxy's, kazoo's) could be sitting on them by
@@ -39,7 +31,6 @@ class ProxiedCluster(Cluster):
         for i, seat in enumerate(self.seats.values()):
             seat.quorum_port, seat.election_port, seat.client_port = base + 3 * i, base + 3 * i + 1, base + 3 * i + 2
         self.network = network
-        self.bugs = sorted(bugs)
         self.routes = network.route({sid: (s.quorum_port, s.election_port) for sid, s in self.seats.items()})
         # power_loss: each data dir is a lazyfs mount (tests/support/lazyfs.py) whose unsynced
         # writes `power_cut` loses.
@@ -49,26 +40,21 @@ class ProxiedCluster(Cluster):
                 disk = self.workdir / f"m{sid}" / "disk"
                 disk.mkdir(parents=True, exist_ok=True)
                 (disk / "myid").write_text(f"{sid}\n")  # on the disk itself: durable before any crash
-                self.mounts[sid] = LazyMount(disk, self.data_dir(sid), self.workdir / f"m{sid}" / "lazyfs.log")
+                self.mounts[sid] = LazyMount(disk, self.data_dir(sid), self.workdir / f"m{sid}" / "lazyfs.log",
+                                             fsync_delay_ms)
                 self.mounts[sid].start()
 
-    def power_cut(self, sid: int, keep: float, seed: int) -> int:
-        """Member `sid`'s machine loses power: the process is killed and its unsynced pages are
-        lost (each kept with probability `keep`); how many pages were unsynced."""
-        self.kill(sid)
-        return self.mounts[sid].crash(keep, seed)
+    def power_cut(self, sids: list[int], keep: float, seed: int) -> dict[int, int]:
+        """The members' machines lose power at once: every process is killed, then each disk
+        loses its unsynced pages (each kept with probability `keep`); how many each had."""
+        for sid in sids:
+            self.kill(sid)
+        return {sid: self.mounts[sid].crash(keep, seed + sid) for sid in sids}
 
     def close(self) -> None:
         super().close()
         for mount in self.mounts.values():
             mount.stop()
-
-    def _server(self, sid: int) -> RunningServer:
-        server = super()._server(sid)
-        if self.bugs and server.kind == "zkserver":
-            assert server.argv[1:3] == ["-m", "zkserver"], server.argv
-            server.argv = [server.argv[0], "-c", _WITH_BUGS, ",".join(self.bugs), *server.argv[3:]]
-        return server
 
     def server_lines(self, sid: int) -> list[str]:
         lines = []

@@ -17,6 +17,7 @@ violations; `report()` is what a failing test prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.support.faultcluster import ProxiedCluster
 from tests.support.faultproxy import FaultNetwork
 from tests.support.kazooload import KazooWorkload, LoadOptions
 from tests.support.memberdisk import read_member
-from tests.support.nemesis import Nemesis, Step
+from tests.support.nemesis import Fault, Nemesis, Step
 from tests.support.recorder import Recorder
 from zkserver.sim.checkers import Violation, check_all
 
@@ -43,8 +44,9 @@ class FaultRunConfig:
     clients: int = 5
     session_timeout_s: float = 4.0
     tick_ms: int = 200  # a 4 s session timeout is 20 ticks, Apache's maximum
-    bugs: tuple[str, ...] = ()  # quorum/bugs.py switches the members run with (tests of the tests)
     power_loss: bool = False  # data dirs on lazyfs; the nemesis also cuts power
+    fsync_delay_ms: float = 0.0  # lazyfs answers every fsync this late (a slow disk)
+    script: tuple[Fault, ...] = ()  # these faults after `seconds` of load, instead of the seed's schedule
 
 
 @dataclass
@@ -85,12 +87,13 @@ class FaultRunResult:
         return "\n".join(lines)
 
 
-def run_fault_test(workdir: Path, cfg: FaultRunConfig, log=print) -> FaultRunResult:
+def run_fault_test(workdir: Path, cfg: FaultRunConfig, log: Callable[[str], None] = print) -> FaultRunResult:
     result = FaultRunResult(cfg, workdir)
     clock = _Phases(result)
     with FaultNetwork(seed=cfg.seed) as net, ProxiedCluster(workdir, ["zkserver"] * cfg.members, net,
                                                            tick_ms=cfg.tick_ms, props=MEMBER_PROPS,
-                                                           bugs=cfg.bugs, power_loss=cfg.power_loss) as cluster:
+                                                           power_loss=cfg.power_loss,
+                                                           fsync_delay_ms=cfg.fsync_delay_ms) as cluster:
         cluster.start()
         clock.done("start")
         recorder = Recorder(cluster.member_of_port())
@@ -101,7 +104,10 @@ def run_fault_test(workdir: Path, cfg: FaultRunConfig, log=print) -> FaultRunRes
         stopped = False
         try:
             try:
-                nemesis.run(cfg.seconds)
+                if cfg.script:
+                    nemesis.run_script(cfg.script, warmup_s=cfg.seconds)
+                else:
+                    nemesis.run(cfg.seconds)
             finally:
                 result.steps = nemesis.steps
                 nemesis.heal_all()

@@ -15,8 +15,9 @@ process exits at once, leaving a dead mount for the harness to unmount. Director
 (create, rename, unlink, mkdir) go to the backing directory at once: they are durable without
 a directory fsync, which real file systems do not promise, so lost renames are not tested here.
 
-Run: `python -m tests.support.lazyfs BACKING MOUNTPOINT CONTROL_SOCKET` (single-threaded FUSE;
-a thread serves the control socket). `LazyMount` below does it for a test.
+Run: `python -m tests.support.lazyfs BACKING MOUNTPOINT CONTROL_SOCKET [FSYNC_DELAY_MS]`
+(FUSE's threads share one lock; a thread serves the control socket; the delay makes a slow
+disk: an fsync makes the data durable only after it, while other writes go on). `LazyMount` below does it for a test.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def _ops_class() -> type:
     class LazyOps(fuse.Operations):
         use_ns = True
 
-        def __init__(self, root: str):
+        def __init__(self, root: str, fsync_delay_ms: float = 0.0):
             self.root = root
+            self.fsync_delay_s = fsync_delay_ms / 1000  # a slow disk: every fsync takes this long
             self.dirty: dict[str, _Dirty] = {}
             self._mutex = threading.Lock()
 
@@ -172,9 +174,11 @@ def _ops_class() -> type:
                 return 0
 
         def fsync(self, path: str, datasync: int, fh: int) -> int:
+            if self.fsync_delay_s:
+                time.sleep(self.fsync_delay_s)  # a slow disk: nothing is durable until it is done
             with self._mutex:
                 self._flush(path)
-                return 0
+            return 0
 
         def flush(self, path: str, fh: int) -> int:
             return 0
@@ -258,10 +262,10 @@ def _serve_control(ops: Any, sock_path: str) -> None:
 def main(argv: list[str]) -> None:
     import mfusepy as fuse
 
-    backing, mountpoint, control = argv
-    ops = _ops_class()(backing)
+    backing, mountpoint, control, *rest = argv
+    ops = _ops_class()(backing, float(rest[0]) if rest else 0.0)
     threading.Thread(target=_serve_control, args=(ops, control), daemon=True).start()
-    fuse.FUSE(ops, mountpoint, foreground=True, nothreads=True)
+    fuse.FUSE(ops, mountpoint, foreground=True, nothreads=False)
 
 
 def fuse_missing() -> str | None:
@@ -289,8 +293,9 @@ class LazyMount:
     """One mount for a test: `start()`, `crash(keep, seed)` (power cut, then mounted again
     fresh), `stop()`. The process is held by PID."""
 
-    def __init__(self, backing: Path, mountpoint: Path, log_path: Path):
+    def __init__(self, backing: Path, mountpoint: Path, log_path: Path, fsync_delay_ms: float = 0.0):
         self.backing, self.mountpoint, self.log_path = backing, mountpoint, log_path
+        self.fsync_delay_ms = fsync_delay_ms
         self.control = str(backing.parent / f".{backing.name}.control")
         self.proc: subprocess.Popen | None = None
 
@@ -301,7 +306,8 @@ class LazyMount:
             os.unlink(self.control)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.lazyfs", str(self.backing),
-                                          str(self.mountpoint), self.control], stdout=log, stderr=subprocess.STDOUT,
+                                          str(self.mountpoint), self.control, str(self.fsync_delay_ms)],
+                                         stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + MOUNT_TIMEOUT_S
         while not (os.path.ismount(self.mountpoint) and os.path.exists(self.control)):

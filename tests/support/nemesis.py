@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ RECOVERY_TIMEOUT_S = 60.0
 @dataclass(frozen=True)
 class Fault:
     kind: str
-    aim: str  # "leader" | "follower" | "any" | "all"
+    aim: str  # "leader" | "follower" | "any" | "all" | "every" (process faults: all members, never drawn)
     hold_s: float
     gap_s: float
     params: tuple[tuple[str, Any], ...] = ()
@@ -155,6 +155,13 @@ class Nemesis:
             self.step(self.next_fault())
         return self.steps
 
+    def run_script(self, faults: Iterable[Fault], warmup_s: float) -> list[Step]:
+        """Given faults, in order, after `warmup_s` of load (scenario tests)."""
+        time.sleep(warmup_s)
+        for fault in faults:
+            self.step(fault)
+        return self.steps
+
     def step(self, fault: Fault) -> Step:
         leader = self.cluster.leader()
         step = Step(len(self.steps) + 1, fault, self.elapsed(), leader_before=leader)
@@ -230,17 +237,18 @@ class Nemesis:
             cluster.resume(step.targets[0])
             return
         victims = step.targets[:1]
-        if fault.kind == "kill-majority" or (fault.kind == "power-loss" and fault.aim == "all"):
+        if fault.aim == "every":
+            victims = step.targets
+        elif fault.kind == "kill-majority" or (fault.kind == "power-loss" and fault.aim == "all"):
             majority = len(self.members) // 2 + 1
             first = [step.leader_before] if step.leader_before is not None else []
             victims = (first + [m for m in step.targets if m not in first])[:majority]
             step.targets = victims
+        if fault.kind == "power-loss":
+            lost = cluster.power_cut(victims, fault.param("keep"), self.rng.randrange(1 << 30))
+            step.note = "unsynced pages lost: " + ", ".join(f"m{sid} {n}" for sid, n in lost.items())
         for sid in victims:
-            if fault.kind == "power-loss":
-                lost = cluster.power_cut(sid, fault.param("keep"), self.rng.randrange(1 << 30))
-                step.note += f"m{sid} lost {lost} unsynced pages; "
-            else:
-                cluster.kill(sid)
+            cluster.kill(sid)
         time.sleep(fault.hold_s)
         cluster.start(victims, wait=False)
 
