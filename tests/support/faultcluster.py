@@ -36,13 +36,19 @@ class ProxiedCluster(Cluster):
         # writes `power_cut` loses.
         self.mounts: dict[int, LazyMount] = {}
         if power_loss:
-            for sid in self.seats:
-                disk = self.workdir / f"m{sid}" / "disk"
-                disk.mkdir(parents=True, exist_ok=True)
-                (disk / "myid").write_text(f"{sid}\n")  # on the disk itself: durable before any crash
-                self.mounts[sid] = LazyMount(disk, self.data_dir(sid), self.workdir / f"m{sid}" / "lazyfs.log",
-                                             fsync_delay_ms)
-                self.mounts[sid].start()
+            try:
+                for sid in self.seats:
+                    self._mount(sid, fsync_delay_ms)
+            except BaseException:
+                self.close()
+                raise
+
+    def _mount(self, sid: int, fsync_delay_ms: float) -> None:
+        disk = self.workdir / f"m{sid}" / "disk"
+        disk.mkdir(parents=True, exist_ok=True)
+        (disk / "myid").write_text(f"{sid}\n")  # on the disk itself: durable before any crash
+        self.mounts[sid] = LazyMount(disk, self.data_dir(sid), self.workdir / f"m{sid}" / "lazyfs.log", fsync_delay_ms)
+        self.mounts[sid].start()
 
     def power_cut(self, sids: list[int], keep: float, seed: int) -> dict[int, int]:
         """The members' machines lose power at once: every process is killed, then each disk
