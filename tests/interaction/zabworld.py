@@ -314,6 +314,8 @@ class ZabWorld:
         return moved
 
     def _dial(self, node: Node, sid: int) -> None:
+        """As the shell's quorum port: a dead or cut-off member refuses the dial; a live one
+        accepts it, and its peer closes it at once unless it leads."""
         target = self.nodes[sid]
         refused = target.peer.leader is None and not self.quorum_port_always_open
         if not target.alive or frozenset((node.sid, sid)) in self.cut or refused:

@@ -46,9 +46,11 @@ class Seat:
     election_port: int = field(default_factory=free_port)
     client_port: int = field(default_factory=free_port)
 
-    def line(self) -> str:
+    def line(self, quorum_port: int | None = None, election_port: int | None = None) -> str:
+        """Its server.N line; other ports for a member that reaches it through something else."""
         role = ":observer" if self.observer else ""
-        return f"server.{self.sid}=127.0.0.1:{self.quorum_port}:{self.election_port}{role}"
+        return (f"server.{self.sid}=127.0.0.1:{quorum_port or self.quorum_port}:"
+                f"{election_port or self.election_port}{role}")
 
 
 class Cluster:
@@ -85,10 +87,15 @@ class Cluster:
         }
         if seat.observer:
             lines["peerType"] = "observer"
-        text = "".join(f"{k}={v}\n" for k, v in lines.items()) + "".join(s.line() + "\n" for s in self.seats.values())
+        text = "".join(f"{k}={v}\n" for k, v in lines.items()) + "".join(line + "\n" for line in self.server_lines(sid))
         cfg = base / "zoo.cfg"
         cfg.write_text(text)
         return cfg
+
+    def server_lines(self, sid: int) -> list[str]:
+        """The server.N lines member `sid` is given: every seat's own ports (a subclass may
+        route the other members through something else, see faultcluster.py)."""
+        return [seat.line() for seat in self.seats.values()]
 
     def _server(self, sid: int) -> RunningServer:
         seat = self.seats[sid]

@@ -127,8 +127,10 @@ class Learner:
     def disconnected(self, now_ms: int) -> None:
         self.cid = None
         if self.stage == Stage.AWAIT_LEADERINFO:
-            # Closed before the leader said a word: a zkserver member that does not lead yet
-            # accepts and closes, where Apache's port refuses. A try that failed, not a lost leader.
+            # Closed before the leader said anything: a member that does not lead (yet) closes
+            # its quorum port's connections at once, where Apache's is not listening and the
+            # dial is refused. Either way it is a failed dial, retried as Apache does.
+            self.stage = Stage.CONNECTING
             self.dial_failed(now_ms)
             return
         self.peer.role_failed(f"connection to leader {self.leader_sid} lost")

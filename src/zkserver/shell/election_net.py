@@ -309,6 +309,11 @@ class ElectionNet:
         version = PROTOCOL_VERSION_V2 if self.settings.multi_address else PROTOCOL_VERSION_V1
         advertised = self._advertised if self.settings.multi_address else self._advertised[:1]
         assert link.transport is not None and link.sid is not None
+        if link.closed:
+            # Reset before this step ran (a peer, or a proxy, that accepts and drops at once): a
+            # failed dial. Writing would raise on uvloop and install a dead link on asyncio.
+            log.info("sid %d: election connection to %d closed as it opened", self.my_sid, link.sid)
+            return
         link.transport.write(InitialMessage(self.my_sid, tuple(advertised), version).encode())
         if link.sid > self.my_sid:
             link.close()  # the larger sid dials; it will call back after reading who I am
