@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,36 +12,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.protocol.states import KazooState
 from kazoo.security import make_digest_acl
+from tests.support.kazoo_clients import connect, wait_for
 
 from zkserver.embedded import AsyncZkServer, WireSession, ZkServer, ZkServerError
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def clients() -> Iterator[list[KazooClient]]:
-    made: list[KazooClient] = []
-    yield made
-    for client in made:
-        try:
-            client.stop()
-        finally:
-            client.close()
-
-
-def connect(clients: list[KazooClient], hosts: str, **kwargs: object) -> KazooClient:
-    kwargs.setdefault("timeout", TIMEOUT)
-    client = KazooClient(hosts=hosts, **kwargs)
-    clients.append(client)
-    client.start(timeout=TIMEOUT)
-    return client
-
-
-def wait_for(predicate, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def state_log(client: KazooClient) -> list[str]:

@@ -11,43 +11,18 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
+from tests.support.kazoo_clients import connect, wait_for
 
 from zkserver.embedded import AsyncZkServer, Member, ZkServer, ZkServerError
 
 TIMEOUT = 20.0
 MODES = ["thread", "subprocess"]
 Factory = Callable[..., ZkServer]
-
-
-@pytest.fixture
-def clients() -> Iterator[list[KazooClient]]:
-    made: list[KazooClient] = []
-    yield made
-    for client in made:
-        try:
-            client.stop()
-        finally:
-            client.close()
-
-
-def connect(clients: list[KazooClient], hosts: str) -> KazooClient:
-    client = KazooClient(hosts=hosts, timeout=10.0)
-    clients.append(client)
-    client.start(timeout=TIMEOUT)
-    return client
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -28,10 +28,9 @@ from typing import Any
 from kazoo.exceptions import NodeExistsError
 
 from tests.support.recorder import Invocation, Recorder, RecordingClient
-from zkserver.jute.codes import CreateMode, Err
-from zkserver.sim.history import Operation, Outcome
+from zkserver.jute.codes import CreateMode
+from zkserver.sim.workload import SEQ_PREFIX, ClientKnowledge
 
-SEQ_PREFIX = "q-"
 LOCAL_FAILURE_BACKOFF_S = 0.05
 _SEQUENTIAL = (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL)
 
@@ -61,9 +60,7 @@ class Driver:
         self.idle.set()
         self.stopping = threading.Event()
         self.values = 0
-        self.versions: dict[str, int] = {}
-        self.present: dict[str, bool] = {}
-        self.seq_nodes: dict[str, list[str]] = {p: [] for p in parent_paths(opts)}
+        self.known = ClientKnowledge(parent_paths(opts), opts.keys_per_parent, rng, self._value)
         self.thread = threading.Thread(target=self._run, name=f"load-{client.number}", daemon=True)
 
     def start(self) -> None:
@@ -164,7 +161,7 @@ class Driver:
     def _finished(self, inv: Invocation | None, slot: bool) -> None:
         if inv is not None and inv.op is not None:
             with self.lock:
-                self._learn(inv.op)
+                self.known.learn(inv.op)
         with self.lock:
             self.outstanding -= 1
             if self.outstanding == 0:
@@ -188,19 +185,12 @@ class Driver:
         return f"c{self.client.number}.{self.values}".encode()
 
     def _target(self) -> str:
-        rng = self.rng
-        parent = rng.choice(parent_paths(self.opts))
-        with self.lock:
-            known = list(self.seq_nodes[parent])
-        if known and rng.random() < 0.2:
-            return rng.choice(known)
-        return f"{parent}/k{rng.randrange(self.opts.keys_per_parent)}"
+        with self.lock:  # replies are learned on kazoo's threads
+            return self.known.target()
 
     def _version(self, path: str) -> int:
-        if self.rng.random() < 0.5:
-            return -1
         with self.lock:
-            return self.versions.get(path, self.rng.randrange(3))
+            return self.known.version(path)
 
     def _create(self) -> tuple[str, str, dict[str, Any], Callable[[], Any]]:
         rng, zk = self.rng, self.client.zk
@@ -219,20 +209,8 @@ class Driver:
     def _multi(self) -> tuple[str, str, dict[str, Any], Callable[[], Any]]:
         rng, zk = self.rng, self.client.zk
         parent = rng.choice(parent_paths(self.opts))
-        ops: list[dict[str, Any]] = []
-        for k in rng.sample(range(self.opts.keys_per_parent), rng.randint(2, 3)):
-            path = f"{parent}/k{k}"
-            with self.lock:
-                present = self.present.get(path)
-            kind = rng.choice(("set", "check", "delete", "set") if present else ("create", "create", "check"))
-            sub: dict[str, Any] = {"kind": kind, "path": path}
-            if kind == "create":
-                sub.update(data=self._value(), flags=rng.choice((CreateMode.PERSISTENT, CreateMode.EPHEMERAL)))
-            elif kind == "set":
-                sub.update(data=self._value(), version=self._version(path))
-            else:
-                sub["version"] = self._version(path)
-            ops.append(sub)
+        with self.lock:
+            ops = self.known.multi_ops(parent)
 
         def commit() -> Any:
             t = zk.transaction()
@@ -248,35 +226,6 @@ class Driver:
             return t.commit_async()
 
         return "multi", parent, {"ops": ops}, commit
-
-    # ------------------------------------------------------------ what replies teach
-
-    def _learn(self, op: Operation) -> None:
-        if op.outcome is Outcome.ERROR and op.error in (Err.NODE_EXISTS, Err.NO_NODE) and op.kind != "multi":
-            self.present[op.path] = op.error == Err.NODE_EXISTS
-        if op.outcome is not Outcome.OK:
-            return
-        kind, result = op.kind, op.result
-        if kind in ("create", "set", "get", "exists", "delete"):
-            self.present[result[0] if kind == "create" else op.path] = kind != "delete"
-        if kind == "create":
-            self.versions[result[0]] = 0
-            if op.args["flags"] in _SEQUENTIAL:
-                self._note_seq(result[0])
-        elif kind in ("set", "exists"):
-            self.versions[op.path] = result.version
-        elif kind == "get":
-            self.versions[op.path] = result[1].version
-        elif kind == "children":
-            for name in result[0] if op.args.get("stat") else result:
-                if name.startswith(SEQ_PREFIX):
-                    self._note_seq(f"{op.path}/{name}")
-
-    def _note_seq(self, path: str) -> None:
-        known = self.seq_nodes.setdefault(path[: path.rfind("/")], [])
-        if path not in known:
-            known.append(path)
-            del known[:-8]
 
 
 class KazooWorkload:

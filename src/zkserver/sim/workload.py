@@ -16,6 +16,7 @@ ever gets children: the checkers' models rely on both.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from .history import Operation, Outcome
 from .scheduler import Scheduler
 
 SEQ_PREFIX = "q-"
+_SEQUENTIAL = (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
+               CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
 
 
 @dataclass
@@ -86,9 +89,7 @@ class _Driver:
         self.stopped = False
         self.timer_set = False
         self.parents_left: set[str] = set()
-        self.versions: dict[str, int] = {}  # last version seen per path
-        self.present: dict[str, bool] = {}  # whether a path existed when last heard of
-        self.seq_nodes: dict[str, list[str]] = {p: [] for p in parent_paths(self.opts)}
+        self.known = ClientKnowledge(parent_paths(self.opts), self.opts.keys_per_parent, self.rng, self._value)
         self.persistent_watches = 0
 
     @property
@@ -154,7 +155,7 @@ class _Driver:
             self._schedule()
 
     def _after(self, op: Operation) -> None:
-        self._learn(op)
+        self.known.learn(op)
         self._schedule()
 
     def _submit(self, kind: str, path: str, args: dict[str, Any], on_done=None) -> Operation:
@@ -206,18 +207,10 @@ class _Driver:
         self._submit(kind, path, args)
 
     def _target(self) -> str:
-        """A key, or now and then a sequential node this client has heard of."""
-        rng = self.rng
-        parent = rng.choice(parent_paths(self.opts))
-        known = self.seq_nodes[parent]
-        if known and rng.random() < 0.2:
-            return rng.choice(known)
-        return f"{parent}/k{rng.randrange(self.opts.keys_per_parent)}"
+        return self.known.target()
 
     def _version(self, path: str) -> int:
-        if self.rng.random() < 0.5:
-            return -1
-        return self.versions.get(path, self.rng.randrange(3))
+        return self.known.version(path)
 
     def _create_args(self) -> tuple[str, dict[str, Any]]:
         rng = self.rng
@@ -246,29 +239,59 @@ class _Driver:
         self._submit("create", path, args)
 
     def _multi(self) -> None:
-        """Two or three ops on keys of one parent; a stale version or a taken key fails it."""
+        parent = self.rng.choice(parent_paths(self.opts))
+        self._submit("multi", parent, {"ops": self.known.multi_ops(parent)})
+
+
+class ClientKnowledge:
+    """What one client learned from its own replies - which keys exist, their last versions,
+    the newest sequential names under each parent - and the targets it picks from that. The
+    simulated workload and the real-process kazoo workload (tests/support/kazooload.py) share it."""
+
+    def __init__(self, parents: list[str], keys_per_parent: int, rng: random.Random,
+                 value: Callable[[], bytes]):
+        self.parents = parents
+        self.keys_per_parent = keys_per_parent
+        self.rng = rng
+        self.value = value  # the next unique value this client writes
+        self.versions: dict[str, int] = {}  # last version seen per path
+        self.present: dict[str, bool] = {}  # whether a path existed when last heard of
+        self.seq_nodes: dict[str, list[str]] = {p: [] for p in parents}
+
+    def target(self) -> str:
+        """A key, or now and then a sequential node this client has heard of."""
         rng = self.rng
-        parent = rng.choice(parent_paths(self.opts))
-        keys = rng.sample(range(self.opts.keys_per_parent), rng.randint(2, 3))
+        parent = rng.choice(self.parents)
+        known = self.seq_nodes[parent]
+        if known and rng.random() < 0.2:
+            return rng.choice(known)
+        return f"{parent}/k{rng.randrange(self.keys_per_parent)}"
+
+    def version(self, path: str) -> int:
+        if self.rng.random() < 0.5:
+            return -1
+        return self.versions.get(path, self.rng.randrange(3))
+
+    def multi_ops(self, parent: str) -> list[dict[str, Any]]:
+        """Two or three ops on keys of `parent`; a stale version or a taken key fails them."""
+        rng = self.rng
         ops: list[dict[str, Any]] = []
-        for k in keys:
+        for k in rng.sample(range(self.keys_per_parent), rng.randint(2, 3)):
             path = f"{parent}/k{k}"
             # Mostly what should succeed as far as this client knows, so that some multis do.
             likely = ("set", "check", "delete", "set") if self.present.get(path) else ("create", "create", "check")
             kind = rng.choice(likely)
             sub: dict[str, Any] = {"kind": kind, "path": path}
             if kind == "create":
-                sub.update(data=self._value(), flags=rng.choice((CreateMode.PERSISTENT, CreateMode.EPHEMERAL)))
+                sub.update(data=self.value(), flags=rng.choice((CreateMode.PERSISTENT, CreateMode.EPHEMERAL)))
             elif kind == "set":
-                sub.update(data=self._value(), version=self._version(path))
+                sub.update(data=self.value(), version=self.version(path))
             else:
-                sub["version"] = self._version(path)
+                sub["version"] = self.version(path)
             ops.append(sub)
-        self._submit("multi", parent, {"ops": ops})
+        return ops
 
-    # ------------------------------------------------------------ what replies teach
-
-    def _learn(self, op: Operation) -> None:
+    def learn(self, op: Operation) -> None:
         if op.outcome is Outcome.ERROR and op.error in (Err.NODE_EXISTS, Err.NO_NODE) and op.kind != "multi":
             self.present[op.path] = op.error == Err.NODE_EXISTS
         if op.outcome is not Outcome.OK:
@@ -279,8 +302,7 @@ class _Driver:
         if kind == "create":
             path = result[0]
             self.versions[path] = 0
-            if op.args["flags"] in (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
-                                    CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL):
+            if op.args["flags"] in _SEQUENTIAL:
                 self._note_seq(path)
         elif kind == "set" or kind == "exists":
             self.versions[op.path] = result.version
