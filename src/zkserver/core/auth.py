@@ -50,7 +50,7 @@ class ClientAuth:
 
     def _sasl(self, conn: Conn, xid: int, body: memoryview) -> None:
         """ZooKeeperServer.processSasl: one step of the connection's SASL exchange."""
-        from .security.sasl import SaslFailure, new_server
+        from ..security.sasl import SaslFailure, new_server
 
         token = Reader(body, max_len=self.settings.max_buffer).buffer() or b""
         settings = self.settings.sasl
