@@ -260,11 +260,16 @@ class QuorumPeer:
         if fx.appends:
             if self.leader is None:
                 raise AssertionError("the core prepared txns while not leading")
-            appends = fx.appends
+            appends, fx.appends = fx.appends, []
             bodies = self.storage.append(appends)
-            self.leader.propose([(h, t, b) for (h, t), b in zip(appends, bodies, strict=True)],
-                                self.clock.mono_ms())
-            fx.appends = []
+            if len(bodies) == len(appends):
+                self.leader.propose([(h, t, b) for (h, t), b in zip(appends, bodies, strict=True)],
+                                    self.clock.mono_ms())
+            else:
+                # The log refused them (it failed between its last report and now): they will
+                # never be durable, nor will anything after them. Stop, as log_failed does.
+                self.stopped = "the txn log refused a write"
+                self.role_failed(self.stopped)
         if (fx.forwards or fx.revalidations) and self.learner is not None:
             self.learner.forward(fx.forwards, fx.revalidations)
         client = self.ready.client
@@ -338,6 +343,8 @@ class QuorumPeer:
         self._leave_role()
         if self.stopped is None:
             self._look(self.clock.mono_ms())
+        else:
+            self.state = ServerState.LOOKING
 
     def _leave_role(self) -> None:
         self.flush_core()
