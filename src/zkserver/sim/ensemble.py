@@ -179,6 +179,12 @@ class EnsembleHost(MemberHost):
         return link
 
     def _applied(self, hdr: TxnHeader, txn: object) -> None:
+        """Into the world's journal of committed txns: what a leader or learner applies. A peer
+        leaving its role applies what it logged and never saw committed (the history it votes
+        with, as Apache reloads it from disk): maybe never committed, and cut by a later TRUNC."""
+        peer = self.peer
+        if peer is not None and peer.leader is None and peer.learner is None:
+            return
         self.env.note_applied(self.name, hdr.zxid, encode_proposal(hdr, txn, None))
 
     def _cid(self) -> int:
