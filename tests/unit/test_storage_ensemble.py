@@ -519,14 +519,20 @@ def test_load_epochs_follows_apache_start_up_rules(tmp_path: Path, caplog) -> No
     assert "currentEpoch not found! Creating with a reasonable default of 5" in caplog.text
     epochs.write_long(d, epochs.ACCEPTED_EPOCH, 7)
     assert epochs.load_epochs(d, (5 << 32) + 9) == epochs.Epochs(5, 7)
-    # currentEpoch behind the log, no currentEpoch.tmp: Apache's message.
+    # currentEpoch behind the log, the log past acceptedEpoch, no currentEpoch.tmp: Apache's message.
     with pytest.raises(StorageError) as e:
-        epochs.load_epochs(d, (6 << 32) + 1)
-    assert str(e.value) == f"The current epoch, 5, is older than the last zxid, {(6 << 32) + 1}"
+        epochs.load_epochs(d, (8 << 32) + 1)
+    assert str(e.value) == f"The current epoch, 5, is older than the last zxid, {(8 << 32) + 1}"
     # ... with currentEpoch.tmp (a write the crash cut short after its fsync): its value is taken.
     (tmp_path / "currentEpoch.tmp").write_bytes(b"6")
     assert epochs.load_epochs(d, (6 << 32) + 1) == epochs.Epochs(6, 7)
     assert (tmp_path / "currentEpoch").read_bytes() == b"6" and not (tmp_path / "currentEpoch.tmp").exists()
+    # currentEpoch behind the log, within acceptedEpoch: a learner crashed between making its
+    # sync's txns durable and writing currentEpoch (sim seed 63, 3 members). Apache refuses to start
+    # (ZOOKEEPER-2354); the log is epoch 7's leader's history, so currentEpoch becomes 7.
+    assert epochs.load_epochs(d, (7 << 32) + 3) == epochs.Epochs(7, 7)
+    assert (tmp_path / "currentEpoch").read_bytes() == b"7"
+    assert "Setting current epoch to 7" in caplog.text
     # acceptedEpoch behind currentEpoch.
     epochs.write_long(d, epochs.CURRENT_EPOCH, 0x1a)
     with pytest.raises(StorageError) as e:

@@ -9,9 +9,17 @@ below use, as Apache's do.
 Start-up (QuorumPeer.loadDataBase, 3.8), given the last logged zxid after recovery:
 - a missing file is created holding the epoch of that zxid;
 - currentEpoch below that epoch takes the value of currentEpoch.tmp if that file exists (and is
-  rewritten with it), else start-up fails;
+  rewritten with it); else, where acceptedEpoch has reached that epoch, the epoch itself (see
+  below); else start-up fails;
 - acceptedEpoch below currentEpoch fails start-up.
 The messages are Apache's.
+
+Where we depart (Apache refuses to start there, ZOOKEEPER-2354): a learner makes its sync's txns
+durable, then writes currentEpoch (ZOOKEEPER-4643's order); a crash between leaves txns of the
+new epoch E in the log and currentEpoch below E. Only E's leader makes zxids of epoch E, and a
+learner logs them only after that leader's TRUNC/DIFF/SNAP and after writing acceptedEpoch = E,
+so such a log is a prefix of leader E's history holding all of its initial history: as good a
+claim to epoch E as a learner that acked NEWLEADER. currentEpoch becomes E, with a warning.
 """
 
 from __future__ import annotations
@@ -65,11 +73,18 @@ def load_epochs(directory: str, last_logged_zxid: int, disk: Disk = OS_DISK) -> 
     current = _read_or_create(directory, CURRENT_EPOCH, zxid_epoch, disk)
     if zxid_epoch > current:
         tmp = read_long(directory, CURRENT_EPOCH + TMP_SUFFIX, disk)
-        if tmp is None:
+        if tmp is not None:
+            log.info("%s found. Setting current epoch to %d.", os.path.join(directory, CURRENT_EPOCH + TMP_SUFFIX),
+                     tmp)
+        elif (read_long(directory, ACCEPTED_EPOCH, disk) or 0) >= zxid_epoch:
+            log.warning("The current epoch, %d, is older than the last zxid, 0x%x, of an accepted epoch: the log "
+                        "holds the history of epoch %d's leader (a crash after its sync's txns were durable, "
+                        "before currentEpoch was written). Setting current epoch to %d.", current,
+                        last_logged_zxid, zxid_epoch, zxid_epoch)
+            tmp = zxid_epoch
+        else:
             raise StorageError(f"The current epoch, {_hex(current)}, is older than the last zxid, "
                                f"{last_logged_zxid}")
-        log.info("%s found. Setting current epoch to %d.", os.path.join(directory, CURRENT_EPOCH + TMP_SUFFIX),
-                 tmp)
         write_long(directory, CURRENT_EPOCH, tmp, disk)
         current = tmp
     accepted = _read_or_create(directory, ACCEPTED_EPOCH, zxid_epoch, disk)
