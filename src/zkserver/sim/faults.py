@@ -448,10 +448,14 @@ class FaultInjector:
         w.trace.note("faults", "heal: partitions, slow links and latency tails end; every member up, clocks and "
                                "disks sane")
         w.network.heal()
+        # A healed disk keeps well within syncLimit: an exponential jitter's rare long fsync
+        # would otherwise make the leader drop a follower (as Apache's does) after the heal.
+        o = w.options
+        max_fsync = max(1, o.tick_ms * o.sync_limit // 5)
         for m in w.members:
             m.resume()
             m.set_clock_rate(1.0)
-            m.data.calm()
+            m.data.calm(max_fsync)
             if m.log_failed:
                 m.crash(power=False)
             m.start()
