@@ -65,3 +65,13 @@ def test_a_txn_applied_when_leaving_a_role_is_journaled_only_once_its_member_lea
     w.scheduler.run_until(w.scheduler.now + 10_000, lambda: follower.role == "leader" and follower.quiet)
     assert follower.role == "leader"
     assert w.env.applied[zxid] == (follower.name, data) and not w.env.conflicts
+
+
+def test_a_looking_member_notifies_within_the_drawn_interval_and_liveness_waits_for_it():
+    """Seed 76 (3 members): a member LOOKING through the fault phase had backed off to 12.8 s
+    between notification rounds; Apache's cap is a minute. The world draws the cap
+    (zookeeper.fastleader.maxNotificationInterval) and judges liveness only after it."""
+    w = ensemble()
+    o = w.options
+    assert {h.peer.election.settings.max_notification_interval_ms for h in w.members} == {o.fle_max_ms}
+    assert w.live_from >= w.heal_at + 2 * o.fle_max_ms

@@ -324,6 +324,20 @@ def test_datagrams_are_dropped(fault: str) -> None:
     assert net.stats["dropped"] == 1
 
 
+def test_the_heal_ends_datagram_loss() -> None:
+    """Seed 76 (3 members, msg_loss 0.3): a member LOOKING after the heal lost its notification
+    rounds to the loss, backed off, and was still LOOKING when the liveness phase ended."""
+    sched, net = make(link=LinkProfile(base_ms=1, jitter_ms=1, loss=1.0))
+    got: list[bytes] = []
+    net.on_message("m2", "election", lambda src, payload: got.append(payload))
+    net.send_message("m1", "m2", "election", b"lost")  # a link that exists before the heal
+    net.heal()
+    net.send_message("m1", "m2", "election", b"x")
+    net.send_message("m3", "m2", "election", b"y")  # and one made after it
+    sched.run_until(1000)
+    assert got == [b"x", b"y"]
+
+
 def test_a_partition_that_starts_in_flight_drops_the_datagram() -> None:
     sched, net = make(link=LinkProfile(base_ms=100, jitter_ms=0))
     got: list[bytes] = []

@@ -135,12 +135,14 @@ class _QuorumLink:
 class EnsembleHost(MemberHost):
     def __init__(self, env: SimEnv, sid: int, settings: CoreSettings, opts: StorageOptions, disk: DiskProfile,
                  peer_settings: PeerSettings, specs: list[ServerSpec],
-                 hosts: Callable[[int], EnsembleHost] | None = None):
+                 hosts: Callable[[int], EnsembleHost] | None = None,
+                 election_settings: ElectionSettings | None = None):
         super().__init__(env, sid, opts, disk)
         self.settings = settings
         self.peer_settings = peer_settings
         self.specs = specs
         self.hosts = hosts  # sid -> that member's host (for a SNAP's history)
+        self.election_settings = election_settings or ElectionSettings()
         self.history: dict[int, bytes] = {}  # zxid -> txn bytes: what this machine's member holds
         self._claimed_epoch = -1  # the last epoch this member led established (its history journaled)
         self.secret = env.scheduler.rng(f"{self.name}.secret").randbytes(32)
@@ -166,7 +168,7 @@ class EnsembleHost(MemberHost):
         data.open(rec, core.sessions.timeouts, self._durable, self._failed)
         epochs = load_epochs(self.data.opts.snap_dir, rec.last_logged_zxid, data.disk)
         verifier = QuorumMaj(self.specs)
-        election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, ElectionSettings())
+        election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, self.election_settings)
         extended = self.settings.extended_types
         self.peer = QuorumPeer(self.peer_settings, core, _MemberLog(self), verifier, election,  # type: ignore[arg-type]
                                rec.committed, self.clock, accepted_epoch=epochs.accepted,
@@ -331,6 +333,7 @@ def ensemble_member(world, sid: int) -> EnsembleHost:  # world: sim.world.World
     disk = DiskProfile(o.fsync_ms, o.fsync_jitter_ms, o.fsync_tail_p)
     peer = PeerSettings(sid, tick_ms=o.tick_ms, init_limit=o.init_limit, sync_limit=o.sync_limit,
                         observer=sid > o.members)
+    election = ElectionSettings(max_notification_interval_ms=o.fle_max_ms)
     return EnsembleHost(world.env, sid, settings, opts, disk, peer, member_specs(o.members, o.observers),
-                        lambda other: world.member(f"m{other}"))
+                        lambda other: world.member(f"m{other}"), election)
 

@@ -60,6 +60,7 @@ class SwarmOptions:
     tick_ms: int = 200
     init_limit: int = 10  # ticks (ensemble members)
     sync_limit: int = 5
+    fle_max_ms: int = 2000  # zookeeper.fastleader.maxNotificationInterval (ensemble members)
     session_timeout_ms: int = 2000  # what clients ask for
     snap_count: int = 100000
     pre_alloc_kb: int = 64
@@ -155,6 +156,9 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     else:
         o.flavour = "storm"
         o.faults = {k: round(rng.uniform(5.0, 40.0), 1) for k in kinds if rng.random() < 0.7}
+    # A member LOOKING through a long partition backs off up to this between notification
+    # rounds (Apache's default is a minute); the liveness phase waits for it (World.live_from).
+    o.fle_max_ms = rng.choice((400, 1000, 2000))
     return o
 
 

@@ -205,13 +205,14 @@ class Network:
         self._restart_stalled()
 
     def heal(self) -> None:
-        """End every partition and slow-down, and the heavy tail of the latencies: after a
-        heal the network is a calm one, so that liveness can be judged with fixed timeouts."""
-        self.config.link = replace(self.config.link, tail_p=0.0)
+        """End every partition and slow-down, the heavy tail of the latencies and datagram
+        loss: after a heal the network is a calm one, so that liveness can be judged with fixed
+        timeouts (the real election channel is TCP, which loses nothing once it connects)."""
+        self.config.link = replace(self.config.link, tail_p=0.0, loss=0.0)
         for link in self.links.values():
             link.blocks = 0
             link.slow = 1.0
-            link.profile = replace(link.profile, tail_p=0.0)
+            link.profile = replace(link.profile, tail_p=0.0, loss=0.0)
         self._blocks.clear()
         for conn in self.connections():
             for end in conn.ends():

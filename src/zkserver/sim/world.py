@@ -117,7 +117,12 @@ class World:
         self.checks = list(checks)
         self.workload = workload(self) if workload is not None else None
         self.heal_at = o.fault_ms
-        self.live_from = self.heal_at + max(2 * o.session_timeout_ms, 2 * o.connect_timeout_ms)
+        # Clients give up on a dead connection and find a member within these; a member still
+        # LOOKING from the fault phase notifies again within fle_max_ms.
+        grace = [2 * o.session_timeout_ms, 2 * o.connect_timeout_ms]
+        if o.members + o.observers > 1:
+            grace.append(2 * o.fle_max_ms)
+        self.live_from = self.heal_at + max(grace)
 
     # ------------------------------------------------------------ what clients and faults use
 
