@@ -64,7 +64,7 @@ class NetConfig:
 
 
 class _Link:
-    __slots__ = ("blocks", "dst", "msg_due", "name", "profile", "slow", "src")
+    __slots__ = ("blocks", "dst", "msg_due", "msgs", "name", "profile", "slow", "src")
 
     def __init__(self, src: str, dst: str, profile: LinkProfile):
         self.src, self.dst = src, dst
@@ -73,6 +73,7 @@ class _Link:
         self.slow = 1.0
         self.blocks = 0
         self.msg_due = 0
+        self.msgs: deque[tuple[Timer, str, bytes]] = deque()  # datagrams in flight, in delivery order
 
 
 class _Pipe:
@@ -217,7 +218,22 @@ class Network:
         for conn in self.connections():
             for end in conn.ends():
                 self._retime(end.out)
+        for link in self.links.values():
+            self._retime_messages(link)
         self._restart_stalled()
+
+    def _retime_messages(self, link: _Link) -> None:
+        """Datagrams held up by a slow or heavy-tailed delivery arrive as on the calm network,
+        still in order (one held for seconds would hold up every later one on its link)."""
+        now, due = self.scheduler.now, 0
+        msgs = link.msgs
+        for i, (timer, channel, payload) in enumerate(msgs):
+            due = max(due, min(timer.at, now + self.latency(link)))
+            if due != timer.at:
+                timer.cancel()
+                timer = self.scheduler.call_at(due, self._deliver_message, link, channel, payload)
+            msgs[i] = (timer, channel, payload)
+        link.msg_due = due
 
     def _retime(self, pipe: _Pipe) -> None:
         """Bytes held up by a slow or heavy-tailed delivery arrive as on the calm network,
@@ -436,9 +452,10 @@ class Network:
             self.trace.note(link.name, f"msg {channel} {len(payload)}B dropped{' (partition)' if link.blocks else ''}")
             return
         due = link.msg_due = max(link.msg_due, self.scheduler.now + self.latency(link))
-        self.scheduler.call_at(due, self._deliver_message, link, channel, payload)
+        link.msgs.append((self.scheduler.call_at(due, self._deliver_message, link, channel, payload), channel, payload))
 
     def _deliver_message(self, link: _Link, channel: str, payload: bytes) -> None:
+        link.msgs.popleft()
         receive = self.receivers.get((link.dst, channel))
         if link.blocks or receive is None or not self.up(link.dst):
             self.stats["dropped"] += 1
