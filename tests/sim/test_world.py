@@ -21,7 +21,7 @@ from zkserver.sim import __main__ as cli
 from zkserver.sim import runner
 from zkserver.sim.faults import FAULT_KINDS, SwarmOptions, draw_options, draw_schedule, parse_faults
 from zkserver.sim.scheduler import named_stream
-from zkserver.sim.world import Violation, World
+from zkserver.sim.world import MIN_LIVE_MS, Violation, World
 
 ROOT = Path(__file__).resolve().parents[2]
 BASIC = ["--workload", "tests.sim.basic:workload", "--check", "tests.sim.basic:no_acknowledged_write_lost",
@@ -179,3 +179,13 @@ def test_more_than_one_member_needs_an_ensemble_host() -> None:
         World(1, SwarmOptions(members=3))
     with pytest.raises(ValueError, match="ensemble member host"):
         World(1, SwarmOptions(members=1, observers=1))
+
+
+def test_the_liveness_phase_leaves_time_to_judge_after_the_grace() -> None:
+    """Seeds 180, 181 (3 members): a 4 s session timeout made the grace (two of them) as long
+    as the liveness phase, which judged only what was invoked as it ended."""
+    w = World(1, SwarmOptions(session_timeout_ms=4000, heal_ms=8000, faults={}))
+    assert w.live_from == w.heal_at + 8000
+    assert w.live_until - w.live_from >= MIN_LIVE_MS
+    short = World(1, SwarmOptions(session_timeout_ms=1000, heal_ms=8000, faults={}))
+    assert short.live_until == short.heal_at + 8000
