@@ -123,6 +123,27 @@ def parse_faults(text: str) -> dict[str, float]:
     return out
 
 
+# (voters, weight) and (observers, weight) of an ensemble: a seed's shape unless given
+SHAPES = ((1, 25), (3, 45), (5, 30))
+OBSERVERS = ((0, 50), (1, 30), (2, 20))
+
+
+def draw_shape(rng: random.Random) -> tuple[int, int]:
+    """(voters, observers): standalone (one member, no observer), or 3 or 5 voters with 0-2
+    observers."""
+    voters = rng.choices([v for v, _ in SHAPES], [w for _, w in SHAPES])[0]
+    if voters == 1:
+        return 1, 0
+    return voters, rng.choices([n for n, _ in OBSERVERS], [w for _, w in OBSERVERS])[0]
+
+
+def describe_shape(o: SwarmOptions) -> str:
+    if o.members == 1 and not o.observers:
+        return "standalone"
+    shape = f"{o.members} voter{'s' if o.members != 1 else ''}"
+    return shape + (f" + {o.observers} observer{'s' if o.observers != 1 else ''}" if o.observers else "")
+
+
 def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmOptions:
     """A seed's options: `base` (its member/client counts and durations are kept) with the
     network, disk, timing and faults drawn."""
