@@ -75,3 +75,17 @@ def test_a_looking_member_notifies_within_the_drawn_interval_and_liveness_waits_
     o = w.options
     assert {h.peer.election.settings.max_notification_interval_ms for h in w.members} == {o.fle_max_ms}
     assert w.live_from >= w.heal_at + 2 * o.fle_max_ms
+
+
+def test_a_member_is_not_quiet_while_a_quorum_packet_is_on_its_way():
+    """Seeds 45 and 67 (with an observer): the world ended while the INFORM of the last txn was
+    on its way to the observer, which holds nothing that says one is coming."""
+    w = ensemble(observers=1)
+    leader = settled(w)
+    observer = w.members[-1]
+    assert leader.quiet and observer.quiet
+    link = next(iter(leader.links.values()))  # to a learner
+    link.stream.send(encode_packet(QuorumPacket(PacketType.PING, 0)))
+    assert not leader.quiet
+    w.scheduler.run_until(w.scheduler.now + 100, lambda: leader.quiet)
+    assert leader.quiet

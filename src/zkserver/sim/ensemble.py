@@ -299,12 +299,15 @@ class EnsembleHost(MemberHost):
     def quiet(self) -> bool:
         """The disk is quiet and the member is settled in a role with nothing in flight: a
         learner has applied all it logged, a leader has nothing proposed or committed that is
-        not applied (a COMMIT on its way keeps the world running)."""
+        not applied, and no quorum packet is on its way to or from it (an observer knows
+        nothing of the INFORM coming to it)."""
         if self.state != UP:
             return True
         peer = self.peer
         if not self.data.quiet or peer is None or peer.stopped is not None:
             return self.data.quiet
+        if self.env.network.in_flight(self.name, "quorum"):
+            return False
         if peer.learner is not None:
             learner = peer.learner
             return learner.stage == Stage.BROADCAST and not learner.logged and not learner.apply_queue

@@ -324,6 +324,11 @@ class Network:
         self.trace.note(a.out.link.name, f"{conn.label} connect")
         return a
 
+    def in_flight(self, endpoint: str, port: str) -> bool:
+        """Bytes on their way to or from `endpoint` on a live connection to some `port`."""
+        return any(c.port == port and c.live and endpoint in (c.a.local, c.b.local) and (c.a.out.queue or c.b.out.queue)
+                   for c in self.conns.values())
+
     def connections(self) -> list[Connection]:
         """The connections still open at some end, oldest first."""
         live = [c for c in self.conns.values() if c.live]
