@@ -156,7 +156,9 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     o.pre_alloc_kb = rng.choice((1, 4, 64))
     # Latencies in proportion to the session timeout: a calm world answers well within the
     # clients' timeouts, so a liveness failure after the heal is the server's, not the dice's.
-    budget = o.session_timeout_ms / 40
+    # A client waits session timeout / members for a connection's handshake (as Java's does),
+    # and in an ensemble a new session is a write: forwarded, fsynced on a quorum, committed.
+    budget = min(o.session_timeout_ms / 40, o.session_timeout_ms / (o.members + o.observers) / 12)
     o.latency_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.jitter_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.tail_p = rng.choice((0.0, 0.0, 0.001, 0.01, 0.05))
