@@ -3,11 +3,15 @@ hands the checkers (the journal of committed txns)."""
 
 from __future__ import annotations
 
+import pytest
+
 from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateTxn, TxnHeader
 from zkserver.proto.peer_codec import PacketType, QuorumPacket, encode_packet
+from zkserver.quorum.learner import Stage
+from zkserver.sim import defaults
 from zkserver.sim.ensemble import EnsembleHost, ensemble_member
-from zkserver.sim.faults import SwarmOptions
+from zkserver.sim.faults import FaultEvent, FaultInjector, SwarmOptions
 from zkserver.sim.world import World
 from zkserver.storage.txnlog import encode_proposal
 
@@ -89,3 +93,46 @@ def test_a_member_is_not_quiet_while_a_quorum_packet_is_on_its_way():
     assert not leader.quiet
     w.scheduler.run_until(w.scheduler.now + 100, lambda: leader.quiet)
     assert leader.quiet
+
+
+def _busy_ensemble(seed: int = 2) -> World:
+    o = SwarmOptions(members=3, clients=2, fault_ms=NEVER, faults={}, tick_ms=100, session_timeout_ms=2000,
+                     fsync_ms=5.0, fsync_jitter_ms=5.0)
+    w = World(seed, o, defaults.workload, member_factory=ensemble_member)
+    w.start()
+    return w
+
+
+@pytest.mark.parametrize(("point", "stage", "power"), [("persisting", Stage.PERSISTING, True),
+                                                       ("acked", Stage.AWAIT_UPTODATE, False)])
+def test_a_sync_cut_strikes_a_learner_at_its_point_of_the_sync(point: str, stage: Stage, power: bool):
+    w = _busy_ensemble()
+    leader = settled(w)
+    follower = next(h for h in w.members if h is not leader)
+    w.scheduler.run_until(w.scheduler.now + 500)
+    follower.crash()
+    w.scheduler.run_until(w.scheduler.now + 500)  # it misses writes: its sync is a DIFF with txns
+    seen = []
+
+    def cut() -> None:
+        seen.append((follower.peer.learner.stage, follower.peer.learner.held, w.scheduler.now))
+        follower.crash(power=power)
+    follower.arm_sync_cut(point, cut)
+    follower.start()
+    w.scheduler.run_until(w.scheduler.now + 2000, lambda: bool(seen))
+    assert seen and seen[0][0] == stage and follower.state == "down"
+
+
+def test_garbage_reaches_the_election_and_is_dropped():
+    w = ensemble()
+    leader = settled(w)
+    follower = next(h for h in w.members if h is not leader)
+    injector = FaultInjector(w, [])
+    ev = FaultEvent(w.scheduler.now, "garbage", follower.name, "", None, {"src": leader.name, "sizes": [0, 5, 27]})
+    injector.garbage(ev)
+    w.scheduler.run_until(w.scheduler.now + 100)
+    assert w.network.stats["dropped"] == 0
+    assert not follower.peer.election_dead  # dropped with a warning; only the bug switch dies of it
+    leader.crash()  # and the election still works
+    w.scheduler.run_until(w.scheduler.now + 10_000, lambda: any(h.role == "leader" for h in w.members))
+    assert any(h.role == "leader" for h in w.members)

@@ -307,8 +307,9 @@ class QuorumPeer:
         self.storage.install_snapshot(tree, sessions, zxid)
         self.durable_zxid = zxid
 
-    def snapshot_acknowledged(self) -> None:
-        """The NEWLEADER ACK is out (only the bug switch "snap-not-durable" waits for this)."""
+    def write_deferred_snapshot(self) -> None:
+        """UPTODATE arrived: only the bug switch "snap-not-durable" waits for this to write the
+        SNAP it acked NEWLEADER for (ZOOKEEPER-3104: the snapshot was taken after UPTODATE)."""
         if self._unwritten_snapshot is not None:
             tree, sessions, zxid = self._unwritten_snapshot
             self._unwritten_snapshot = None

@@ -145,6 +145,7 @@ class EnsembleHost(MemberHost):
         self.election_settings = election_settings or ElectionSettings()
         self.history: dict[int, bytes] = {}  # zxid -> txn bytes: what this machine's member holds
         self._claimed_epoch = -1  # the last epoch this member led established (its history journaled)
+        self._sync_cut: tuple[Stage, Callable[[], None]] | None = None  # a fault armed at a sync point
         self.secret = env.scheduler.rng(f"{self.name}.secret").randbytes(32)
         self.core: ServerCore | None = None
         self.peer: QuorumPeer | None = None
@@ -285,6 +286,18 @@ class EnsembleHost(MemberHost):
         port.write(ready.client)
         self._claim_history()
         self._arm()
+        cut = self._sync_cut
+        if cut is not None and peer.learner is not None and peer.learner.stage == cut[0]:
+            self._sync_cut = None
+            cut[1]()  # this process dies here, its Ready carried out: nothing may follow in pump
+
+    def arm_sync_cut(self, point: str | None, on_cut: Callable[[], None] | None = None) -> None:
+        """"persisting": once a learner read NEWLEADER and logged its txns, not yet durable;
+        "acked": once it sent the NEWLEADER ACK."""
+        if point is None or on_cut is None:
+            self._sync_cut = None
+        else:
+            self._sync_cut = ({"persisting": Stage.PERSISTING, "acked": Stage.AWAIT_UPTODATE}[point], on_cut)
 
     def _arm(self) -> None:
         assert self.peer is not None

@@ -45,6 +45,12 @@ FAULT_KINDS: dict[str, int] = {
     "fsync_eio": 1,  # the next fdatasync fails: the log fail-stops until a restart
     "disk_full": 1,  # ENOSPC on every write for a while
     "slow_disk": 1,  # fsyncs 10-1000x slower for a while
+    "garbage": 3,  # malformed election notifications reach a member
+    "sync_cut": 3,  # a learner dies at a point of its next sync with a leader
+}
+SYNC_POINTS = {  # where a sync_cut strikes, and how
+    "persisting": "power",  # NEWLEADER read, its txns logged, not yet durable
+    "acked": "kill",  # the NEWLEADER ACK just sent (a kill: the ACK still reaches the leader)
 }
 REBOOT_MODES = ("drop", "keep", "torn", "pages", "flip", "random")
 
@@ -349,12 +355,31 @@ def _draw_slow_disk(rng, t, o, members, clients) -> FaultEvent:
     return FaultEvent(t, "slow_disk", who, f"{who} fsync x{factor}", t + _span(rng, o), {"factor": factor})
 
 
+def _draw_garbage(rng, t, o, members, clients) -> FaultEvent:
+    who = rng.choice(members)
+    src = rng.choice([m for m in members if m != who])
+    sizes = [rng.randint(0, 27) for _ in range(rng.randint(1, 3))]  # shorter than any notification
+    return FaultEvent(t, "garbage", who, f"{src}>{who} malformed notifications of {sizes} bytes", None,
+                      {"src": src, "sizes": sizes})
+
+
+def _draw_sync_cut(rng, t, o, members, clients) -> FaultEvent:
+    who = rng.choice(members)
+    point = rng.choice(sorted(SYNC_POINTS))
+    mode = rng.choice(REBOOT_MODES)
+    down = int(rng.uniform(50, 2.0 * o.session_timeout_ms))
+    how = "power cut (reboot: " + mode + ")" if SYNC_POINTS[point] == "power" else "killed"
+    return FaultEvent(t, "sync_cut", who, f"{who} {how} at its next sync's {point}, restart after {down} ms",
+                      t + _span(rng, o, 1.0, 5.0), {"point": point, "mode": mode, "down": down})
+
+
 _DRAW: dict[str, Callable[..., FaultEvent]] = {
     "partition": _draw_partition, "one_way": _draw_one_way, "bridge": _draw_bridge, "ring": _draw_ring,
     "isolate": _draw_isolate, "slow_link": _draw_slow_link, "reset": _draw_reset,
     "kill": _draw_crash("kill"), "power": _draw_crash("power"), "torn": _draw_crash("torn"),
     "pause": _draw_pause, "skew": _draw_skew, "wall_jump": _draw_wall_jump, "fsync_eio": _draw_fsync_eio,
-    "disk_full": _draw_disk_full, "slow_disk": _draw_slow_disk,
+    "disk_full": _draw_disk_full, "slow_disk": _draw_slow_disk, "garbage": _draw_garbage,
+    "sync_cut": _draw_sync_cut,
 }
 
 
@@ -468,6 +493,24 @@ class FaultInjector:
     def fast_disk(self, ev: FaultEvent, _: Any) -> None:
         self.member(ev.target).data.slow = 1.0
 
+    def garbage(self, ev: FaultEvent) -> None:
+        for size in ev.params["sizes"]:
+            self.world.network.send_message(ev.params["src"], ev.target, "election", self.rng.randbytes(size))
+
+    def sync_cut(self, ev: FaultEvent) -> None:
+        m = self.member(ev.target)
+        m.arm_sync_cut(ev.params["point"], lambda: self._cut_in_sync(ev))
+
+    def _cut_in_sync(self, ev: FaultEvent) -> None:
+        m = self.member(ev.target)
+        point = ev.params["point"]
+        self.world.trace.note("faults", f"sync_cut: {ev.target} at {point}")
+        m.crash(power=SYNC_POINTS[point] == "power", reboot_mode=ev.params["mode"])
+        self.world.scheduler.call_later(ev.params["down"], m.start)
+
+    def sync_uncut(self, ev: FaultEvent, _: Any) -> None:
+        self.member(ev.target).arm_sync_cut(None)
+
     def heal(self) -> None:
         """End every fault: the network whole, every member up with a working log, sane
         clocks, fast disks with room."""
@@ -480,6 +523,7 @@ class FaultInjector:
         o = w.options
         max_fsync = max(1, o.tick_ms * o.sync_limit // 5)
         for m in w.members:
+            m.arm_sync_cut(None)
             m.resume()
             m.set_clock_rate(1.0)
             m.data.calm(max_fsync)
@@ -494,12 +538,13 @@ _BEGIN: dict[str, Callable[[FaultInjector, FaultEvent], Any]] = {
     "reset": FaultInjector.reset, "kill": FaultInjector.kill, "power": FaultInjector.power,
     "torn": FaultInjector.torn, "pause": FaultInjector.pause, "skew": FaultInjector.skew,
     "wall_jump": FaultInjector.wall_jump, "fsync_eio": FaultInjector.fsync_eio,
-    "disk_full": FaultInjector.disk_full, "slow_disk": FaultInjector.slow_disk,
+    "disk_full": FaultInjector.disk_full, "slow_disk": FaultInjector.slow_disk, "garbage": FaultInjector.garbage,
+    "sync_cut": FaultInjector.sync_cut,
 }
 _END: dict[str, Callable[[FaultInjector, FaultEvent, Any], None]] = {
     "partition": FaultInjector.unblock, "one_way": FaultInjector.unblock, "bridge": FaultInjector.unblock,
     "ring": FaultInjector.unblock, "isolate": FaultInjector.unblock, "slow_link": FaultInjector.fast_link,
     "kill": FaultInjector.restart, "power": FaultInjector.restart, "torn": FaultInjector.restart,
     "pause": FaultInjector.resume, "skew": FaultInjector.unskew, "fsync_eio": FaultInjector.cycle,
-    "disk_full": FaultInjector.disk_freed, "slow_disk": FaultInjector.fast_disk,
+    "disk_full": FaultInjector.disk_freed, "slow_disk": FaultInjector.fast_disk, "sync_cut": FaultInjector.sync_uncut,
 }
