@@ -533,6 +533,12 @@ def test_load_epochs_follows_apache_start_up_rules(tmp_path: Path, caplog) -> No
     assert epochs.load_epochs(d, (7 << 32) + 3) == epochs.Epochs(7, 7)
     assert (tmp_path / "currentEpoch").read_bytes() == b"7"
     assert "Setting current epoch to 7" in caplog.text
+    # ... and the same with the empty currentEpoch.tmp a crash in its write left (sim seed 320).
+    epochs.write_long(d, epochs.ACCEPTED_EPOCH, 8)
+    (tmp_path / "currentEpoch.tmp").write_bytes(b"")
+    assert epochs.load_epochs(d, (8 << 32) + 3) == epochs.Epochs(8, 8)
+    assert "currentEpoch.tmp; a write of it was cut short: ignored" in caplog.text
+    epochs.write_long(d, epochs.ACCEPTED_EPOCH, 7)
     # acceptedEpoch behind currentEpoch.
     epochs.write_long(d, epochs.CURRENT_EPOCH, 0x1a)
     with pytest.raises(StorageError) as e:

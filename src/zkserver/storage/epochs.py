@@ -9,8 +9,9 @@ below use, as Apache's do.
 Start-up (QuorumPeer.loadDataBase, 3.8), given the last logged zxid after recovery:
 - a missing file is created holding the epoch of that zxid;
 - currentEpoch below that epoch takes the value of currentEpoch.tmp if that file exists (and is
-  rewritten with it); else, where acceptedEpoch has reached that epoch, the epoch itself (see
-  below); else start-up fails;
+  rewritten with it) and holds a number (a tmp file a crash left empty is ignored: Apache fails
+  on it); else, where acceptedEpoch has reached that epoch, the epoch itself (see below); else
+  start-up fails;
 - acceptedEpoch below currentEpoch fails start-up.
 The messages are Apache's.
 
@@ -72,7 +73,7 @@ def load_epochs(directory: str, last_logged_zxid: int, disk: Disk = OS_DISK) -> 
     zxid_epoch = last_logged_zxid >> 32
     current = _read_or_create(directory, CURRENT_EPOCH, zxid_epoch, disk)
     if zxid_epoch > current:
-        tmp = read_long(directory, CURRENT_EPOCH + TMP_SUFFIX, disk)
+        tmp = _read_tmp(directory, disk)
         if tmp is not None:
             log.info("%s found. Setting current epoch to %d.", os.path.join(directory, CURRENT_EPOCH + TMP_SUFFIX),
                      tmp)
@@ -92,6 +93,17 @@ def load_epochs(directory: str, last_logged_zxid: int, disk: Disk = OS_DISK) -> 
         raise StorageError(f"The accepted epoch, {_hex(accepted)} is less than the current epoch, "
                            f"{_hex(current)}")
     return Epochs(current, accepted)
+
+
+def _read_tmp(directory: str, disk: Disk) -> int | None:
+    """currentEpoch.tmp's value; None when it is absent, or holds no number: a crash cut its
+    write short, before its fsync and rename, so currentEpoch was never replaced (Apache fails
+    to start on it)."""
+    try:
+        return read_long(directory, CURRENT_EPOCH + TMP_SUFFIX, disk)
+    except StorageError as e:
+        log.warning("%s; a write of it was cut short: ignored", e)
+        return None
 
 
 def _read_or_create(directory: str, name: str, default: int, disk: Disk) -> int:
