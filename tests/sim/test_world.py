@@ -218,7 +218,7 @@ def test_the_liveness_phase_leaves_time_to_judge_after_the_grace() -> None:
 
 
 def test_an_ensemble_draws_latencies_a_new_session_fits_in_a_clients_connect_timeout() -> None:
-    """Seeds 101, 123, 143 (5 voters + 2 observers): a 400 ms session timeout gives a client
+    """Seeds 101, 123, 143, 378 (5 voters + 2 observers): a 400 ms session timeout gives a client
     57 ms per member to get its handshake answered (Java's connectTimeout), and a new session
     is a write through the leader, fsynced on a quorum: with latencies drawn as for one member
     it never fit, and no client could open a session even in a calm world."""
@@ -226,6 +226,6 @@ def test_an_ensemble_draws_latencies_a_new_session_fits_in_a_clients_connect_tim
         standalone = draw_options(named_stream(seed, "options"), SwarmOptions())
         big = draw_options(named_stream(seed, "options"), SwarmOptions(members=5, observers=2))
         connect_ms = big.session_timeout_ms / 7
-        assert big.fsync_ms + big.fsync_jitter_ms <= connect_ms / 6 + 0.02  # (drawn values are rounded)
-        assert big.latency_ms + big.jitter_ms <= connect_ms / 12 + 0.02
+        assert big.fsync_ms + big.fsync_jitter_ms <= connect_ms / 12 + 0.02  # (drawn values are rounded)
+        assert big.latency_ms + big.jitter_ms <= connect_ms / 24 + 0.02
         assert standalone.fsync_ms <= standalone.session_timeout_ms / 40 + 0.01

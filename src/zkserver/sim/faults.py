@@ -163,8 +163,10 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     # Latencies in proportion to the session timeout: a calm world answers well within the
     # clients' timeouts, so a liveness failure after the heal is the server's, not the dice's.
     # A client waits session timeout / members for a connection's handshake (as Java's does),
-    # and in an ensemble a new session is a write: forwarded, fsynced on a quorum, committed.
-    budget = min(o.session_timeout_ms / 40, o.session_timeout_ms / (o.members + o.observers) / 12)
+    # and in an ensemble a new session is a write: forwarded, fsynced on a quorum (waiting
+    # for a group commit round in flight), committed, fsynced again on an observer: some six
+    # deliveries and four fsyncs, each with its exponential jitter.
+    budget = min(o.session_timeout_ms / 40, o.session_timeout_ms / (o.members + o.observers) / 24)
     o.latency_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.jitter_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.tail_p = rng.choice((0.0, 0.0, 0.001, 0.01, 0.05))
