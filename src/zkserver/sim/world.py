@@ -121,11 +121,14 @@ class World:
         self.checks = list(checks)
         self.workload = workload(self) if workload is not None else None
         self.heal_at = o.fault_ms
-        # Clients give up on a dead connection and find a member within these; a member still
-        # LOOKING from the fault phase notifies again within fle_max_ms.
+        # Clients give up on a dead connection and find a member within these. An ensemble
+        # settles within docs/testing.md's bound: a member still LOOKING from the fault phase
+        # notifies again within fle_max_ms, a round may take a few of those (a member with the
+        # best vote stays silent while worse ones keep arriving within its poll interval, as in
+        # Apache), and a leader elected without a quorum behind it waits initLimit ticks.
         grace = [2 * o.session_timeout_ms, 2 * o.connect_timeout_ms]
         if o.members + o.observers > 1:
-            grace.append(2 * o.fle_max_ms)
+            grace.append(3 * o.fle_max_ms + o.init_limit * o.tick_ms)
         self.live_from = self.heal_at + max(grace)
         # The liveness phase lasts heal_ms, and long enough after live_from to judge something.
         self.live_until = max(self.heal_at + o.heal_ms, self.live_from + MIN_LIVE_MS)
