@@ -126,10 +126,13 @@ class Pending:
         committed = self.tree.ephemerals.get(session_id)
         paths = committed.clone() if committed is not None else JavaHashSet()
         for path, state in self.changes.items():
-            if not state.exists:
-                paths.discard(path)
-            elif state.owner == session_id:
+            # The last change in flight of each path: one that leaves another's node there (a
+            # delete, then a create by someone else) took the session's node away too; Apache
+            # walks every change in order and meets the delete.
+            if state.exists and state.owner == session_id:
                 paths.add(path)
+            else:
+                paths.discard(path)
         return list(paths)
 
 

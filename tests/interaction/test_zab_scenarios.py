@@ -401,3 +401,17 @@ def test_no_commit_reaches_a_learner_between_newleader_and_uptodate():
     w.pump()
     after = [(p.type, p.zxid) for p in learner.take() if p.type != PacketType.PING]
     assert after == [(PacketType.UPTODATE, -1), (PacketType.COMMIT, in_flight)]
+def test_a_leader_whose_log_refuses_a_write_stops_taking_part():
+    """Found by the simulator (3 members, seeds 16, 34, 65: disk_full on the leader): a log that
+    failed after its last report refused the next proposals, and the leader's zip of them with
+    the (empty) list of logged bytes raised out of the peer."""
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/before", b"", OPEN, 0)).err == 0
+    w[3].storage.refuse_appends = True
+    c.send(Create("/refused", b"", OPEN, 0))
+    assert w[3].peer.stopped is not None and w[3].peer.leader is None
+    assert w[3].core.role == Role.LOOKING and c.closed
+    assert all(w[sid].core.tree.get("/refused") is None for sid in (1, 2, 3))
+    w.elect(2, [1, 2])
+    assert w.leader_of() == 2

@@ -58,6 +58,7 @@ class MemStorage:
     epochs: dict[str, int] = field(default_factory=lambda: {"acceptedEpoch": 0, "currentEpoch": 0})
     hold: bool = False
     disk_full: bool = False
+    refuse_appends: bool = False  # the log failed: appends are refused, as a failed FileTxnLog does
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
 
@@ -68,6 +69,8 @@ class MemStorage:
         return pickle.loads(self.base)[2] if self.base else 0
 
     def append(self, entries, digests=None) -> list[bytes]:
+        if self.refuse_appends:
+            return []
         self.entries.extend(entries)
         zxid = entries[-1][0].zxid
         if self.hold:

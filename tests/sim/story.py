@@ -55,14 +55,14 @@ class Story:
     def deleted(self, session: int, path: str) -> int:
         return self.commit(session, Op.DELETE, DeleteTxn(path))
 
-    def failed(self, session: int, err: int) -> int:
-        return self.commit(session, Op.ERROR, ErrorTxn(err))
+    def failed(self, session: int, err: int, cxid: int = 0) -> int:
+        return self.commit(session, Op.ERROR, ErrorTxn(err), cxid)
 
     def closed(self, session: int, paths: list[str]) -> int:
         return self.commit(session, Op.CLOSE_SESSION, CloseSessionTxn(paths))
 
-    def multi(self, session: int, subs: list[tuple[int, object]]) -> int:
-        return self.commit(session, Op.MULTI, MultiTxn(subs))
+    def multi(self, session: int, subs: list[tuple[int, object]], cxid: int = 0) -> int:
+        return self.commit(session, Op.MULTI, MultiTxn(subs), cxid)
 
     def member(self, member: int = 1, txns: list[tuple[int, bytes]] | None = None, **kw: Any) -> MemberState:
         return MemberState(member, list(self.txns if txns is None else txns), **kw)

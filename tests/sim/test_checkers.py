@@ -9,7 +9,7 @@ from zkserver.jute.records import CreateTxn, DeleteTxn, ErrorTxn
 from zkserver.sim.checkers import check_all, check_client
 from zkserver.sim.checkers.base import Committed, NodeView
 from zkserver.sim.checkers.consistency import check_reads, check_session_order, check_sync
-from zkserver.sim.checkers.durability import check_acknowledged, check_refused
+from zkserver.sim.checkers.durability import check_acknowledged, check_committed, check_refused
 from zkserver.sim.checkers.replicas import check_replicas
 from zkserver.sim.checkers.sessions import check_ephemerals, check_sequential
 from zkserver.sim.checkers.watches import check_watches
@@ -131,6 +131,26 @@ def test_an_acknowledged_multi_and_close_are_found_in_the_log():
     assert check_acknowledged(s.history, [s.member()]) == []
     s.op("close", "/", 2, 3, session=2, zxid=zc)
     assert len(check_acknowledged(s.history, [s.member()])) == 1
+
+
+def test_a_committed_txn_missing_from_a_live_member_is_lost_acknowledged_or_not():
+    """What the world saw committed (an expiry nobody was told of, say) must stay: ack-before-
+    durable lost such txns, and the other checkers only saw the consequences."""
+    s, _z1, z2 = _two_versions()
+    zc = s.closed(1, [])
+    journal = list(s.txns)
+    whole = s.member(1)
+    truncated = s.member(2, txns=s.txns[:2])  # lost the setData and the close: nobody acked the close
+    replaced = s.member(3, txns=[*s.txns[:2], s.txns[3]])
+    s.zxid = z2 - 1
+    other = s.set(1, "/a", b"other", 1)
+    replaced.txns[2] = s.txns[-1]
+    snapshot = s.member(4, txns=[], complete_from=zc)  # a snapshot covers them all
+    down = s.member(5, txns=[], live=False)
+    problems = check_committed([whole, truncated, replaced, snapshot, down], journal)
+    assert [v.member for v in problems] == [2, 3]
+    assert f"0x{z2:x} (type 5 of session 0x1; it holds nothing there), 0x{zc:x}" in problems[0].message
+    assert f"0x{other:x} (type 5 of session 0x1; it holds another txn there)" in problems[1].message
 
 
 # ---------------------------------------------------------------- replicas

@@ -12,6 +12,7 @@ from zkserver.sim.checkers.consistency import check_session_order
 from zkserver.sim.client import SimClient
 from zkserver.sim.history import History, Outcome
 from zkserver.sim.scheduler import Scheduler
+from zkserver.sim.workload import Workload, WorkloadOptions
 
 from .corehost import Pipe
 
@@ -294,3 +295,17 @@ def test_a_callback_may_submit_while_the_connection_is_being_lost():
     w.links[1].accept()
     w.run()
     assert [opcode for _, opcode, _ in w.links[1].requests()] == [Op.DELETE]
+
+
+def test_a_session_being_opened_keeps_the_workload_from_idling():
+    """Seed 61 (3 voters + 1 observer): the world went quiet while a client's new session was
+    being asked for, and its "session" operation stayed pending past the end."""
+    w = World()
+    workload = Workload(w.scheduler, [w.client], WorkloadOptions(ops_per_client=None))
+    w.client.start()
+    w.run()
+    assert w.client.opening_session and w.client.outstanding == 0
+    assert not workload.idle
+    w.links[-1].accept()
+    w.run()
+    assert not w.client.opening_session and workload.idle

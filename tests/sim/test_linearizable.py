@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zkserver.jute.codes import CreateMode, Err, Op
-from zkserver.jute.records import CreateTxn
+from zkserver.jute.records import CreateTxn, ErrorTxn, SetDataTxn
 from zkserver.sim.checkers.base import Committed
 from zkserver.sim.checkers.linearizable import _Builder, check_linearizable, partitions, witness
 from zkserver.sim.history import Outcome, Stat
@@ -119,18 +119,19 @@ def test_an_unknown_write_with_a_txn_happened_before_a_later_zxid_was_seen():
     def story(seen: bool) -> Story:
         s = Story()
         s.new_session(1)
-        z = s.created(1, "/a", b"1", cxid=1)
-        create(s, "/a", 0, None, UNKNOWN, data=b"1", xid=1)
-        if seen:  # another session saw zxid z at 20: the create was in by then
-            s.op("get", "/b", 10, 20, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)
-        create(s, "/a", 30, 40, client=1, session=2, data=b"2")
+        create(s, "/a", 0, 10, data=b"0")
+        z = s.commit(1, Op.SET_DATA, SetDataTxn("/a", b"1", 1), cxid=2)
+        s.op("set", "/a", 15, None, UNKNOWN, data=b"1", version=-1, xid=2)
+        if seen:  # another session saw zxid z at 20: the set was in by then
+            s.op("get", "/b", 16, 20, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)
+        s.op("set", "/a", 30, 40, client=1, session=2, data=b"2", version=0, result=version(1))
         return s
 
     s = story(seen=False)
     assert check_linearizable(s.history, Committed.merge([s.member()])) == []  # it could come last
     s = story(seen=True)
     [v] = check_linearizable(s.history, Committed.merge([s.member()]))
-    assert "op 0 [0, 20] create /a -> unknown" in v.message
+    assert "op 1 [15, 20] set /a -> ok (by its txn)" in v.message
 
 
 def test_a_multi_joins_its_paths():
@@ -239,3 +240,58 @@ def test_the_committed_order_is_a_witness_when_it_explains_every_outcome():
     [(part, ops)] = _lin_ops(s)
     assert "set /a v0 -> error -103 is not what the state then allows" in witness(part, ops)
     assert check_linearizable(s.history, NONE) == []  # but a wrong witness proves nothing: the search decides
+
+
+def test_an_unknown_write_whose_txn_is_an_error_changed_nothing():
+    # Seeds 3 and 6 (3 members): a TTL create lost its connection; its txn is an ErrorTxn
+    # (Unimplemented: no extended types), so the node never existed and a later set says NoNode.
+    def story(txn_error: bool) -> Story:
+        s = Story()
+        s.new_session(1)
+        if txn_error:
+            z = s.failed(1, Err.UNIMPLEMENTED, cxid=3)
+        else:
+            z = s.commit(1, Op.CREATE_TTL, CreateTxn(Op.CREATE_TTL, "/a", b"t", OPEN, False, 1, 500), cxid=3)
+        create(s, "/a", 0, None, UNKNOWN, flags=CreateMode.PERSISTENT_WITH_TTL, ttl=500, data=b"t", xid=3)
+        s.op("get", "/b", 5, 10, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)  # the txn was in by 10
+        s.op("set", "/a", 20, 30, ERROR, client=1, session=2, data=b"x", version=-1, error=Err.NO_NODE, zxid=z)
+        return s
+
+    s = story(txn_error=True)
+    assert check_linearizable(s.history, Committed.merge([s.member()])) == []
+    s = story(txn_error=False)  # the create succeeded: the set cannot say NoNode
+    [v] = check_linearizable(s.history, Committed.merge([s.member()]))
+    assert "set /a -> error -101" in v.message
+
+
+def test_an_unknown_write_whose_txn_is_an_error_must_have_been_refused_by_the_state():
+    s = Story()
+    s.new_session(1)
+    create(s, "/a", 0, 10, data=b"1")
+    s.op("delete", "/a", 20, None, UNKNOWN, version=-1, xid=4)
+    z = s.failed(1, Err.NO_NODE, cxid=4)  # but /a was there, and nothing deleted it
+    s.op("get", "/b", 21, 30, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)
+    [v] = check_linearizable(s.history, Committed.merge([s.member()]))
+    assert "delete /a -> error -101" in v.message
+
+
+def test_an_unknown_multi_whose_txn_failed_changed_nothing_and_failed_where_its_txn_says():
+    def story(fail_at_check: bool) -> Story:
+        s = Story()
+        s.new_session(1)
+        ops = [{"kind": "create", "path": "/a", "data": b"m"}, {"kind": "check", "path": "/b", "version": 0}]
+        s.op("multi", "/", 0, None, UNKNOWN, ops=ops, xid=5)
+        if fail_at_check:  # Apache's layout: the create keeps its txn, the check failed
+            z = s.multi(1, [(Op.CREATE, CreateTxn(Op.CREATE, "/a", b"m", OPEN, False, 1)),
+                            (Op.ERROR, ErrorTxn(Err.NO_NODE))], cxid=5)
+        else:  # the create said NodeExists: it cannot, /a is absent
+            z = s.multi(1, [(Op.ERROR, ErrorTxn(Err.NODE_EXISTS)),
+                            (Op.ERROR, ErrorTxn(Err.RUNTIME_INCONSISTENCY))], cxid=5)
+        s.op("get", "/b", 5, 10, ERROR, client=1, session=2, error=Err.NO_NODE, zxid=z)  # the txn was in by 10
+        create(s, "/a", 30, 40, client=1, session=2, data=b"later", zxid=z + 1)  # the multi made no /a
+        return s
+
+    s = story(fail_at_check=True)
+    assert check_linearizable(s.history, Committed.merge([s.member()])) == []
+    s = story(fail_at_check=False)
+    assert len(check_linearizable(s.history, Committed.merge([s.member()]))) == 1

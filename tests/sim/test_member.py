@@ -220,6 +220,18 @@ def test_a_slow_disk_delays_durability_and_groups_commits() -> None:
     assert not list(basic.no_acknowledged_write_lost(w))
 
 
+def test_a_healed_disk_keeps_its_fsyncs_within_the_ensembles_time_limits() -> None:
+    """Seed 125 (3 members): after the heal an exponential jitter's rare 230 ms fsync outlasted
+    syncLimit (250 ms) with the writes queued behind it; the leader dropped that follower, as
+    Apache's does, and its clients' requests were lost in the liveness phase."""
+    w = world(7, fsync_ms=20.0, fsync_jitter_ms=25.0)
+    w.options.sync_limit, w.options.tick_ms = 5, 50
+    data = w.members[0].data
+    assert max(data.fsync_latency() for _ in range(20000)) > 200
+    w.injector.heal()
+    assert max(data.fsync_latency() for _ in range(20000)) <= 50
+
+
 # ---------------------------------------------------------------- bad input and bugs
 
 

@@ -324,6 +324,41 @@ def test_datagrams_are_dropped(fault: str) -> None:
     assert net.stats["dropped"] == 1
 
 
+def test_the_heal_ends_datagram_loss() -> None:
+    """Seed 76 (3 members, msg_loss 0.3): a member LOOKING after the heal lost its notification
+    rounds to the loss, backed off, and was still LOOKING when the liveness phase ended."""
+    sched, net = make(link=LinkProfile(base_ms=1, jitter_ms=1, loss=1.0))
+    got: list[bytes] = []
+    net.on_message("m2", "election", lambda src, payload: got.append(payload))
+    net.send_message("m1", "m2", "election", b"lost")  # a link that exists before the heal
+    net.heal()
+    net.send_message("m1", "m2", "election", b"x")
+    net.send_message("m3", "m2", "election", b"y")  # and one made after it
+    sched.run_until(1000)
+    assert got == [b"x", b"y"]
+
+
+@pytest.mark.parametrize("hold", ["slow link", "heavy tail"])
+def test_the_heal_delivers_at_once_the_datagrams_a_slow_link_or_a_heavy_tail_held_back(hold: str) -> None:
+    """Seed 106 (3 members): a notification held for seconds by a heavy tail before the heal
+    held up every later one on its link (they keep their order), and a member stayed LOOKING."""
+    sched, net = make(link=LinkProfile(base_ms=2, jitter_ms=1))
+    got: list[bytes] = []
+    net.on_message("m2", "election", lambda src, payload: got.append(payload))
+    if hold == "slow link":
+        net.set_slow("m1", "m2", 10_000)
+    else:
+        net.set_profile("m1", "m2", LinkProfile(base_ms=2, jitter_ms=1, tail_p=1.0, tail_ms=5000))
+    for payload in (b"a", b"b"):
+        net.send_message("m1", "m2", "election", payload)
+    sched.run_until(1000)
+    assert got == []
+    net.heal()
+    net.send_message("m1", "m2", "election", b"c")
+    sched.run_until(sched.now + 50)
+    assert got == [b"a", b"b", b"c"]
+
+
 def test_a_partition_that_starts_in_flight_drops_the_datagram() -> None:
     sched, net = make(link=LinkProfile(base_ms=100, jitter_ms=0))
     got: list[bytes] = []

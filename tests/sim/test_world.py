@@ -1,8 +1,9 @@
 """Whole worlds: determinism, the swarm options and schedule, the CLI, and the CI run of seeds.
 
-The CI run (`test_ci_seeds`) runs ZKSERVER_SIM_SEEDS seeds (default 500) of the standalone
-world with tests/sim/basic.py's clients and checks, in two worker processes; any failing seed
-fails the test with its reproduction. `test_long_sweep` (marked slow) runs
+The CI run (`test_ci_seeds`) runs ZKSERVER_SIM_SEEDS seeds (default 500, from
+ZKSERVER_SIM_FIRST_SEED, default 0), each in the shape it draws (standalone, 3 or 5 voters, 0-2
+observers), with the simulated clients and every checker, in two worker processes; any failing
+seed fails the test with its reproduction. `test_long_sweep` (marked slow) runs
 ZKSERVER_SIM_LONG_SEEDS seeds the same way, when that is set.
 """
 
@@ -21,11 +22,11 @@ from zkserver.sim import __main__ as cli
 from zkserver.sim import runner
 from zkserver.sim.faults import FAULT_KINDS, SwarmOptions, draw_options, draw_schedule, parse_faults
 from zkserver.sim.scheduler import named_stream
-from zkserver.sim.world import Violation, World
+from zkserver.sim.world import MIN_LIVE_MS, Violation, World
 
 ROOT = Path(__file__).resolve().parents[2]
-BASIC = ["--workload", "tests.sim.basic:workload", "--check", "tests.sim.basic:no_acknowledged_write_lost",
-         "--check", "tests.sim.basic:log_is_contiguous"]
+BASIC = ["--members", "1", "--workload", "tests.sim.basic:workload", "--check",
+         "tests.sim.basic:no_acknowledged_write_lost", "--check", "tests.sim.basic:log_is_contiguous"]
 
 
 def args(*extra: str) -> object:
@@ -119,7 +120,7 @@ def _cli(*argv: str, env: dict[str, str] | None = None, code: int | None = 0) ->
 
 def test_one_seed_prints_its_options_schedule_and_verdict() -> None:
     out = _cli("--seed", "9", "--faults", "kill=30,partition=30", "--set", "fault_ms=10000", *BASIC)
-    assert out.startswith("seed 9  (set)\noptions: members=1 observers=0 clients=3 fault_ms=10000 ")
+    assert out.startswith("seed 9  (standalone, set)\noptions: members=1 observers=0 clients=3 fault_ms=10000 ")
     assert "faults: kill 30.0/min, partition 30.0/min" in out
     assert re.search(r"^ +\d+ ms  partition \{", out, re.M) and re.search(r"^ +\d+ ms  kill +m1, restart", out, re.M)
     assert re.search(r"^result: ok - \d+ virtual ms, \d+ events, \d+ operations \(\d+ ok\), \d+ faults", out, re.M)
@@ -137,7 +138,8 @@ def test_a_failing_seed_prints_the_violation_the_traces_and_a_reproduction() -> 
     assert "result: FAILED" in out and "violated: demo (1)\n  m1 ended at zxid 0x" in out
     for place in ("faults", "world", "m1", "c1", "c1>m1", "m1>c1"):
         assert f"--- trace of {place} (last 5 lines)" in out
-    assert ("reproduce: python -m zkserver.sim --seed 3 --set fault_ms=3000 " + " ".join(BASIC)) in out
+    assert ("reproduce: python -m zkserver.sim --seed 3 --members 1 --set fault_ms=3000 "
+            + " ".join(BASIC[2:])) in out
 
 
 def test_a_sweep_reports_seeds_per_minute() -> None:
@@ -152,17 +154,23 @@ def test_a_sweep_reports_seeds_per_minute() -> None:
 
 
 def _sweep(count: int) -> None:
+    """`count` seeds from ZKSERVER_SIM_FIRST_SEED (default 0), each of its drawn shape, with the
+    simulated clients and every checker, in two worker processes."""
+    first = int(os.environ.get("ZKSERVER_SIM_FIRST_SEED", "0"))
+    seeds = range(first, first + count)
     jobs = max(1, min(2, os.cpu_count() or 1))
-    outcomes = list(runner.run_seeds(range(count), args(), jobs))
+    outcomes = list(runner.run_seeds(seeds, cli.parse_args(["--seeds", f"{seeds[0]}-{seeds[-1]}"]), jobs))
     failed = sorted((o for o in outcomes if not o.ok), key=lambda o: o.seed)
-    cpu = sum(o.cpu_s for o in outcomes) / count
-    print(f"{count} seeds, {cpu:.3f} s CPU per seed")
-    assert not failed, "\n".join(f"{runner.first_line(o)}\n  reproduce: python -m zkserver.sim --seed {o.seed} "
-                                 f"{' '.join(BASIC)}" for o in failed)
+    shapes = Counter(o.shape for o in outcomes)
+    print(f"{count} seeds, {sum(o.cpu_s for o in outcomes) / count:.3f} s CPU per seed; shapes {dict(shapes)}")
+    assert not failed, "\n".join(f"{runner.first_line(o)}\n  reproduce: python -m zkserver.sim --seed {o.seed}"
+                                 for o in failed)
     assert sum(o.ops for o in outcomes) > 500 * count, "the worlds carried traffic"
+    if count >= 100:
+        assert shapes["standalone"] and any("3 voters" in s for s in shapes) and any("5 voters" in s for s in shapes)
 
 
-@pytest.mark.timeout(900)  # about 40 s on two idle cores; the limit only catches a hang
+@pytest.mark.timeout(1800)  # about 4 minutes on two idle cores (docs/testing.md); the limit catches a hang
 def test_ci_seeds() -> None:
     _sweep(int(os.environ.get("ZKSERVER_SIM_SEEDS", "500")))
 
@@ -174,8 +182,50 @@ def test_long_sweep() -> None:
     _sweep(int(os.environ["ZKSERVER_SIM_LONG_SEEDS"]))
 
 
+def test_an_ensemble_world_replays_exactly_here_and_in_another_process() -> None:
+    shape = ["--members", "3", "--observers", "1"]
+    a, b = (runner.build(8, cli.parse_args(["--seed", "8", *shape])).run() for _ in range(2))
+    assert (a.trace_digest, a.ok, a.ops, a.events, a.virtual_ms) == (b.trace_digest, b.ok, b.ops, b.events,
+                                                                      b.virtual_ms)
+    assert a.ops > 500 and a.faults_applied > 0
+    out = _cli("--seed", "8", *shape, env={"PYTHONHASHSEED": "4242"}, code=None)
+    assert out.startswith("seed 8  (3 voters + 1 observer, ") and f"trace {a.trace_digest}" in out
+
+
+def test_the_seed_draws_the_shape_unless_it_is_given() -> None:
+    shapes = Counter(runner.options_for(seed, cli.parse_args(["--seed", str(seed)])).observers * 10
+                     + runner.options_for(seed, cli.parse_args(["--seed", str(seed)])).members for seed in range(400))
+    assert {1, 3, 5, 13, 15, 23, 25} == set(shapes) and shapes[1] > 50
+    given = runner.options_for(5, cli.parse_args(["--seed", "5", "--members", "5"]))
+    assert (given.members, given.observers) == (5, 0)
+
+
 def test_more_than_one_member_needs_an_ensemble_host() -> None:
     with pytest.raises(ValueError, match="ensemble member host"):
         World(1, SwarmOptions(members=3))
     with pytest.raises(ValueError, match="ensemble member host"):
         World(1, SwarmOptions(members=1, observers=1))
+
+
+def test_the_liveness_phase_leaves_time_to_judge_after_the_grace() -> None:
+    """Seeds 180, 181 (3 members): a 4 s session timeout made the grace (two of them) as long
+    as the liveness phase, which judged only what was invoked as it ended."""
+    w = World(1, SwarmOptions(session_timeout_ms=4000, heal_ms=8000, faults={}))
+    assert w.live_from == w.heal_at + 8000
+    assert w.live_until - w.live_from >= MIN_LIVE_MS
+    short = World(1, SwarmOptions(session_timeout_ms=1000, heal_ms=8000, faults={}))
+    assert short.live_until == short.heal_at + 8000
+
+
+def test_an_ensemble_draws_latencies_a_new_session_fits_in_a_clients_connect_timeout() -> None:
+    """Seeds 101, 123, 143, 378 (5 voters + 2 observers): a 400 ms session timeout gives a client
+    57 ms per member to get its handshake answered (Java's connectTimeout), and a new session
+    is a write through the leader, fsynced on a quorum: with latencies drawn as for one member
+    it never fit, and no client could open a session even in a calm world."""
+    for seed in range(200):
+        standalone = draw_options(named_stream(seed, "options"), SwarmOptions())
+        big = draw_options(named_stream(seed, "options"), SwarmOptions(members=5, observers=2))
+        connect_ms = big.session_timeout_ms / 7
+        assert big.fsync_ms + big.fsync_jitter_ms <= connect_ms / 12 + 0.02  # (drawn values are rounded)
+        assert big.latency_ms + big.jitter_ms <= connect_ms / 24 + 0.02
+        assert standalone.fsync_ms <= standalone.session_timeout_ms / 40 + 0.01

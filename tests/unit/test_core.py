@@ -573,6 +573,25 @@ class TestMulti:
 
 
 class TestPipelining:
+    def test_a_close_does_not_list_an_ephemeral_deleted_and_recreated_by_others_in_flight(self):
+        """Found by the simulator (seed 49, 5 voters + 1 observer, with ack-before-durable on for
+        its timing): the session's ephemeral was deleted, then created again as another's node,
+        both still in flight; the change in flight for the path was the create, whose owner is
+        not the session, and the close listed the path from the committed tree anyway."""
+        d = CoreDriver(auto_persist=False)
+        owner, other = d.session(), d.session()
+        owner.send(Create("/e", b"", OPEN, 1))
+        d.persist()
+        assert owner.take()[0].err == 0
+        other.send(Delete("/e", -1))
+        other.send(Create("/e", b"mine", OPEN, 0))
+        owner.send(Close())
+        close = d.unpersisted[-1]
+        assert close[0].type == Op.CLOSE_SESSION and close[1].paths_to_delete == []
+        d.persist()
+        assert [f.err for f in other.take()] == [0, 0]
+        assert stat_of(other, "/e").ephemeralOwner == 0
+
     def test_reads_wait_behind_writes_and_replies_keep_order(self):
         d = CoreDriver(auto_persist=False)
         c = d.session()

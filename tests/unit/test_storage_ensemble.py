@@ -519,14 +519,24 @@ def test_load_epochs_follows_apache_start_up_rules(tmp_path: Path, caplog) -> No
     assert "currentEpoch not found! Creating with a reasonable default of 5" in caplog.text
     epochs.write_long(d, epochs.ACCEPTED_EPOCH, 7)
     assert epochs.load_epochs(d, (5 << 32) + 9) == epochs.Epochs(5, 7)
-    # currentEpoch behind the log, no currentEpoch.tmp: Apache's message.
+    # currentEpoch behind the log, the log past acceptedEpoch, no currentEpoch.tmp: Apache's message.
     with pytest.raises(StorageError) as e:
-        epochs.load_epochs(d, (6 << 32) + 1)
-    assert str(e.value) == f"The current epoch, 5, is older than the last zxid, {(6 << 32) + 1}"
+        epochs.load_epochs(d, (8 << 32) + 1)
+    assert str(e.value) == f"The current epoch, 5, is older than the last zxid, {(8 << 32) + 1}"
     # ... with currentEpoch.tmp (a write the crash cut short after its fsync): its value is taken.
     (tmp_path / "currentEpoch.tmp").write_bytes(b"6")
     assert epochs.load_epochs(d, (6 << 32) + 1) == epochs.Epochs(6, 7)
     assert (tmp_path / "currentEpoch").read_bytes() == b"6" and not (tmp_path / "currentEpoch.tmp").exists()
+    # currentEpoch behind the log within acceptedEpoch is refused here as by Apache (ZOOKEEPER-2354);
+    # recover_member cuts such a log back first (test_a_member_cuts_txns_of_an_epoch_it_never_acknowledged).
+    with pytest.raises(StorageError):
+        epochs.load_epochs(d, (7 << 32) + 3)
+    # ... an empty currentEpoch.tmp (a crash inside its write, sim seed 320) is ignored, not an error.
+    (tmp_path / "currentEpoch.tmp").write_bytes(b"")
+    assert epochs.read_pending_current_epoch(d) is None
+    assert "currentEpoch.tmp; a write of it was cut short: ignored" in caplog.text
+    (tmp_path / "currentEpoch.tmp").unlink()
+    epochs.write_long(d, epochs.ACCEPTED_EPOCH, 7)
     # acceptedEpoch behind currentEpoch.
     epochs.write_long(d, epochs.CURRENT_EPOCH, 0x1a)
     with pytest.raises(StorageError) as e:
@@ -659,8 +669,9 @@ def test_apache_session_password_is_java_random() -> None:
 
 
 def test_a_member_cuts_txns_of_an_epoch_it_never_acknowledged(tmp_path: Path) -> None:
-    """Found by the simulator (seed 4, 3 members): a learner logged the txns of its catch-up,
-    lost the leader before writing currentEpoch, and could not restart (Apache's rule)."""
+    """Found by the simulator (seeds 4 and 63, 3 members): a learner logged the txns of its
+    catch-up, lost the leader before writing currentEpoch, and could not restart (Apache's rule,
+    ZOOKEEPER-2354); and seed 320: the same with the empty currentEpoch.tmp of a write cut short."""
     opts = options(str(tmp_path))
     m = Member(opts, OS_DISK)
     m.write(HISTORY[:30])
@@ -669,6 +680,7 @@ def test_a_member_cuts_txns_of_an_epoch_it_never_acknowledged(tmp_path: Path) ->
     later = in_epoch(sample_txns(5, seed=9), E2)
     m.write(later)  # durable, but currentEpoch was never raised to 2
     m.storage.close()
+    (Path(opts.snap_dir) / "currentEpoch.tmp").write_bytes(b"")
     with pytest.raises(StorageError, match="older than the last zxid"):
         epochs.load_epochs(opts.snap_dir, recover(opts).last_logged_zxid)
     rec, found = recover_member(opts)

@@ -301,12 +301,12 @@ class Learner:
         self.peer.write_epoch(CURRENT_EPOCH, self.new_epoch)
         self.stage = Stage.AWAIT_UPTODATE
         self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
-        self.peer.snapshot_acknowledged()
 
     def _uptodate(self) -> None:
         if self.stage != Stage.AWAIT_UPTODATE:
             raise PeerProtocolError("UPTODATE before NEWLEADER was acknowledged")
         self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
+        self.peer.write_deferred_snapshot()  # only with the bug switch "snap-not-durable"
         if self.deferred:  # only with the bug switch "newleader-ack-early"
             late, self.deferred = self.deferred, []
             for txn in late:

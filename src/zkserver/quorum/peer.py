@@ -328,11 +328,16 @@ class QuorumPeer:
         if fx.appends:
             if self.leader is None:
                 raise AssertionError("the core prepared txns while not leading")
-            appends = fx.appends
+            appends, fx.appends = fx.appends, []
             bodies = self.storage.append(appends)
-            self.leader.propose([(h, t, b) for (h, t), b in zip(appends, bodies, strict=True)],
-                                self.clock.mono_ms())
-            fx.appends = []
+            if len(bodies) == len(appends):
+                self.leader.propose([(h, t, b) for (h, t), b in zip(appends, bodies, strict=True)],
+                                    self.clock.mono_ms())
+            else:
+                # The log refused them (it failed between its last report and now): they will
+                # never be durable, nor will anything after them. Stop, as log_failed does.
+                self.stopped = "the txn log refused a write"
+                self.role_failed(self.stopped)
         if (fx.forwards or fx.revalidations) and self.learner is not None:
             self.learner.forward(fx.forwards, fx.revalidations)
         client = self.ready.client
@@ -386,8 +391,9 @@ class QuorumPeer:
         self.storage.install_snapshot(tree, sessions, zxid)
         self.durable_zxid = zxid
 
-    def snapshot_acknowledged(self) -> None:
-        """The NEWLEADER ACK is out (only the bug switch "snap-not-durable" waits for this)."""
+    def write_deferred_snapshot(self) -> None:
+        """UPTODATE arrived: only the bug switch "snap-not-durable" waits for this to write the
+        SNAP it acked NEWLEADER for (ZOOKEEPER-3104: the snapshot was taken after UPTODATE)."""
         if self._unwritten_snapshot is not None:
             tree, sessions, zxid = self._unwritten_snapshot
             self._unwritten_snapshot = None
@@ -422,6 +428,8 @@ class QuorumPeer:
         self._leave_role()
         if self.stopped is None:
             self._look(self.clock.mono_ms())
+        else:
+            self.state = ServerState.LOOKING
 
     def _leave_role(self) -> None:
         self.flush_core()

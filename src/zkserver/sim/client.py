@@ -136,6 +136,11 @@ class SimClient:
     def outstanding(self) -> int:
         return len(self._queue) + len(self._pending)
 
+    @property
+    def opening_session(self) -> bool:
+        """A new session was asked for and not yet granted (its "session" operation is pending)."""
+        return self._session_op is not None
+
     # ------------------------------------------------------------ operations
 
     def submit(self, kind: str, path: str, args: dict[str, Any], on_done: Callback | None = None) -> Operation:

@@ -91,6 +91,7 @@ class DataDir:
         self.disk.makedirs(opts.snap_dir)
         self.disk.makedirs(opts.log_dir)
         self.slow = 1.0
+        self.max_fsync_ms = MAX_FSYNC_MS
         self._call_later = call_later  # the host's: callbacks run in its process, as it lives
         self.note = note
         self.storage: DiskStorage | None = None
@@ -130,10 +131,12 @@ class DataDir:
         storage.ensure_initial_snapshot()
         return storage
 
-    def calm(self) -> None:
-        """A healed disk: no slow-down, no heavy tail, room to write, no fsync error or power
-        cut armed; an fsync still in flight on the slow disk completes as on the healed one."""
+    def calm(self, max_fsync_ms: int = MAX_FSYNC_MS) -> None:
+        """A healed disk: no slow-down, no heavy tail, no fsync slower than `max_fsync_ms`, room
+        to write, no fsync error or power cut armed; an fsync still in flight on the slow disk
+        completes as on the healed one."""
         self.slow = 1.0
+        self.max_fsync_ms = max_fsync_ms
         self.profile = replace(self.profile, fsync_tail_p=0.0)
         self.disk.full = False
         self.disk.eio_next = False
@@ -173,7 +176,7 @@ class DataDir:
         ms = p.fsync_base_ms + (r.expovariate(1.0 / p.fsync_jitter_ms) if p.fsync_jitter_ms > 0 else 0.0)
         if p.fsync_tail_p and r.random() < p.fsync_tail_p:
             ms += min(p.fsync_tail_ms * r.paretovariate(1.5), 20 * p.fsync_tail_ms)
-        return max(0, min(int(ms * self.slow), MAX_FSYNC_MS))
+        return max(0, min(int(ms * self.slow), self.max_fsync_ms))
 
     def _start_round(self) -> None:
         assert self.storage is not None

@@ -11,9 +11,19 @@ every input the host takes the peer's Ready and carries it out in the order the 
 does: notifications, quorum bytes, the dial, closes, then client frames; one timer is re-armed
 at the peer's deadline, on this machine's own (possibly skewed) clock. Durability comes from
 DataDir's sync rounds, as `peer.log_persisted`.
+
+The journal of committed txns (SimEnv.applied) the checkers judge against. Each machine keeps
+its member's history, zxid -> txn bytes, through everything that changes it: applies (in a
+role, or of a logged suffix when leaving one), recovery (what the log replays), TRUNC (cut),
+SNAP (the leader's history up to the snapshot, read off its host: the world sees everything).
+A txn is committed when a leader or learner applies it in its role, and the whole history of
+a leader is committed once it is established (Zab: a quorum acked NEWLEADER); both go into the
+journal. A suffix applied when leaving a role goes in only that way, since a TRUNC may cut it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..config.model import PeerAddress, ServerSpec
 from ..core import CoreSettings, ServerCore
@@ -26,9 +36,9 @@ from ..quorum.verifier import QuorumMaj
 from ..storage.database import Recovered, StorageOptions
 from ..storage.digest import tree_digest
 from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
-from ..storage.txnlog import encode_proposal
+from ..storage.txnlog import decode_entry, encode_proposal
 from ..tree.datatree import DataTree
-from .disks import DataDir, DiskProfile
+from .disks import DiskProfile
 from .member import DOWN, UP, ClientPort, MemberHost, MemberState, SimEnv
 from .scheduler import Timer
 from .streams import Stream
@@ -43,12 +53,14 @@ def member_specs(voters: int, observers: int) -> list[ServerSpec]:
 
 
 class _MemberLog:
-    """The peer's MemberStorage over a DataDir: appends go through its sync rounds."""
+    """The peer's MemberStorage over a DataDir: appends go through its sync rounds; a TRUNC or
+    a SNAP changes the host's history too."""
 
-    def __init__(self, data: DataDir):
-        self.data = data
-        assert data.storage is not None
-        self.storage = data.storage
+    def __init__(self, host: EnsembleHost):
+        self.host = host
+        self.data = host.data
+        assert self.data.storage is not None
+        self.storage = self.data.storage
 
     @property
     def last_logged_zxid(self) -> int:
@@ -59,10 +71,13 @@ class _MemberLog:
         return self.data.append(entries, digests)
 
     def truncate(self, zxid: int) -> Recovered:
-        return self.storage.truncate(zxid)
+        rec = self.storage.truncate(zxid)
+        self.host.cut_history(zxid)
+        return rec
 
     def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None:
         self.storage.install_snapshot(tree, sessions, zxid)
+        self.host.history_from_leader(zxid)
 
     def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
         return self.storage.snapshot_stream(tree, sessions)
@@ -118,11 +133,18 @@ class _QuorumLink:
 
 class EnsembleHost(MemberHost):
     def __init__(self, env: SimEnv, sid: int, settings: CoreSettings, opts: StorageOptions, disk: DiskProfile,
-                 peer_settings: PeerSettings, specs: list[ServerSpec]):
+                 peer_settings: PeerSettings, specs: list[ServerSpec],
+                 hosts: Callable[[int], EnsembleHost] | None = None,
+                 election_settings: ElectionSettings | None = None):
         super().__init__(env, sid, opts, disk)
         self.settings = settings
         self.peer_settings = peer_settings
         self.specs = specs
+        self.hosts = hosts  # sid -> that member's host (for a SNAP's history)
+        self.election_settings = election_settings or ElectionSettings()
+        self.history: dict[int, bytes] = {}  # zxid -> txn bytes: what this machine's member holds
+        self._claimed_epoch = -1  # the last epoch this member led established (its history journaled)
+        self._sync_cut: tuple[Stage, Callable[[], None]] | None = None  # a fault armed at a sync point
         self.secret = env.scheduler.rng(f"{self.name}.secret").randbytes(32)
         self.core: ServerCore | None = None
         self.peer: QuorumPeer | None = None
@@ -137,6 +159,7 @@ class EnsembleHost(MemberHost):
     def _boot(self) -> None:
         data = self.data
         rec, epochs = data.recover_member(self.settings.extended_types)
+        self._recovered_history(rec.last_logged_zxid)
         core = self.core = ServerCore(self.settings, self.clock, self.secret, tree=rec.tree)
         core.sessions.apache_passwords = True
         core.on_applied = self._applied
@@ -145,9 +168,9 @@ class EnsembleHost(MemberHost):
             core.sessions.add(sid, timeout, now)
         data.open(rec, core.sessions.timeouts, self._durable, self._failed)
         verifier = QuorumMaj(self.specs)
-        election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, ElectionSettings())
+        election = FastLeaderElection(self.sid, verifier, not self.peer_settings.observer, self.election_settings)
         extended = self.settings.extended_types
-        self.peer = QuorumPeer(self.peer_settings, core, _MemberLog(data), verifier, election,  # type: ignore[arg-type]
+        self.peer = QuorumPeer(self.peer_settings, core, _MemberLog(self), verifier, election,  # type: ignore[arg-type]
                                rec.committed, self.clock, accepted_epoch=epochs.accepted,
                                current_epoch=epochs.current,
                                decode_snapshot=lambda blob: decode_snapshot_stream(blob, extended),
@@ -178,7 +201,44 @@ class EnsembleHost(MemberHost):
         return link
 
     def _applied(self, hdr: TxnHeader, txn: object) -> None:
-        self.env.note_applied(self.name, hdr.zxid, encode_proposal(hdr, txn, None))
+        """Into the history; into the journal too when a leader or learner applies it. A peer
+        leaving its role applies what it logged and never saw committed (the history it votes
+        with, as Apache reloads it from disk): maybe never committed, and cut by a later TRUNC."""
+        body = encode_proposal(hdr, txn, None)
+        self.history[hdr.zxid] = body
+        peer = self.peer
+        if peer is None or peer.leader is not None or peer.learner is not None:
+            self.env.note_applied(self.name, hdr.zxid, body)
+
+    # ------------------------------------------------------------ the history (see the module doc)
+
+    def _recovered_history(self, last_zxid: int) -> None:
+        """Recovery kept what the disk held: nothing past `last_zxid`, and the log's txns (maybe
+        logged and never applied before the crash) as written."""
+        history = {z: b for z, b in self.history.items() if z <= last_zxid}
+        for zxid, entry in self.data.logged_txns():
+            if zxid <= last_zxid:
+                hdr, txn, _ = decode_entry(entry)
+                history[zxid] = encode_proposal(hdr, txn, None)
+        self.history = history
+
+    def cut_history(self, zxid: int) -> None:
+        self.history = {z: b for z, b in self.history.items() if z <= zxid}
+
+    def history_from_leader(self, zxid: int) -> None:
+        peer = self.peer
+        assert peer is not None and peer.leader_sid is not None and self.hosts is not None
+        leader = self.hosts(peer.leader_sid)
+        self.history = {z: b for z, b in leader.history.items() if z <= zxid}
+
+    def _claim_history(self) -> None:
+        """An established leader's history is committed: all of it into the journal, once per epoch."""
+        leader = self.peer.leader if self.peer is not None else None
+        if leader is None or not leader.established or leader.epoch == self._claimed_epoch:
+            return
+        self._claimed_epoch = leader.epoch
+        for zxid, body in sorted(self.history.items()):
+            self.env.note_applied(self.name, zxid, body)
 
     def _cid(self) -> int:
         cid = self._next_cid
@@ -224,7 +284,20 @@ class EnsembleHost(MemberHost):
                 link.stream.close()
         self._listen_while_leading()
         port.write(ready.client)
+        self._claim_history()
         self._arm()
+        cut = self._sync_cut
+        if cut is not None and peer.learner is not None and peer.learner.stage == cut[0]:
+            self._sync_cut = None
+            cut[1]()  # this process dies here, its Ready carried out: nothing may follow in pump
+
+    def arm_sync_cut(self, point: str | None, on_cut: Callable[[], None] | None = None) -> None:
+        """"persisting": once a learner read NEWLEADER and logged its txns, not yet durable;
+        "acked": once it sent the NEWLEADER ACK."""
+        if point is None or on_cut is None:
+            self._sync_cut = None
+        else:
+            self._sync_cut = ({"persisting": Stage.PERSISTING, "acked": Stage.AWAIT_UPTODATE}[point], on_cut)
 
     def _listen_while_leading(self) -> None:
         """The quorum port accepts only while this member leads, as Apache's Leader binds it
@@ -249,12 +322,15 @@ class EnsembleHost(MemberHost):
     def quiet(self) -> bool:
         """The disk is quiet and the member is settled in a role with nothing in flight: a
         learner has applied all it logged, a leader has nothing proposed or committed that is
-        not applied (a COMMIT on its way keeps the world running)."""
+        not applied, and no quorum packet is on its way to or from it (an observer knows
+        nothing of the INFORM coming to it)."""
         if self.state != UP:
             return True
         peer = self.peer
         if not self.data.quiet or peer is None or peer.stopped is not None:
             return self.data.quiet
+        if self.env.network.in_flight(self.name, "quorum"):
+            return False
         if peer.learner is not None:
             learner = peer.learner
             return learner.stage == Stage.BROADCAST and not learner.logged and not learner.apply_queue
@@ -283,5 +359,7 @@ def ensemble_member(world, sid: int) -> EnsembleHost:  # world: sim.world.World
     disk = DiskProfile(o.fsync_ms, o.fsync_jitter_ms, o.fsync_tail_p)
     peer = PeerSettings(sid, tick_ms=o.tick_ms, init_limit=o.init_limit, sync_limit=o.sync_limit,
                         observer=sid > o.members)
-    return EnsembleHost(world.env, sid, settings, opts, disk, peer, member_specs(o.members, o.observers))
+    election = ElectionSettings(max_notification_interval_ms=o.fle_max_ms)
+    return EnsembleHost(world.env, sid, settings, opts, disk, peer, member_specs(o.members, o.observers),
+                        lambda other: world.member(f"m{other}"), election)
 

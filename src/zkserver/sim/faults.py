@@ -45,6 +45,12 @@ FAULT_KINDS: dict[str, int] = {
     "fsync_eio": 1,  # the next fdatasync fails: the log fail-stops until a restart
     "disk_full": 1,  # ENOSPC on every write for a while
     "slow_disk": 1,  # fsyncs 10-1000x slower for a while
+    "garbage": 3,  # malformed election notifications reach a member
+    "sync_cut": 3,  # a learner dies at a point of its next sync with a leader
+}
+SYNC_POINTS = {  # where a sync_cut strikes, and how
+    "persisting": "power",  # NEWLEADER read, its txns logged, not yet durable
+    "acked": "kill",  # the NEWLEADER ACK just sent (a kill: the ACK still reaches the leader)
 }
 REBOOT_MODES = ("drop", "keep", "torn", "pages", "flip", "random")
 
@@ -60,6 +66,7 @@ class SwarmOptions:
     tick_ms: int = 200
     init_limit: int = 10  # ticks (ensemble members)
     sync_limit: int = 5
+    fle_max_ms: int = 2000  # zookeeper.fastleader.maxNotificationInterval (ensemble members)
     session_timeout_ms: int = 2000  # what clients ask for
     snap_count: int = 100000
     pre_alloc_kb: int = 64
@@ -122,6 +129,27 @@ def parse_faults(text: str) -> dict[str, float]:
     return out
 
 
+# (voters, weight) and (observers, weight) of an ensemble: a seed's shape unless given
+SHAPES = ((1, 25), (3, 45), (5, 30))
+OBSERVERS = ((0, 50), (1, 30), (2, 20))
+
+
+def draw_shape(rng: random.Random) -> tuple[int, int]:
+    """(voters, observers): standalone (one member, no observer), or 3 or 5 voters with 0-2
+    observers."""
+    voters = rng.choices([v for v, _ in SHAPES], [w for _, w in SHAPES])[0]
+    if voters == 1:
+        return 1, 0
+    return voters, rng.choices([n for n, _ in OBSERVERS], [w for _, w in OBSERVERS])[0]
+
+
+def describe_shape(o: SwarmOptions) -> str:
+    if o.members == 1 and not o.observers:
+        return "standalone"
+    shape = f"{o.members} voter{'s' if o.members != 1 else ''}"
+    return shape + (f" + {o.observers} observer{'s' if o.observers != 1 else ''}" if o.observers else "")
+
+
 def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmOptions:
     """A seed's options: `base` (its member/client counts and durations are kept) with the
     network, disk, timing and faults drawn."""
@@ -134,7 +162,11 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     o.pre_alloc_kb = rng.choice((1, 4, 64))
     # Latencies in proportion to the session timeout: a calm world answers well within the
     # clients' timeouts, so a liveness failure after the heal is the server's, not the dice's.
-    budget = o.session_timeout_ms / 40
+    # A client waits session timeout / members for a connection's handshake (as Java's does),
+    # and in an ensemble a new session is a write: forwarded, fsynced on a quorum (waiting
+    # for a group commit round in flight), committed, fsynced again on an observer: some six
+    # deliveries and four fsyncs, each with its exponential jitter.
+    budget = min(o.session_timeout_ms / 40, o.session_timeout_ms / (o.members + o.observers) / 24)
     o.latency_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.jitter_ms = round(rng.uniform(0.1, 5.0) * min(1.0, budget / 10), 2)
     o.tail_p = rng.choice((0.0, 0.0, 0.001, 0.01, 0.05))
@@ -155,6 +187,9 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     else:
         o.flavour = "storm"
         o.faults = {k: round(rng.uniform(5.0, 40.0), 1) for k in kinds if rng.random() < 0.7}
+    # A member LOOKING through a long partition backs off up to this between notification
+    # rounds (Apache's default is a minute); the liveness phase waits for it (World.live_from).
+    o.fle_max_ms = rng.choice((400, 1000, 2000))
     return o
 
 
@@ -322,12 +357,31 @@ def _draw_slow_disk(rng, t, o, members, clients) -> FaultEvent:
     return FaultEvent(t, "slow_disk", who, f"{who} fsync x{factor}", t + _span(rng, o), {"factor": factor})
 
 
+def _draw_garbage(rng, t, o, members, clients) -> FaultEvent:
+    who = rng.choice(members)
+    src = rng.choice([m for m in members if m != who])
+    sizes = [rng.randint(0, 27) for _ in range(rng.randint(1, 3))]  # shorter than any notification
+    return FaultEvent(t, "garbage", who, f"{src}>{who} malformed notifications of {sizes} bytes", None,
+                      {"src": src, "sizes": sizes})
+
+
+def _draw_sync_cut(rng, t, o, members, clients) -> FaultEvent:
+    who = rng.choice(members)
+    point = rng.choice(sorted(SYNC_POINTS))
+    mode = rng.choice(REBOOT_MODES)
+    down = int(rng.uniform(50, 2.0 * o.session_timeout_ms))
+    how = "power cut (reboot: " + mode + ")" if SYNC_POINTS[point] == "power" else "killed"
+    return FaultEvent(t, "sync_cut", who, f"{who} {how} at its next sync's {point}, restart after {down} ms",
+                      t + _span(rng, o, 1.0, 5.0), {"point": point, "mode": mode, "down": down})
+
+
 _DRAW: dict[str, Callable[..., FaultEvent]] = {
     "partition": _draw_partition, "one_way": _draw_one_way, "bridge": _draw_bridge, "ring": _draw_ring,
     "isolate": _draw_isolate, "slow_link": _draw_slow_link, "reset": _draw_reset,
     "kill": _draw_crash("kill"), "power": _draw_crash("power"), "torn": _draw_crash("torn"),
     "pause": _draw_pause, "skew": _draw_skew, "wall_jump": _draw_wall_jump, "fsync_eio": _draw_fsync_eio,
-    "disk_full": _draw_disk_full, "slow_disk": _draw_slow_disk,
+    "disk_full": _draw_disk_full, "slow_disk": _draw_slow_disk, "garbage": _draw_garbage,
+    "sync_cut": _draw_sync_cut,
 }
 
 
@@ -441,6 +495,24 @@ class FaultInjector:
     def fast_disk(self, ev: FaultEvent, _: Any) -> None:
         self.member(ev.target).data.slow = 1.0
 
+    def garbage(self, ev: FaultEvent) -> None:
+        for size in ev.params["sizes"]:
+            self.world.network.send_message(ev.params["src"], ev.target, "election", self.rng.randbytes(size))
+
+    def sync_cut(self, ev: FaultEvent) -> None:
+        m = self.member(ev.target)
+        m.arm_sync_cut(ev.params["point"], lambda: self._cut_in_sync(ev))
+
+    def _cut_in_sync(self, ev: FaultEvent) -> None:
+        m = self.member(ev.target)
+        point = ev.params["point"]
+        self.world.trace.note("faults", f"sync_cut: {ev.target} at {point}")
+        m.crash(power=SYNC_POINTS[point] == "power", reboot_mode=ev.params["mode"])
+        self.world.scheduler.call_later(ev.params["down"], m.start)
+
+    def sync_uncut(self, ev: FaultEvent, _: Any) -> None:
+        self.member(ev.target).arm_sync_cut(None)
+
     def heal(self) -> None:
         """End every fault: the network whole, every member up with a working log, sane
         clocks, fast disks with room."""
@@ -448,10 +520,15 @@ class FaultInjector:
         w.trace.note("faults", "heal: partitions, slow links and latency tails end; every member up, clocks and "
                                "disks sane")
         w.network.heal()
+        # A healed disk keeps well within syncLimit: an exponential jitter's rare long fsync
+        # would otherwise make the leader drop a follower (as Apache's does) after the heal.
+        o = w.options
+        max_fsync = max(1, o.tick_ms * o.sync_limit // 5)
         for m in w.members:
+            m.arm_sync_cut(None)
             m.resume()
             m.set_clock_rate(1.0)
-            m.data.calm()
+            m.data.calm(max_fsync)
             if m.log_failed:
                 m.crash(power=False)
             m.start()
@@ -463,12 +540,13 @@ _BEGIN: dict[str, Callable[[FaultInjector, FaultEvent], Any]] = {
     "reset": FaultInjector.reset, "kill": FaultInjector.kill, "power": FaultInjector.power,
     "torn": FaultInjector.torn, "pause": FaultInjector.pause, "skew": FaultInjector.skew,
     "wall_jump": FaultInjector.wall_jump, "fsync_eio": FaultInjector.fsync_eio,
-    "disk_full": FaultInjector.disk_full, "slow_disk": FaultInjector.slow_disk,
+    "disk_full": FaultInjector.disk_full, "slow_disk": FaultInjector.slow_disk, "garbage": FaultInjector.garbage,
+    "sync_cut": FaultInjector.sync_cut,
 }
 _END: dict[str, Callable[[FaultInjector, FaultEvent, Any], None]] = {
     "partition": FaultInjector.unblock, "one_way": FaultInjector.unblock, "bridge": FaultInjector.unblock,
     "ring": FaultInjector.unblock, "isolate": FaultInjector.unblock, "slow_link": FaultInjector.fast_link,
     "kill": FaultInjector.restart, "power": FaultInjector.restart, "torn": FaultInjector.restart,
     "pause": FaultInjector.resume, "skew": FaultInjector.unskew, "fsync_eio": FaultInjector.cycle,
-    "disk_full": FaultInjector.disk_freed, "slow_disk": FaultInjector.fast_disk,
+    "disk_full": FaultInjector.disk_freed, "slow_disk": FaultInjector.fast_disk, "sync_cut": FaultInjector.sync_uncut,
 }

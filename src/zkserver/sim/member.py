@@ -156,6 +156,10 @@ class MemberHost:
         self.data.disk.crash_after(after_ops)
         return True
 
+    def arm_sync_cut(self, point: str | None, on_cut: Callable[[], None] | None = None) -> None:
+        """Call `on_cut` when this member's process reaches `point` of a learner's sync (None:
+        disarm). Only ensemble members sync; elsewhere this does nothing."""
+
     def pause(self) -> None:
         if self.state == UP:
             self.state = PAUSED

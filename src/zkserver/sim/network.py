@@ -64,7 +64,7 @@ class NetConfig:
 
 
 class _Link:
-    __slots__ = ("blocks", "dst", "msg_due", "name", "profile", "slow", "src")
+    __slots__ = ("blocks", "dst", "msg_due", "msgs", "name", "profile", "slow", "src")
 
     def __init__(self, src: str, dst: str, profile: LinkProfile):
         self.src, self.dst = src, dst
@@ -73,6 +73,7 @@ class _Link:
         self.slow = 1.0
         self.blocks = 0
         self.msg_due = 0
+        self.msgs: deque[tuple[Timer, str, bytes]] = deque()  # datagrams in flight, in delivery order
 
 
 class _Pipe:
@@ -205,18 +206,34 @@ class Network:
         self._restart_stalled()
 
     def heal(self) -> None:
-        """End every partition and slow-down, and the heavy tail of the latencies: after a
-        heal the network is a calm one, so that liveness can be judged with fixed timeouts."""
-        self.config.link = replace(self.config.link, tail_p=0.0)
+        """End every partition and slow-down, the heavy tail of the latencies and datagram
+        loss: after a heal the network is a calm one, so that liveness can be judged with fixed
+        timeouts (the real election channel is TCP, which loses nothing once it connects)."""
+        self.config.link = replace(self.config.link, tail_p=0.0, loss=0.0)
         for link in self.links.values():
             link.blocks = 0
             link.slow = 1.0
-            link.profile = replace(link.profile, tail_p=0.0)
+            link.profile = replace(link.profile, tail_p=0.0, loss=0.0)
         self._blocks.clear()
         for conn in self.connections():
             for end in conn.ends():
                 self._retime(end.out)
+        for link in self.links.values():
+            self._retime_messages(link)
         self._restart_stalled()
+
+    def _retime_messages(self, link: _Link) -> None:
+        """Datagrams held up by a slow or heavy-tailed delivery arrive as on the calm network,
+        still in order (one held for seconds would hold up every later one on its link)."""
+        now, due = self.scheduler.now, 0
+        msgs = link.msgs
+        for i, (timer, channel, payload) in enumerate(msgs):
+            due = max(due, min(timer.at, now + self.latency(link)))
+            if due != timer.at:
+                timer.cancel()
+                timer = self.scheduler.call_at(due, self._deliver_message, link, channel, payload)
+            msgs[i] = (timer, channel, payload)
+        link.msg_due = due
 
     def _retime(self, pipe: _Pipe) -> None:
         """Bytes held up by a slow or heavy-tailed delivery arrive as on the calm network,
@@ -306,6 +323,11 @@ class Network:
         conn.timeout = self.scheduler.call_later(self.config.connect_timeout_ms, self._connect_timeout, conn)
         self.trace.note(a.out.link.name, f"{conn.label} connect")
         return a
+
+    def in_flight(self, endpoint: str, port: str) -> bool:
+        """Bytes on their way to or from `endpoint` on a live connection to some `port`."""
+        return any(c.port == port and c.live and endpoint in (c.a.local, c.b.local) and (c.a.out.queue or c.b.out.queue)
+                   for c in self.conns.values())
 
     def connections(self) -> list[Connection]:
         """The connections still open at some end, oldest first."""
@@ -435,9 +457,10 @@ class Network:
             self.trace.note(link.name, f"msg {channel} {len(payload)}B dropped{' (partition)' if link.blocks else ''}")
             return
         due = link.msg_due = max(link.msg_due, self.scheduler.now + self.latency(link))
-        self.scheduler.call_at(due, self._deliver_message, link, channel, payload)
+        link.msgs.append((self.scheduler.call_at(due, self._deliver_message, link, channel, payload), channel, payload))
 
     def _deliver_message(self, link: _Link, channel: str, payload: bytes) -> None:
+        link.msgs.popleft()
         receive = self.receivers.get((link.dst, channel))
         if link.blocks or receive is None or not self.up(link.dst):
             self.stats["dropped"] += 1

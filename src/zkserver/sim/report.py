@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .faults import FaultEvent, SwarmOptions
+from .faults import FaultEvent, SwarmOptions, describe_shape
 from .world import Result, Violation, World
 
 SHOWN_PER_CHECK = 5
@@ -14,7 +14,7 @@ SHOWN_PER_CHECK = 5
 
 def header(seed: int, options: SwarmOptions, schedule: list[FaultEvent]) -> list[str]:
     knobs, faults = options.describe()
-    lines = [f"seed {seed}  ({options.flavour})", f"options: {knobs}", f"  {faults}",
+    lines = [f"seed {seed}  ({describe_shape(options)}, {options.flavour})", f"options: {knobs}", f"  {faults}",
              f"fault schedule ({len(schedule)} events, heal at {options.fault_ms} ms):"]
     lines += [f"  {ev.describe()}" for ev in schedule] or ["  (none)"]
     return lines

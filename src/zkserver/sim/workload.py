@@ -68,8 +68,8 @@ class Workload:
 
     @property
     def idle(self) -> bool:
-        """No operation outstanding on any client."""
-        return all(d.client.outstanding == 0 for d in self.drivers)
+        """No operation outstanding on any client, a new session's included."""
+        return all(d.client.outstanding == 0 and not d.client.opening_session for d in self.drivers)
 
     def stop(self) -> None:
         """No more operations (the world's quiet phase); what is in flight completes."""

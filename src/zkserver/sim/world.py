@@ -8,7 +8,8 @@ and record what they saw in `world.history`). `run()` then goes through four pha
 
 1. faults: the workload runs while the schedule's events fire;
 2. heal: every fault ends at once (faults.FaultInjector.heal);
-3. liveness: the workload goes on in a fault-free world;
+3. liveness: the workload goes on in a fault-free world, for heal_ms (and at least
+   MIN_LIVE_MS after `live_from`, when the operations it judges start);
 4. quiesce: the workload stops issuing; the run continues until it has no operation
    outstanding and every member's disk is quiet (or a time limit passes).
 
@@ -48,6 +49,9 @@ from .trace import Trace
 class Violation:
     check: str
     detail: str
+
+
+MIN_LIVE_MS = 3000  # the least time operations are invoked and judged for liveness
 
 
 class Workload(Protocol):
@@ -117,7 +121,17 @@ class World:
         self.checks = list(checks)
         self.workload = workload(self) if workload is not None else None
         self.heal_at = o.fault_ms
-        self.live_from = self.heal_at + max(2 * o.session_timeout_ms, 2 * o.connect_timeout_ms)
+        # Clients give up on a dead connection and find a member within these. An ensemble
+        # settles within docs/testing.md's bound: a member still LOOKING from the fault phase
+        # notifies again within fle_max_ms, a round may take a few of those (a member with the
+        # best vote stays silent while worse ones keep arriving within its poll interval, as in
+        # Apache), and a leader elected without a quorum behind it waits initLimit ticks.
+        grace = [2 * o.session_timeout_ms, 2 * o.connect_timeout_ms]
+        if o.members + o.observers > 1:
+            grace.append(3 * o.fle_max_ms + o.init_limit * o.tick_ms)
+        self.live_from = self.heal_at + max(grace)
+        # The liveness phase lasts heal_ms, and long enough after live_from to judge something.
+        self.live_until = max(self.heal_at + o.heal_ms, self.live_from + MIN_LIVE_MS)
 
     # ------------------------------------------------------------ what clients and faults use
 
@@ -169,7 +183,7 @@ class World:
         sched, o = self.scheduler, self.options
         stop = self._stopped
         self.start()
-        sched.run_until(self.heal_at + o.heal_ms, stop)
+        sched.run_until(self.live_until, stop)
         if stop():
             return
         self.trace.note("world", "quiesce: the workload stops issuing")

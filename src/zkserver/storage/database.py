@@ -28,7 +28,7 @@ from ..tree.datatree import DataTree
 from .committed import COMMIT_LOG_COUNT, CommittedLog
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
-from .epochs import CURRENT_EPOCH, TMP_SUFFIX, Epochs, load_epochs, read_long, write_long
+from .epochs import CURRENT_EPOCH, Epochs, load_epochs, read_long, read_pending_current_epoch, write_long
 from .rewrite import finish_pending, install_files, truncate_files
 from .snapshot import (
     SnapFormat,
@@ -142,7 +142,7 @@ def recover_member(opts: StorageOptions, extended_types: bool = False,
     is kept: a leader's snapshot holds committed txns only, and currentEpoch follows it."""
     rec = recover(opts, extended_types, disk)
     current = read_long(opts.snap_dir, CURRENT_EPOCH, disk)
-    pending_write = read_long(opts.snap_dir, CURRENT_EPOCH + TMP_SUFFIX, disk) is not None
+    pending_write = read_pending_current_epoch(opts.snap_dir, disk) is not None
     if current is not None and not pending_write and rec.last_logged_zxid >> 32 > current:
         keep = max(_last_zxid_of_epoch(opts, current, disk), rec.snapshot_zxid)
         if keep < rec.last_logged_zxid:

@@ -9,7 +9,9 @@ below use, as Apache's do.
 Start-up (QuorumPeer.loadDataBase, 3.8), given the last logged zxid after recovery:
 - a missing file is created holding the epoch of that zxid;
 - currentEpoch below that epoch takes the value of currentEpoch.tmp if that file exists (and is
-  rewritten with it), else start-up fails;
+  rewritten with it) and holds a number (a tmp file a crash left empty is ignored: Apache fails
+  on it); else start-up fails (storage.database.recover_member first cuts back the one case a
+  crash of ours leaves: a learner's unacknowledged sync);
 - acceptedEpoch below currentEpoch fails start-up.
 The messages are Apache's.
 """
@@ -64,12 +66,11 @@ def load_epochs(directory: str, last_logged_zxid: int, disk: Disk = OS_DISK) -> 
     zxid_epoch = last_logged_zxid >> 32
     current = _read_or_create(directory, CURRENT_EPOCH, zxid_epoch, disk)
     if zxid_epoch > current:
-        tmp = read_long(directory, CURRENT_EPOCH + TMP_SUFFIX, disk)
+        tmp = read_pending_current_epoch(directory, disk)
         if tmp is None:
             raise StorageError(f"The current epoch, {_hex(current)}, is older than the last zxid, "
                                f"{last_logged_zxid}")
-        log.info("%s found. Setting current epoch to %d.", os.path.join(directory, CURRENT_EPOCH + TMP_SUFFIX),
-                 tmp)
+        log.info("%s found. Setting current epoch to %d.", os.path.join(directory, CURRENT_EPOCH + TMP_SUFFIX), tmp)
         write_long(directory, CURRENT_EPOCH, tmp, disk)
         current = tmp
     accepted = _read_or_create(directory, ACCEPTED_EPOCH, zxid_epoch, disk)
@@ -77,6 +78,17 @@ def load_epochs(directory: str, last_logged_zxid: int, disk: Disk = OS_DISK) -> 
         raise StorageError(f"The accepted epoch, {_hex(accepted)} is less than the current epoch, "
                            f"{_hex(current)}")
     return Epochs(current, accepted)
+
+
+def read_pending_current_epoch(directory: str, disk: Disk = OS_DISK) -> int | None:
+    """currentEpoch.tmp's value; None when it is absent, or holds no number: a crash cut its
+    write short, before its fsync and rename, so currentEpoch was never replaced (Apache fails
+    to start on it)."""
+    try:
+        return read_long(directory, CURRENT_EPOCH + TMP_SUFFIX, disk)
+    except StorageError as e:
+        log.warning("%s; a write of it was cut short: ignored", e)
+        return None
 
 
 def _read_or_create(directory: str, name: str, default: int, disk: Disk) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..history import History
 from .base import Committed, MemberState, NodeView, Violation
 from .consistency import check_reads, check_session_order, check_sync
-from .durability import check_acknowledged, check_refused
+from .durability import check_acknowledged, check_committed, check_refused
 from .linearizable import DEFAULT_BUDGET, check_linearizable
 from .replicas import check_replicas
 from .sessions import check_ephemerals, check_sequential
@@ -34,6 +34,7 @@ def check_all(history: History, members: list[MemberState], *, quiet: bool = Tru
         *check_client(history),
         *check_replicas(members, committed, quiet),
         *check_acknowledged(history, members),
+        *check_committed(members, journal or []),
         *check_refused(history, committed),
         *check_session_order(history),
         *check_sync(history),

@@ -1,4 +1,4 @@
-"""No acknowledged write is lost, and no write answered with an error took effect.
+"""No acknowledged write and no committed txn is lost, and no write answered with an error took effect.
 
 Theory of operation. A write's reply carries its own txn's zxid. For every OK write (and OK
 close), each live member must hold, at exactly that zxid, a txn of that session with that
@@ -9,6 +9,11 @@ whatever crashes and recoveries the run put it through.
 
 The converse: a write answered with an error may leave an error txn (ZooKeeper logs failed
 writes too), found by its session and xid, but never a txn that changed the tree.
+
+And what the world saw committed (its journal: txns a leader or learner applied in its role, and
+an established leader's history) must stay so: every live member holds each of those txns, byte
+for byte, past the snapshot its history starts from - acknowledged to a client or not (a
+closeSession, an expiry, a write whose reply was lost).
 """
 
 from __future__ import annotations
@@ -116,4 +121,27 @@ def check_refused(history: History, committed: Committed) -> list[Violation]:
         if t is not None and _changes_tree(t):
             violations.append(Violation("durability", f"op {o.op_id} ({o.kind} {o.path}) was answered with error "
                                         f"{o.error}, yet its txn at zxid 0x{t.zxid:x} took effect", (o.op_id,)))
+    return violations
+
+
+def check_committed(members: list[MemberState], journal: list[tuple[int, bytes]]) -> list[Violation]:
+    """Every txn of the journal is in every live member's history past its snapshot."""
+    violations = []
+    for m in members:
+        if not m.live:
+            continue
+        held = dict(m.txns)
+        lost = []
+        for zxid, data in journal:
+            if zxid <= m.complete_from:
+                continue
+            mine = held.get(zxid)
+            t = decode_txn(zxid, data)
+            if mine is None or decode_txn(zxid, mine).body != t.body:
+                what = "nothing" if mine is None else "another txn"
+                lost.append(f"0x{zxid:x} (type {t.hdr.type} of session 0x{t.hdr.client_id:x}; it holds {what} there)")
+        if lost:
+            more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+            violations.append(Violation("durability", f"committed txns lost: {', '.join(lost[:3])}{more}",
+                                        member=m.member))
     return violations

@@ -16,7 +16,9 @@ zxid was invoked, and before any reply carrying a zxid at or above theirs was re
 UNKNOWN writes are resolved against the committed history, as etcd's patch_history does: a
 write's txn carries its session and xid (cxid). One with no txn in a complete history never
 happened and is dropped; one with a txn happened, before any reply carrying a zxid at or above
-its txn's was received, which bounds its return time. Without that, each unknown write stays
+its txn's was received, which bounds its return time. The txn also says how it ended: an
+ErrorTxn (or a multi with one) is a failure with that code, which changed nothing and must be
+what the state then allowed; any other txn is a success. Without that, each unknown write stays
 concurrent with everything after it, and the search grows with their number.
 
 What the register model cannot see, it does not judge: a create may fail NoNode only while
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ...jute.codes import CreateMode, Err, Op
-from ...jute.records import CloseSessionTxn, CreateTxn, DeleteTxn, MultiTxn
+from ...jute.records import CloseSessionTxn, CreateTxn, DeleteTxn, ErrorTxn, MultiTxn
 from ..history import History, Operation, Outcome
 from .base import Committed, Txn, Violation, op_specs
 
@@ -86,6 +88,7 @@ class LinOp:
     err_index: int = -1  # a failed multi: which op failed
     results: list[Any] = field(default_factory=list)  # per sub, what an OK reply said
     zxid: int | None = None  # its txn's, where the committed history tells: a place to try it in the witness
+    by_txn: bool = False  # an unknown write whose outcome its committed txn told
 
     @property
     def paths(self) -> list[str]:
@@ -300,6 +303,20 @@ class _UnionFind:
             self.parent[r] = roots[0]
 
 
+def txn_outcome(t: Txn) -> tuple[Outcome, int, int]:
+    """(outcome, error, index of the failed op) of the request a committed txn records: an
+    ErrorTxn is a failure with its code; a multi failed at its first ErrorTxn (Apache's layout:
+    the ops before it keep their txns, the ones after say RuntimeInconsistency)."""
+    rec = t.record
+    if t.hdr.type == Op.ERROR and isinstance(rec, ErrorTxn):
+        return Outcome.ERROR, rec.err, -1
+    if isinstance(rec, MultiTxn):
+        for i, (kind, sub) in enumerate(rec.txns):
+            if kind == Op.ERROR and isinstance(sub, ErrorTxn):
+                return Outcome.ERROR, sub.err, i
+    return Outcome.OK, 0, -1
+
+
 def _created_paths(t: Txn) -> list[str | None]:
     """The path each op of a txn created (None for ops that create nothing)."""
     subs = [r for _, r in t.record.txns] if isinstance(t.record, MultiTxn) else [t.record]
@@ -386,11 +403,17 @@ class _Builder:
             return None  # refused as a request: no effect on any node
         call, ret = float(o.invoked), (INF if o.completed is None else float(o.completed))
         txn = self.committed.by_request.get((o.session_id or 0, o.xid)) if o.xid is not None else None
+        outcome, error, err_index = o.outcome, o.error, -1
         if o.outcome is Outcome.UNKNOWN:
-            if txn is not None:
+            if txn is None:
+                if self.committed.complete and o.xid is not None:
+                    return None  # no txn of it anywhere: it never happened
+                outcome = None
+            else:
                 ret = self._answered_from(txn.zxid)  # it happened: before anyone saw a later zxid
-            elif self.committed.complete and o.xid is not None:
-                return None  # no txn of it anywhere: it never happened
+                outcome, error, err_index = txn_outcome(txn)  # and ended as its txn says
+                if outcome is Outcome.ERROR and (error in REQUEST_ERRORS or (o.kind == "multi" and err_index < 0)):
+                    return None
         multi = o.kind == "multi"
         specs = op_specs(o)
         results = list(o.result) if multi and o.result is not None else [o.result]
@@ -404,12 +427,16 @@ class _Builder:
             if sub is None:
                 return None
             subs.append(sub)
-        outcome = None if o.outcome is Outcome.UNKNOWN else o.outcome
-        lin = LinOp(o.op_id, call, ret, subs, outcome, o.error, zxid=txn.zxid if txn is not None else o.zxid)
-        if outcome is Outcome.OK:
+        lin = LinOp(o.op_id, call, ret, subs, outcome, error, zxid=txn.zxid if txn is not None else o.zxid)
+        if o.outcome is Outcome.OK:
             lin.results = [r[2] for r in results] if multi else results
-        elif outcome is Outcome.ERROR and multi:
-            lin.err_index = next(i for i, r in enumerate(results) if r[1] not in (0, Err.RUNTIME_INCONSISTENCY))
+        elif o.outcome is Outcome.ERROR:
+            if multi:
+                lin.err_index = next(i for i, r in enumerate(results) if r[1] not in (0, Err.RUNTIME_INCONSISTENCY))
+        else:  # unknown, or ended as its txn says: no reply to compare results with
+            lin.results = [None] * len(subs)
+            lin.err_index = err_index
+            lin.by_txn = outcome is not None
         return lin
 
     def committed_effects(self) -> list[LinOp]:
@@ -470,7 +497,7 @@ def _describe(op: LinOp) -> str:
     name = f"op {op.ident}" if op.ident >= 0 else "committed effect"
     subs = "; ".join(f"{s.kind} {s.path}" + (f" v{s.version}" if s.version != -1 else "") for s in op.subs)
     out = "unknown" if op.outcome is None else ("ok" if op.outcome is Outcome.OK else f"error {op.error}")
-    return f"{name} [{op.call:g}, {op.ret:g}] {subs} -> {out}"
+    return f"{name} [{op.call:g}, {op.ret:g}] {subs} -> {out}" + (" (by its txn)" if op.by_txn else "")
 
 
 def _explain(where: str, group: list[LinOp], result: SearchResult) -> str:
