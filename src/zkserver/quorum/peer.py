@@ -103,6 +103,8 @@ class QuorumPeer:
         self.link_stats: dict[int, LinkStats] = {}  # learners' connections while leading
         self.looking_since = 0  # ms; election_time runs from here
         self.unavailable_since: int | None = None  # ms; not serving since (unavailable_time)
+        self._last_packet: QuorumPacket | None = None  # what send() encoded last, and its bytes
+        self._last_encoded = b""
         core.stop_serving()
 
     # ------------------------------------------------------------ inputs
@@ -271,7 +273,11 @@ class QuorumPeer:
     # ------------------------------------------------------------ what the roles call (PeerContext)
 
     def send(self, cid: int, packet: QuorumPacket) -> None:
-        self.send_bytes(cid, encode_packet(packet))
+        # The leader hands one packet object to each learner in turn (a proposal, a commit, a
+        # ping): encode it once. A QuorumPacket is frozen, so the same object is the same bytes.
+        if packet is not self._last_packet:
+            self._last_packet, self._last_encoded = packet, encode_packet(packet)
+        self.send_bytes(cid, self._last_encoded)
         stats = self.link_stats.get(cid)
         if stats is not None:
             stats.sent += 1
