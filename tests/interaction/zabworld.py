@@ -59,6 +59,7 @@ class MemStorage:
     disk_full: bool = False
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
+    appends: list[int] = field(default_factory=list)  # entries per append call
 
     @property
     def last_logged_zxid(self) -> int:
@@ -67,6 +68,7 @@ class MemStorage:
         return pickle.loads(self.base)[2] if self.base else 0
 
     def append(self, entries, digests=None) -> list[bytes]:
+        self.appends.append(len(entries))
         self.entries.extend(entries)
         zxid = entries[-1][0].zxid
         if self.hold:

@@ -175,6 +175,10 @@ class QuorumPeer:
                 elif self.learner is not None and cid == self.learner.cid:
                     self.learner.packet(item, now)
             self._settle()
+        if self.learner is not None and self.learner.to_log:
+            with self._disk_errors_fail_the_role():
+                self.learner.flush_log()
+            self._settle()
 
     def quorum_closed(self, cid: int) -> None:
         self.link_stats.pop(cid, None)
