@@ -282,7 +282,7 @@ class QuorumPeer:
 
     def send(self, cid: int, packet: QuorumPacket) -> None:
         # The leader hands one packet object to each learner in turn (a proposal, a commit, a
-        # ping): encode it once. A QuorumPacket is frozen, so the same object is the same bytes.
+        # ping): encode it once. A QuorumPacket is immutable: the same object is the same bytes.
         if packet is not self._last_packet:
             self._last_packet, self._last_encoded = packet, encode_packet(packet)
         self.send_bytes(cid, self._last_encoded)
