@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,29 +162,34 @@ def machine_busy() -> float:
 
 
 class Window:
-    """CPU of the server and of the whole machine between two moments."""
+    """CPU of the server (summed over an ensemble's members) and of the whole machine between
+    two moments."""
 
-    def __init__(self, pid: int):
-        self.pid = pid
+    def __init__(self, pids: Sequence[int]):
+        self.pids = pids
         self.t0 = self.cpu0 = self.busy0 = 0.0
         self.elapsed = self.server_cpu = self.busy = 0.0
 
+    def _cpu(self) -> float:
+        return sum(proc_cpu(pid) for pid in self.pids)
+
     def start(self) -> None:
-        self.t0, self.cpu0, self.busy0 = time.perf_counter(), proc_cpu(self.pid), machine_busy()
+        self.t0, self.cpu0, self.busy0 = time.perf_counter(), self._cpu(), machine_busy()
 
     def stop(self) -> None:
         self.elapsed = time.perf_counter() - self.t0
-        self.server_cpu = proc_cpu(self.pid) - self.cpu0
+        self.server_cpu = self._cpu() - self.cpu0
         self.busy = machine_busy() - self.busy0
 
 
-def zkload(gen: Path, port: int, mode: str, *args: object, pid: int | None = None,
+def zkload(gen: Path, port: int | str, mode: str, *args: object, pid: int | Sequence[int] | None = None,
            on_connected: Callable[[], None] | None = None, timeout: float = 3600) -> dict:
     """Run the generator; sample the server between its markers. Returns its RESULT dict plus
-    server_cpu_s / busy_s / window_s when a server pid is given."""
+    server_cpu_s / busy_s / window_s when a server pid (or an ensemble's pids) is given. `port`
+    may be a comma-separated list: the sessions are spread over those ports."""
     argv = [str(gen), mode, "--port", str(port), *map(str, args)]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    win = Window(pid) if pid else None
+    win = Window((pid,) if isinstance(pid, int) else pid) if pid else None
     result: dict = {}
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None and proc.stdin is not None
@@ -285,14 +290,16 @@ def restart_until_first_read(server: RunningServer, deadline_s: float = 300) -> 
     raise RuntimeError(f"{server.kind} served no read {deadline_s} s after a restart")
 
 
-def setup_tree(gen: Path, server: RunningServer, s: Settings) -> None:
-    with WireSession("127.0.0.1", server.port) as w:
+def setup_tree(gen: Path, port: int, size: int, children: int) -> None:
+    """The nodes every workload uses: 100 keys of `size` bytes, and `children` under /bench/kids."""
+    with WireSession("127.0.0.1", port) as w:
         for p in ("/bench", "/bench/d", "/bench/c", "/bench/m", "/bench/kids", "/bench/w", "/bench/p"):
             w.create(p)
         for i in range(100):
-            w.create(f"/bench/d/k{i:02d}", b"x" * s.size)
-    zkload(gen, server.port, "populate", "--prefix", "/bench/kids", "--count", s.children,
-           "--sessions", 4, "--inflight", 32, "--size", 0)
+            w.create(f"/bench/d/k{i:02d}", b"x" * size)
+    if children:
+        zkload(gen, port, "populate", "--prefix", "/bench/kids", "--count", children,
+               "--sessions", 4, "--inflight", 32, "--size", 0)
 
 
 # ---------------------------------------------------------------- one server, one round
@@ -312,7 +319,7 @@ class Sample:
     extra: dict = field(default_factory=dict)
 
 
-def _cpu_fields(r: dict, ops: float | None) -> dict:
+def cpu_fields(r: dict, ops: float | None) -> dict:
     win = r.get("window_s") or r.get("seconds") or 1.0
     gen = r.get("gen_cpu_s", 0.0)
     return {
@@ -330,7 +337,7 @@ def run_round(gen: Path, kind: str, workdir: Path, s: Settings, wanted: set[str]
     try:
         pid = server.pid
         assert pid is not None
-        setup_tree(gen, server, s)
+        setup_tree(gen, server.port, s.size, s.children)
         if "connect" in wanted:  # first, while the process's memory is fresh
             out["connect"] = _connect_storm(gen, server, s, log)
         common = ("--sessions", s.sessions, "--inflight", s.inflight, "--size", s.size)
@@ -343,21 +350,21 @@ def run_round(gen: Path, kind: str, workdir: Path, s: Settings, wanted: set[str]
                 continue
             r = zkload(gen, server.port, "run", "--op", op, "--warmup", s.warmup, "--duration", s.duration,
                        "--tag", tag, *common, pid=pid)
-            out[name] = Sample(r["ops_per_s"], r["p50_us"], r["p99_us"], **_cpu_fields(r, r["ops"]),
+            out[name] = Sample(r["ops_per_s"], r["p50_us"], r["p99_us"], **cpu_fields(r, r["ops"]),
                                extra={"errors": r["errors"]})
             log(f"  {kind:8} {name:12} {r['ops_per_s']:>10,.0f} ops/s  p50 {r['p50_us']:>6.0f} us"
                 f"  p99 {r['p99_us']:>7.0f} us  server {out[name].server_cores:.2f} cores")
         if "oneWrite" in wanted:
             r = zkload(gen, server.port, "run", "--op", "setdata", "--sessions", 1, "--inflight", 1,
                        "--warmup", s.warmup, "--duration", s.duration, "--size", s.size, pid=pid)
-            out["oneWrite"] = Sample(r["p50_us"], r["p50_us"], r["p99_us"], **_cpu_fields(r, r["ops"]))
+            out["oneWrite"] = Sample(r["p50_us"], r["p50_us"], r["p99_us"], **cpu_fields(r, r["ops"]))
             log(f"  {kind:8} oneWrite     p50 {r['p50_us']:.0f} us  p99 {r['p99_us']:.0f} us")
         if "fanout" in wanted:
             r = zkload(gen, server.port, "fanout", "--watchers", s.watchers, "--iterations", s.fanout_iterations,
                        "--warmup-iterations", max(3, s.fanout_iterations // 5), "--path", "/bench/w",
                        "--size", s.size, pid=pid)
             out["fanout"] = Sample(r["p50_us"], r["p50_us"], r["p99_us"],
-                                   **_cpu_fields(r, r["iterations"]), extra={"mean_notify_us": r["mean_notify_us"]})
+                                   **cpu_fields(r, r["iterations"]), extra={"mean_notify_us": r["mean_notify_us"]})
             log(f"  {kind:8} fanout       all {s.watchers} notified: p50 {r['p50_us']:.0f} us"
                 f"  p99 {r['p99_us']:.0f} us")
     finally:
@@ -375,7 +382,7 @@ def _connect_storm(gen: Path, server: RunningServer, s: Settings, log: Callable[
     r = zkload(gen, server.port, "connect", "--sessions", s.storm_sessions, pid=pid,
                on_connected=lambda: rss.append(proc_rss_mb(pid)))
     per_session_kb = (rss[0] - before) * 1024 / s.storm_sessions if rss else float("nan")
-    sample = Sample(r["sessions_per_s"], r["p50_us"], r["p99_us"], **_cpu_fields(r, s.storm_sessions),
+    sample = Sample(r["sessions_per_s"], r["p50_us"], r["p99_us"], **cpu_fields(r, s.storm_sessions),
                     extra={"failed": r["failed"], "rss_kb_per_session": per_session_kb, "seconds": r["seconds"]})
     log(f"  {server.kind:8} connect      {r['sessions_per_s']:>10,.0f} sessions/s  ({r['failed']} failed)"
         f"  RSS +{per_session_kb:.1f} KB/session")

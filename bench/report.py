@@ -137,3 +137,83 @@ def _notes(ap: dict[str, Sample], zk: dict[str, Sample]) -> list[str]:
 def _size(label: str) -> int:
     digits = "".join(ch for ch in label if ch.isdigit())
     return int(digits or 0) * (1_000_000 if label.endswith("M") else 1000)
+
+
+# ---------------------------------------------------------------- the ensemble table
+
+
+def ensemble_rows() -> list[Row]:
+    """The issue's targets for three members beside three Apache members."""
+    return [
+        Row("getData", "ops/s", True, ">=1.5x", lambda a, z, sa, sz: z >= 1.5 * a),
+        Row("setData", "ops/s", True, ">=2x", lambda a, z, sa, sz: z >= 2 * a),
+        Row("create", "ops/s", True, ">=2x", lambda a, z, sa, sz: z >= 2 * a),
+        Row("mixed", "ops/s", True, "-", None),
+        Row("oneWriteFollower", "us p50", False, "<=1x", lambda a, z, sa, sz: z <= a),
+        Row("oneWriteLeader", "us p50", False, "<=1x", lambda a, z, sa, sz: z <= a),
+        Row("failover", "ms", False, "<=1x", lambda a, z, sa, sz: z <= a),
+    ]
+
+
+def _spread(samples: list[Sample] | None, unit: str) -> str:
+    if not samples:
+        return "-"
+    values = [s.value for s in samples]
+    return f"{_fmt(min(values), unit)}-{_fmt(max(values), unit)}"
+
+
+def ensemble_table(samples: dict[str, dict[str, list[Sample]]], fsync: dict, rounds: int, cores: int) -> str:
+    """samples: kind -> workload -> every sample (one per round; failover: one per kill)."""
+    merged = {kind: {name: merge(xs) for name, xs in by.items()} for kind, by in samples.items()}
+    ap, zk = merged.get("apache", {}), merged.get("zkserver", {})
+    lines = [
+        f"3-member ensembles; medians of {rounds} round(s) (failover: of every kill), range = min-max; "
+        "ratio = zkserver / Apache;",
+        "latencies p50/p99 in microseconds; CPU summed over the three members, in cores (c) and per op",
+        f"raw fsync floor (pwrite+fdatasync, data dir): p50 {fsync['p50_us']:.0f} us, p99 {fsync['p99_us']:.0f} us",
+        "",
+        f"{'workload':16} {'unit':6} {'apache':>9} {'zkserver':>9} {'ratio':>6} {'target':>7} {'met':4}"
+        f" {'apache range':>17} {'zk range':>17} {'apache p50/p99':>15} {'zk p50/p99':>13}"
+        f" {'apache cpu':>12} {'zk cpu':>11} {'gen':>5} {'other':>5}",
+    ]
+    for row in ensemble_rows():
+        sa, sz = ap.get(row.name), zk.get(row.name)
+        if sa is None and sz is None:
+            continue
+        a, z = (sa.value if sa else None), (sz.value if sz else None)
+        ratio = f"{z / a:.2f}x" if a and z is not None else "-"
+        met = "-"
+        if row.check is not None and sa is not None and sz is not None and a is not None and z is not None:
+            met = "yes" if row.check(a, z, sa, sz) else "NO"
+        gen = max((s.gen_cores for s in (sa, sz) if s and s.gen_cores is not None), default=None)
+        other = max((s.other_cores for s in (sa, sz) if s and s.other_cores is not None), default=None)
+        lines.append(
+            f"{row.name:16} {row.unit:6} {_fmt(a, row.unit):>9} {_fmt(z, row.unit):>9} {ratio:>6} {row.target:>7}"
+            f" {met:4} {_spread(samples.get('apache', {}).get(row.name), row.unit):>17}"
+            f" {_spread(samples.get('zkserver', {}).get(row.name), row.unit):>17}"
+            f" {_lat(sa) if sa else '-':>15} {_lat(sz) if sz else '-':>13}"
+            f" {_cpu(sa) if sa else '-':>12} {_cpu(sz) if sz else '-':>11}"
+            f" {'-' if gen is None else f'{gen:.2f}':>5} {'-' if other is None else f'{other:.2f}':>5}")
+    notes = _ensemble_notes(samples, merged, cores)
+    return "\n".join([*lines, "", *notes] if notes else lines)
+
+
+def _ensemble_notes(samples: dict[str, dict[str, list[Sample]]], merged: dict[str, dict[str, Sample]],
+                    cores: int) -> list[str]:
+    out = []
+    for kind, res in merged.items():
+        f = res.get("failover")
+        if f is not None:
+            out.append(f"{kind}: failover over {len(samples[kind]['failover'])} kill(s); the client's connection was"
+                       f" cut {f.extra.get('dropped_ms', float('nan')):.0f} ms after the kill (median),"
+                       f" {f.extra.get('attempts', 0):.0f} connection attempts")
+        for name, s in res.items():
+            if s.server_cores is None or name.startswith("oneWrite"):
+                continue
+            used = s.server_cores + (s.gen_cores or 0) + (s.other_cores or 0)
+            if used >= 0.9 * cores:
+                out.append(f"{kind}: {name}: the machine's {cores} cores were saturated (members {s.server_cores:.2f},"
+                           f" load generator {s.gen_cores or 0:.2f}, other {s.other_cores or 0:.2f})")
+            elif (s.gen_cores or 0) >= 0.8:
+                out.append(f"{kind}: {name}: the load generator used {s.gen_cores:.2f} core: it may bound this row")
+    return out

@@ -15,6 +15,14 @@
  *   fanout    --watchers W --iterations M [--warmup-iterations M] --path /p
  *   connect   --sessions N   connect all at once; prints CONNECTED, waits for a line on stdin
  *   fsync     --dir D --count N   the disk's raw pwrite+fdatasync latency (no server)
+ *   failover  --path /p [--size B]   one session writing setData, one in flight, through the
+ *             first port; prints WRITING once it writes steadily, then waits for a line
+ *             "killed" on stdin (the runner killed the leader). Whenever its connection drops
+ *             it resumes the session (id, password, last zxid seen) on the next port, every
+ *             --retry-ms; it ends at the first write sent after the notice and acknowledged,
+ *             and reports that moment (CLOCK_MONOTONIC, as the runner's time.monotonic_ns).
+ * --port takes a comma-separated list: session i connects to port i mod n (an ensemble's
+ * members, one after another).
  * Phase markers ("MEASURE_START", "MEASURE_END", "CONNECTED") go to stdout as they happen, so
  * the runner can sample the server's /proc counters at the same moments; the last line is
  * "RESULT {json}".
@@ -58,15 +66,20 @@ typedef struct {
     char *rbuf; size_t rlen, rcap;
     uint64_t connect_ns, ready_ns, notified_ns;
     int want_out;
+    int64_t session_id, last_zxid;  /* resumed with these after a lost connection */
+    char passwd[16];
 } sess_t;
 
+#define MAX_PORTS 16
+
 static struct {
-    const char *host; int port; int mode_w; const char *mode;
+    const char *host; int ports[MAX_PORTS]; int nports; int mode_w; const char *mode;
     int sessions, inflight, keys, size, count, watchers, iterations, warmup_iterations;
     double warmup, duration;
     const char *tag, *prefix, *path, *dir;
-} cfg = { "127.0.0.1", 2181, W_GETDATA, "run", 8, 16, 100, 100, 1000, 200, 50, 5,
-          2.0, 5.0, "t", "/bench/pop", "/bench/w", "." };
+    int retry_ms;
+} cfg = { "127.0.0.1", {2181}, 1, W_GETDATA, "run", 8, 16, 100, 100, 1000, 200, 50, 5,
+          2.0, 5.0, "t", "/bench/pop", "/bench/w", ".", 5 };
 
 static int ep;
 static int fail_eof, fail_err, fail_refused, last_errno;
@@ -212,8 +225,8 @@ static void send_simple(sess_t *s, int op, const char *path, int watch_or_none) 
 static void send_connect(sess_t *s) {
     reserve(s, 64);
     put_int(s, 4 + 8 + 4 + 8 + 4 + 16 + 1);
-    put_int(s, 0); put_long(s, 0); put_int(s, 30000); put_long(s, 0);
-    char zero[16] = {0}; put_bytes(s, zero, 16); put_bool(s, 0);
+    put_int(s, 0); put_long(s, s->last_zxid); put_int(s, 30000); put_long(s, s->session_id);
+    put_bytes(s, s->passwd, 16); put_bool(s, 0);
 }
 
 /* ------------------------------------------------------------------ I/O */
@@ -239,16 +252,14 @@ static void flush(sess_t *s) {
     set_events(s, 0);
 }
 
-static sess_t *new_session(int idx, int ring) {
-    sess_t *s = calloc(1, sizeof *s);
-    s->idx = idx; s->next_xid = 1; s->expect_xid = 1; s->ring = ring < 1 ? 1 : ring;
-    s->sent_ns = calloc(s->ring, sizeof(uint64_t));
-    s->wcap = 4096; s->wbuf = malloc(s->wcap);
-    s->rcap = 65536; s->rbuf = malloc(s->rcap);
+/* Open the session's connection to a port (its buffers start empty). */
+static void sess_dial(sess_t *s, int port) {
+    s->wlen = s->woff = s->rlen = 0;
+    s->inflight = 0;
     s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (s->fd < 0) die("socket");
     int one = 1; setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(cfg.port) };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
     inet_pton(AF_INET, cfg.host, &a.sin_addr);
     s->connect_ns = now_ns();
     if (connect(s->fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) die("connect");
@@ -256,6 +267,15 @@ static sess_t *new_session(int idx, int ring) {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = s };
     s->want_out = 1;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) die("epoll_ctl add");
+}
+
+static sess_t *new_session(int idx, int ring) {
+    sess_t *s = calloc(1, sizeof *s);
+    s->idx = idx; s->next_xid = 1; s->expect_xid = 1; s->ring = ring < 1 ? 1 : ring;
+    s->sent_ns = calloc(s->ring, sizeof(uint64_t));
+    s->wcap = 4096; s->wbuf = malloc(s->wcap);
+    s->rcap = 65536; s->rbuf = malloc(s->rcap);
+    sess_dial(s, cfg.ports[idx % cfg.nports]);
     return s;
 }
 
@@ -263,8 +283,10 @@ static sess_t *new_session(int idx, int ring) {
 typedef void (*reply_fn)(sess_t *s, int32_t xid, int32_t err, const char *body, uint32_t blen, uint64_t t);
 static reply_fn on_reply;
 static void (*on_ready)(sess_t *s);
+static void (*on_stdin)(void);  /* stdin is in the epoll set (data.ptr NULL) in failover mode */
 
 static uint32_t rd32(const char *p) { uint32_t v; memcpy(&v, p, 4); return ntohl(v); }
+static int64_t rd64(const char *p) { return (int64_t)(((uint64_t)rd32(p) << 32) | rd32(p + 4)); }
 
 static void handle_readable(sess_t *s) {
     for (;;) {
@@ -283,14 +305,20 @@ static void handle_readable(sess_t *s) {
         const char *f = s->rbuf + pos + 4;
         pos += 4 + len;
         if (s->state == S_HANDSHAKE) {
-            int32_t timeout = (int32_t)rd32(f + 4);
-            if (timeout <= 0) { fail(s, -1); continue; }
+            /* ConnectResponse: protocolVersion, timeOut, sessionId, passwd (a 16-byte buffer) */
+            int32_t timeout = len >= 16 ? (int32_t)rd32(f + 4) : 0;
+            int64_t id = len >= 16 ? rd64(f + 8) : 0;
+            if (timeout <= 0 || (s->session_id && id != s->session_id)) { fail(s, -1); continue; }
+            s->session_id = id;
+            if (len >= 36 && rd32(f + 16) == 16) memcpy(s->passwd, f + 20, 16);
             s->state = S_READY; s->ready_ns = t;
             if (on_ready) on_ready(s);
             continue;
         }
         if (len < 16) { fail(s, -1); continue; }
         int32_t xid = (int32_t)rd32(f), err = (int32_t)rd32(f + 12);
+        int64_t zxid = rd64(f + 4);
+        if (zxid > s->last_zxid) s->last_zxid = zxid;
         if (xid == -2) continue; /* ping */
         on_reply(s, xid, err, f + 16, len - 16, t);
     }
@@ -316,7 +344,10 @@ static int poll_once(int timeout_ms) {
     struct epoll_event evs[256];
     int n = epoll_wait(ep, evs, 256, timeout_ms);
     if (n < 0 && errno != EINTR) die("epoll_wait");
-    for (int i = 0; i < n; i++) handle_event(evs[i].data.ptr, evs[i].events);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr) handle_event(evs[i].data.ptr, evs[i].events);
+        else if (on_stdin) on_stdin();
+    }
     return n;
 }
 
@@ -527,6 +558,78 @@ static int mode_connect(void) {
     return failed ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ failover */
+
+static int fo_killed, fo_done, fo_writing, fo_stdin_eof;
+static int32_t fo_first_xid;  /* the first request sent after the kill notice */
+static uint64_t fo_acked, fo_kill_seen_ns, fo_drop_ns, fo_ack_ns, fo_attempts;
+static char fo_line[64];
+static size_t fo_line_len;
+
+static void fo_send(sess_t *s) { send_simple(s, OP_SETDATA, cfg.path, 0); flush(s); }
+
+static void fo_reply(sess_t *s, int32_t xid, int32_t err, const char *body, uint32_t blen, uint64_t t) {
+    (void)body; (void)blen;
+    if (xid == -1) return; /* a watch event */
+    s->inflight--;
+    if (err) errors++;
+    else {
+        fo_acked++;
+        if (fo_killed && xid >= fo_first_xid) { fo_done = 1; fo_ack_ns = t; return; }
+    }
+    if (!fo_writing && fo_acked >= 50) { fo_writing = 1; printf("WRITING\n"); fflush(stdout); }
+    fo_send(s);
+}
+
+static void fo_stdin(void) {
+    ssize_t n = read(0, fo_line + fo_line_len, sizeof fo_line - 1 - fo_line_len);
+    if (n <= 0) { epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL); fo_stdin_eof = 1; return; }
+    fo_line_len += n;
+    fo_line[fo_line_len] = 0;
+    if (!fo_killed && strstr(fo_line, "killed")) {
+        fo_killed = 1; fo_kill_seen_ns = now_ns(); fo_first_xid = sess[0]->next_xid;
+    }
+    if (fo_line_len >= sizeof fo_line - 1) fo_line_len = 0;
+}
+
+static int mode_failover(void) {
+    nsess = 1;
+    sess = calloc(1, sizeof *sess);
+    on_reply = fo_reply; on_ready = NULL;
+    sess_t *s = sess[0] = new_session(0, 4);
+    if (wait_all_ready(30)) { fprintf(stderr, "zkload: the session failed to connect\n"); return 2; }
+    on_ready = fo_send;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0) die("epoll_ctl stdin");
+    on_stdin = fo_stdin;
+    double c0 = cpu_s();
+    fo_send(s);
+    uint64_t deadline = now_ns() + 120000000000ull, next_dial = 0;
+    while (!fo_done) {
+        poll_once(1);
+        uint64_t t = now_ns();
+        if (t > deadline || (fo_stdin_eof && !fo_killed)) {
+            fprintf(stderr, "zkload: %s\n", fo_killed ? "no write acknowledged within 120 s" : "stdin closed");
+            return 2;
+        }
+        if (fail_refused) { fprintf(stderr, "zkload: the session expired\n"); return 2; }
+        if (s->state != S_FAILED) continue;
+        if (!fo_drop_ns) fo_drop_ns = t;
+        if (t >= next_dial) {  /* resume the session on the next member, first the same one */
+            sess_dial(s, cfg.ports[fo_attempts++ % cfg.nports]);
+            next_dial = t + (uint64_t)cfg.retry_ms * 1000000ull;
+        }
+    }
+    double cpu = cpu_s() - c0;
+    close_all(5);
+    printf("RESULT {\"ack_ns\": %llu, \"kill_seen_ns\": %llu, \"drop_ns\": %llu, \"attempts\": %llu, "
+           "\"acked\": %llu, \"gen_cpu_s\": %.4f, ", (unsigned long long)fo_ack_ns,
+           (unsigned long long)fo_kill_seen_ns, (unsigned long long)fo_drop_ns, (unsigned long long)fo_attempts,
+           (unsigned long long)fo_acked, cpu);
+    result_common(stdout); printf("}\n");
+    return 0;
+}
+
 /* ------------------------------------------------------------------ raw fsync floor */
 
 static int mode_fsync(void) {
@@ -554,7 +657,8 @@ static int mode_fsync(void) {
 static void usage(void) {
     fprintf(stderr, "usage: zkload MODE [--host H] [--port P] [--op OP] [--sessions N] [--inflight K] "
                     "[--warmup S] [--duration S] [--tag T] [--size B] [--keys N] [--prefix P] [--count N] "
-                    "[--start I] [--watchers W] [--iterations M] [--warmup-iterations M] [--path P] [--dir D]\n");
+                    "[--start I] [--watchers W] [--iterations M] [--warmup-iterations M] [--path P] [--dir D] "
+                    "[--retry-ms MS]\n");
     exit(2);
 }
 
@@ -566,7 +670,13 @@ int main(int argc, char **argv) {
         if (!v) usage();
         i++;
         if (!strcmp(k, "--host")) cfg.host = v;
-        else if (!strcmp(k, "--port")) cfg.port = atoi(v);
+        else if (!strcmp(k, "--port")) {
+            cfg.nports = 0;
+            for (const char *p = v; *p && cfg.nports < MAX_PORTS; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+                cfg.ports[cfg.nports++] = atoi(p);
+            if (!cfg.nports) usage();
+        }
+        else if (!strcmp(k, "--retry-ms")) cfg.retry_ms = atoi(v);
         else if (!strcmp(k, "--sessions")) cfg.sessions = atoi(v);
         else if (!strcmp(k, "--inflight")) cfg.inflight = atoi(v);
         else if (!strcmp(k, "--warmup")) cfg.warmup = atof(v);
@@ -599,6 +709,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cfg.mode, "fanout")) return mode_fanout();
     if (!strcmp(cfg.mode, "connect")) return mode_connect();
     if (!strcmp(cfg.mode, "fsync")) return mode_fsync();
+    if (!strcmp(cfg.mode, "failover")) return mode_failover();
     usage();
     return 2;
 }

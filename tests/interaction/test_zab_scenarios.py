@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import struct
+
 from kazoo.protocol.serialization import Connect, Create, Delete, GetData, SetData, Sync
 
 from tests.interaction.zabworld import RawLearner, ZabWorld
 from zkserver.core import Role
+from zkserver.jute.records import DeleteTxn, TxnHeader
 from zkserver.proto.election_codec import ServerState
-from zkserver.proto.peer_codec import LearnerInfo, PacketType, encode_int, encode_learner_info
+from zkserver.proto.peer_codec import (
+    LearnerInfo,
+    PacketType,
+    QuorumPacket,
+    encode_int,
+    encode_learner_info,
+    encode_packet,
+)
+from zkserver.storage.txnlog import encode_proposal
 
 OPEN = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_UNSAFE[0]]
 EPHEMERAL = 1
@@ -415,3 +426,36 @@ def test_a_leader_whose_log_refuses_a_write_stops_taking_part():
     assert all(w[sid].core.tree.get("/refused") is None for sid in (1, 2, 3))
     w.elect(2, [1, 2])
     assert w.leader_of() == 2
+def test_a_follower_logs_the_proposals_of_one_read_in_one_append():
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    before = {sid: len(w[sid].storage.appends) for sid in (1, 2)}
+    w[1].storage.hold = True  # a slow disk: member 1 acks and applies nothing until it syncs
+    frames = [struct.pack(">ii", 10 + i, 1) + bytes(Create(f"/p{i}", b"", OPEN, 0).serialize()) for i in range(5)]
+    w[3].core.frames_received(c.cid, frames)  # five pipelined creates: one proposal batch
+    w.pump()
+    for sid in (1, 2):
+        assert w[sid].storage.appends[before[sid]:] == [5], sid
+    assert [f.xid for f in c.take() if f.kind == "reply"] == [10, 11, 12, 13, 14]  # the leader and member 2
+    assert w[1].core.tree.get("/p0") is None, "applied before its log was durable"
+    w[1].storage.release()
+    w.pump()
+    trees_equal(w, [1, 2, 3])
+
+
+def test_a_read_that_fails_midway_leaves_the_log_and_the_tree_alike():
+    """Proposals ahead of a bad packet in the same read never reach the log (they are logged once
+    per read); the member goes LOOKING with a tree that is exactly its log."""
+    w = elected(3, leader=3)
+    c = connected(w, 3)
+    assert c.call(Create("/a", b"", OPEN, 0)).err == 0
+    learner = w[1].peer.learner
+    zxid = w[3].peer.leader.last_proposed + 1
+    hdr = TxnHeader(c.session_id, 99, zxid, 0, 2)  # a delete of /a, never proposed by the leader
+    proposal = encode_packet(QuorumPacket(PacketType.PROPOSAL, zxid, encode_proposal(hdr, DeleteTxn("/a"), None)))
+    wrong_commit = encode_packet(QuorumPacket(PacketType.COMMIT, zxid + 5))
+    logged = w[1].storage.last_logged_zxid
+    w[1].peer.quorum_data(learner.cid, proposal + wrong_commit)
+    assert w[1].peer.learner is not learner and w[1].core.role == Role.LOOKING
+    assert w[1].storage.last_logged_zxid == logged == w[1].core.tree.last_processed_zxid
+    assert w[1].core.tree.get("/a") is not None

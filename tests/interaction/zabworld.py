@@ -61,6 +61,7 @@ class MemStorage:
     refuse_appends: bool = False  # the log failed: appends are refused, as a failed FileTxnLog does
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
+    appends: list[int] = field(default_factory=list)  # entries per append call
 
     @property
     def last_logged_zxid(self) -> int:
@@ -71,6 +72,7 @@ class MemStorage:
     def append(self, entries, digests=None) -> list[bytes]:
         if self.refuse_appends:
             return []
+        self.appends.append(len(entries))
         self.entries.extend(entries)
         zxid = entries[-1][0].zxid
         if self.hold:

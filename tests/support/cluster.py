@@ -56,7 +56,7 @@ class Seat:
 class Cluster:
     def __init__(self, workdir: Path, kinds: Iterable[str], *, observers: int = 0, tick_ms: int = 200,
                  init_limit: int = 25, sync_limit: int = 10, cfg: Mapping[str, str] | None = None,
-                 props: Mapping[str, str] | None = None):
+                 props: Mapping[str, str] | None = None, jvm_opts: Iterable[str] = APACHE_JVM_OPTS):
         kinds = list(kinds)
         if "apache" in kinds:
             skip_if_no_apache()
@@ -65,6 +65,7 @@ class Cluster:
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.extra_cfg = dict(cfg or {})
         self.props = dict(props or {})
+        self.jvm_opts = list(jvm_opts)
         self.members: dict[int, RunningServer] = {}
         self.paused: set[int] = set()
 
@@ -103,7 +104,7 @@ class Cluster:
         base = cfg.parent
         if seat.kind == "apache":
             props = {**APACHE_DEFAULT_PROPS, "zookeeper.log.dir": str(base), **self.props}
-            argv = ["java", *APACHE_JVM_OPTS, *(f"-D{k}={v}" for k, v in props.items()), "-cp", APACHE_CLASSPATH,
+            argv = ["java", *self.jvm_opts, *(f"-D{k}={v}" for k, v in props.items()), "-cp", APACHE_CLASSPATH,
                     APACHE_MAIN, str(cfg)]
             env = None
         else:

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..jute.codec import DEFAULT_MAX_BUFFER
 
@@ -75,8 +75,10 @@ def packet_name(kind: int) -> str:
         return f"UNKNOWN{kind}"
 
 
-@dataclass(frozen=True, slots=True)
-class QuorumPacket:
+class QuorumPacket(NamedTuple):
+    """Immutable, as a frozen dataclass, and ~4x cheaper to build (0.2 against 0.9 us): a
+    member builds one for every packet in and out, several per write."""
+
     type: int
     zxid: int
     data: bytes | None = None
@@ -206,14 +208,16 @@ class QuorumStreamDecoder:
         if size < -1 or size > self.limit:
             raise PeerProtocolError(f"quorum packet of type {kind} claims {size} bytes of data")
         data_at = start + _HEAD.size
-        auth_at = data_at + max(size, 0)
-        end = self._authinfo_end(auth_at)
-        if end is None:
-            return None
-        data = None if size == -1 else bytes(buf[data_at:auth_at])
-        authinfo = self._authinfo(auth_at)
+        auth_at = data_at + size if size > 0 else data_at
+        if len(buf) >= auth_at + 4 and _INT.unpack_from(buf, auth_at)[0] == -1:
+            end, authinfo = auth_at + 4, None  # no ids: every packet but a learner's REQUEST
+        else:
+            end = self._authinfo_end(auth_at)
+            if end is None:
+                return None
+            authinfo = self._authinfo(auth_at)
         self._pos = end
-        return QuorumPacket(kind, zxid, data, authinfo)
+        return QuorumPacket(kind, zxid, None if size == -1 else bytes(buf[data_at:auth_at]), authinfo)
 
     def _authinfo_end(self, pos: int) -> int | None:
         """Where the authinfo vector starting at `pos` ends, or None if not all here yet."""

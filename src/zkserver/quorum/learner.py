@@ -98,6 +98,7 @@ class Learner:
         self.held_commits = 0  # how many of the held proposals a COMMIT named, in order
         self.persist_target = 0
         self.logged: deque[Txn] = deque()  # logged, not yet committed (Apache's pendingTxns)
+        self.to_log: list[Txn] = []  # the newest of `logged`, not yet handed to the log (flush_log)
         self.unacked: deque[Txn] = deque()  # logged, ACK not sent yet (participants)
         self.apply_queue: deque[Txn | None] = deque()
         self._dial()
@@ -288,6 +289,7 @@ class Learner:
             return
         for txn in held:
             self._log(txn)
+        self.flush_log()
         for txn in held[:committed]:
             self._commit(txn.hdr.zxid)
         if bugs.ACTIVE and "epoch-before-txns" in bugs.ACTIVE:
@@ -366,7 +368,7 @@ class Learner:
         return Txn(hdr, record, digest, data)
 
     def _log(self, txn: Txn) -> None:
-        self.peer.storage.append([(txn.hdr, txn.txn)], [txn.digest])
+        self.to_log.append(txn)
         self.logged.append(txn)
         if self.observer:
             return
@@ -374,6 +376,14 @@ class Learner:
             self._send(QuorumPacket(PacketType.ACK, txn.hdr.zxid))
             return
         self.unacked.append(txn)
+
+    def flush_log(self) -> None:
+        """Hand the proposals received so far to the log, in one append: the peer calls this at
+        the end of each read, so the proposals of one read cost one write. Nothing of them is
+        acked or applied before the log says they are durable, so the wait changes no order."""
+        if self.to_log:
+            batch, self.to_log = self.to_log, []
+            self.peer.storage.append([(t.hdr, t.txn) for t in batch], [t.digest for t in batch])
 
     def _commit(self, zxid: int) -> None:
         if not self.logged or self.logged[0].hdr.zxid != zxid:
@@ -405,5 +415,9 @@ class Learner:
                 peer.committed_log.add_encoded(head.hdr.zxid, head.data)
 
     def logged_unapplied(self) -> list[Txn]:
-        """What this learner logged but did not apply (to be applied when it goes LOOKING)."""
-        return [t for t in self.apply_queue if t is not None] + list(self.logged)
+        """What this learner logged but did not apply (to be applied when it goes LOOKING).
+        Proposals of a read the role failed in the middle of were never handed to the log: as if
+        the connection had broken before they came, they are not part of this member's history."""
+        unlogged = {id(t) for t in self.to_log}
+        return [t for t in self.apply_queue if t is not None and id(t) not in unlogged] + \
+            [t for t in self.logged if id(t) not in unlogged]
