@@ -42,7 +42,16 @@ from ..proto.peer_codec import (
 from ..storage.txnlog import StorageError
 from ..tree.datatree import DataTree
 from . import bugs
-from .context import CommittedLog, MemberStorage, NoMetrics, PeerSettings, QuorumMetrics, Verifier
+from .context import (
+    CommittedLog,
+    ConfigStore,
+    MemberStorage,
+    NoConfigStore,
+    NoMetrics,
+    PeerSettings,
+    QuorumMetrics,
+    Verifier,
+)
 from .election import FastLeaderElection
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
@@ -81,12 +90,18 @@ class QuorumPeer:
                  election: FastLeaderElection, committed_log: CommittedLog, clock, *, accepted_epoch: int,
                  current_epoch: int, decode_snapshot: Callable[[bytes], tuple[DataTree, dict[int, int]]],
                  snapshot_scanner: Callable[[], SnapshotScanner] | None = None,
-                 metrics: QuorumMetrics | None = None):
+                 metrics: QuorumMetrics | None = None, config_store: ConfigStore | None = None,
+                 last_seen: Verifier | None = None):
         self.settings = settings
         self.core = core
         self.storage = storage
         self.verifier = verifier
+        # The newest config seen: a proposed reconfig not yet committed, else the committed one.
+        self.last_seen = last_seen if last_seen is not None and last_seen.version > verifier.version else verifier
+        self.config_store = config_store or NoConfigStore()
         self.election = election
+        if self.last_seen is not verifier:
+            election.set_config(verifier, self.last_seen, not settings.observer)
         self.committed_log = committed_log
         self.clock = clock
         self.accepted_epoch = accepted_epoch
@@ -365,6 +380,7 @@ class QuorumPeer:
             zxid |= self.settings.initial_zxid & 0xFFFFFFFF
             self.leader.last_proposed = self.leader.last_committed = zxid  # type: ignore[union-attr]
         self.core.start_serving(Role.LEADER, zxid)
+        self.core.reconfigurer = self.leader
         self.election.update_peer_epoch(epoch)
         self._serving_again(leading=True)
 
@@ -386,6 +402,45 @@ class QuorumPeer:
         self.metrics.observe("unavailable_time", gone)
         if leading:
             self.metrics.observe("leader_unavailable_time", gone)
+
+    # ------------------------------------------------------------ dynamic reconfiguration
+
+    def see_config(self, verifier: Verifier) -> None:
+        """Apache's setLastSeenQuorumVerifier: a newer proposed config (kept in .dynamic.next)."""
+        if not self.settings.reconfig_enabled or verifier.version <= self.last_seen.version:
+            return
+        log.info("config version 0x%x proposed (committed: 0x%x)", verifier.version, self.verifier.version)
+        self.last_seen = verifier
+        self.election.set_config(self.verifier, verifier, not self.settings.observer)
+        self.config_store.proposed(verifier)
+
+    def activate(self, verifier: Verifier, designated_leader: int | None) -> bool:
+        """Apache's processReconfig: `verifier` is committed. It becomes this member's config
+        (files written, /zookeeper/config set, the election told); True when this member's role
+        changes with it (participant <-> observer) or its leader does: it must elect again."""
+        if not self.settings.reconfig_enabled or verifier.version <= self.verifier.version:
+            return False
+        log.info("activating config version 0x%x (was 0x%x)", verifier.version, self.verifier.version)
+        previous, self.verifier = self.verifier, verifier
+        if self.last_seen.version <= verifier.version:
+            self.last_seen = verifier
+        self.config_store.activated(verifier)
+        self.core.set_config_node(str(verifier).encode(), verifier.version)
+        me = self.settings.my_sid
+        observer = me in verifier.observers  # not in the config at all: a non-voting participant
+        role_change = observer != self.settings.observer
+        self.settings.observer = observer
+        self.election.set_config(verifier, self.last_seen, not observer)
+        leader = self.leader_sid
+        if leader is None:
+            leader_change = False
+        elif designated_leader is not None:
+            leader_change = designated_leader != leader
+        else:  # no designated leader: a change when mine is not the same voter in both configs
+            was, now = previous.members.get(leader), verifier.members.get(leader)
+            leader_change = (leader not in previous.voting or leader not in verifier.voting
+                             or was is None or now is None or was.addresses != now.addresses)
+        return role_change or leader_change
 
     def truncate(self, zxid: int) -> None:
         rec = self.storage.truncate(zxid)
