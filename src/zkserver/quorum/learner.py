@@ -408,7 +408,7 @@ class Learner:
         # (zookeeper.testingonly.initialZxid starts it high).
         if (zxid >> 32 == last >> 32 and zxid != last + 1) or zxid >> 32 < last >> 32 or zxid & 0xFFFFFFFF == 0:
             raise PeerProtocolError(f"txn 0x{zxid:x} does not follow 0x{last:x} (a hole in the history)")
-        if hdr.type == Op.RECONFIG and pkt.type == PacketType.PROPOSAL:
+        if hdr.type == Op.RECONFIG and pkt.type == PacketType.PROPOSAL and self.peer.settings.reconfig_enabled:
             self.peer.see_config(_config_of(record))
         return Txn(hdr, record, digest, data)
 
@@ -430,6 +430,8 @@ class Learner:
             raise PeerProtocolError(f"an ACTIVATE for txn 0x{txn.hdr.zxid:x}, which is no reconfig")
         if designated is None or len(designated) < 8:
             raise PeerProtocolError("an ACTIVATE without a designated leader")
+        if not self.peer.settings.reconfig_enabled:
+            return  # Apache's processReconfig does nothing then: a plain commit
         leader = int.from_bytes(designated[:8], "big", signed=True)
         if self.peer.activate(_config_of(txn.txn), leader):
             self.peer.role_failed("changes proposed in reconfig")
