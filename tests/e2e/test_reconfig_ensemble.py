@@ -122,3 +122,43 @@ def test_a_mixed_ensemble_applies_one_reconfig_alike_on_both_kinds(tmp_path: Pat
             files = check_member_files(c, sid, [first, added, removed])
             dynamic[c.kind(sid)] = {k: v for k, v in files.items() if k.startswith("zoo.cfg.dynamic.")}
         assert dynamic["zkserver"] == dynamic["apache"], f"leader {leader}: {kinds}"
+
+
+def remove_the_leader(c: Cluster) -> None:
+    """The leader leaves the config: the others elect a leader among themselves, the old one
+    follows on without a vote, and every member serves the new config and the writes after it."""
+    old = c.leader()
+    assert old is not None
+    others = [sid for sid in c.seats if sid != old]
+    # Through a zkserver member: an Apache follower told of another leader may leave before it
+    # answers the reconfig (its commit is asynchronous to its shutdown), and the client sees
+    # ConnectionLoss; a zkserver member answers first, then leaves its role.
+    zk = client(c, [sid for sid in others if c.kind(sid) == "zkserver"], auth=True)
+    try:
+        zk.create("/before", b"")
+        config, _ = zk.reconfig(joining=None, leaving=str(old), new_members=None)
+        assert f"server.{old}=".encode() not in config
+        new = c.wait_for_quorum(sids=others)
+        assert new in others, f"old leader {old} ({c.kind(old)}), new {new}"
+        zk.create("/after", b"")
+    finally:
+        zk.stop()
+        zk.close()
+    assert c.wait_for_mode(old, ["follower"]) == "follower"  # Apache's non-voting participant
+    for sid in c.seats:
+        assert served_config(c, sid) == config, f"member {sid} ({c.kind(sid)})"
+
+
+def test_removing_the_zkserver_leader_hands_over_to_another_member(tmp_path: Path) -> None:
+    with Cluster(tmp_path, ["zkserver"] * 3, cfg=RECONFIG, props=SUPER_DIGEST) as c:
+        c.start()
+        remove_the_leader(c)
+
+
+@pytest.mark.apache
+@pytest.mark.parametrize("kinds", [["zkserver", "apache", "zkserver"], ["zkserver", "apache", "apache"]],
+                         ids=["mostly-zkserver", "mostly-apache"])
+def test_removing_the_leader_of_a_mixed_ensemble(tmp_path: Path, kinds: list[str]) -> None:
+    with Cluster(tmp_path, kinds, cfg=RECONFIG, props=SUPER_DIGEST) as c:
+        c.start()
+        remove_the_leader(c)

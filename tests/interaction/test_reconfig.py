@@ -15,6 +15,7 @@ from tests.interaction.zabworld import ZabWorld
 from tests.unit.corehelper import XID_AUTH, read_stat
 from zkserver.core import Role
 from zkserver.jute.codes import Err
+from zkserver.proto.election_codec import CURRENT_VERSION, Notification, ServerState
 from zkserver.quorum.reconfig import verifier_from_string
 from zkserver.tree.acl import digest_id
 
@@ -180,11 +181,65 @@ def test_a_new_config_without_a_synced_quorum_is_refused():
     assert reconfig(c, joining=OBSERVER_100).err == 0
 
 
-def test_removing_the_leader_is_refused_as_unimplemented():
+def test_removing_the_leader_hands_over_to_a_designated_voter_and_the_old_leader_follows_without_a_vote():
     w = world()
     c = super_session(w, 1)
-    assert reconfig(c, leaving="3").err == Err.UNIMPLEMENTED
-    assert reconfig(c, joining="server.3=127.0.0.1:2003:3003:observer;4003").err == Err.UNIMPLEMENTED
+    reply = reconfig(c, leaving="3")
+    assert reply.err == 0  # answered by 1, which applied it before leaving its role
+    zxid = config_of(reply)[1].mzxid
+    assert versions(w) == {1: zxid, 2: zxid, 3: zxid}
+    assert w[3].peer.leader is None  # not the designated leader: it commits nothing more
+    for sid in (1, 2):  # told of another leader (the designated 1): they elect again
+        assert w[sid].core.role == Role.LOOKING, sid
+    w.elect(leader=1)
+    assert w.leader_of() == 1 and w[3].core.role == Role.FOLLOWER
+    w[3].storage.hold = True  # the old leader's acks count for nothing now
+    c1 = session(w, 2)
+    assert c1.call(Create("/after", b"", OPEN_ACL, 0)).err == 0
+
+
+def designations(w: ZabWorld, sid: int) -> list[int | None]:
+    """Record the designated leader each activation on member `sid` is told of."""
+    told: list[int | None] = []
+    activate = w[sid].peer.activate
+
+    def recording(verifier, designated):
+        told.append(designated)
+        return activate(verifier, designated)
+
+    w[sid].peer.activate = recording  # type: ignore[method-assign]
+    return told
+
+
+def test_the_designated_leader_is_the_voter_that_acked_the_most_of_what_followed():
+    w = world(voters=4, leader=4)
+    c = super_session(w, 4)
+    told = designations(w, 1)
+    w[3].storage.hold = w[4].storage.hold = True  # the old config's quorum (3 of 4) waits for 4's own log
+    c.send(Reconfig(None, "4", None, -1))  # 1 and 2 ack it: a quorum of {1,2,3}, not of {1,2,3,4}
+    w[1].storage.hold = True
+    c.send(Create("/next", b"", OPEN_ACL, 0))  # only 2 acks what follows
+    leader = w[4].peer.leader
+    assert not c.replies()
+    release(w, 4)  # the leader's log: now the reconfig commits, and 2 is the most up to date of 1 and 2
+    w.pump()
+    assert told == [2]
+    assert not leader.allowed_to_commit and w[4].peer.leader is None
+    assert w[1].core.role == Role.LOOKING
+    release(w, 1)
+    release(w, 3)
+    w.elect(leader=2)
+    assert w.leader_of() == 2
+    assert w[1].core.tree.get("/next") is not None  # in the new leader's history, committed by it
+
+
+def test_making_the_leader_an_observer_hands_over_too():
+    w = world()
+    c = super_session(w, 1)
+    assert reconfig(c, joining="server.3=127.0.0.1:2003:3003:observer;4003").err == 0
+    assert w[3].peer.settings.observer is True and w[3].core.role == Role.LOOKING
+    w.elect(leader=2)
+    assert w[3].core.role == Role.OBSERVER
 
 
 # ---------------------------------------------------------------- commit rules
@@ -274,3 +329,33 @@ def test_a_new_leader_without_a_quorum_of_the_pending_config_does_not_establish(
     w.advance(w.tick_ms * w.init_limit + 100)
     assert w.leader_of() is None
     assert w[2].peer.verifier.version == EPOCH1  # nothing activated
+
+
+def test_a_next_leader_that_the_pending_reconfig_removes_activates_it_and_leaves_the_lead():
+    w = world()
+    c = super_session(w, 3)
+    w[2].storage.hold = True  # {2,3} needs 2: the reconfig removing 1 stays in flight
+    c.send(Reconfig(None, "1", None, -1))
+    pending = w[3].peer.last_seen
+    w.crash(3)
+    release(w, 2)
+    w.pump()
+    w.restart(3)
+    w.elect(leader=1)  # 1 has the longest history too; it gets a quorum of both configs
+    assert w[1].peer.verifier.version == pending.version  # activated at establishment...
+    assert w[1].peer.leader is None  # ...and it stepped down: it is no voter of that config
+    w.advance(w.tick_ms * w.init_limit + 100)  # its learners give up waiting for UPTODATE
+    # 1's notifications carry the config it activated; a LOOKING member takes it (Apache's FLE
+    # with reconfigEnabled), or 1 - ahead of it - could not follow it.
+    tell = Notification(ServerState.LOOKING, 1, 0, 1, 1, CURRENT_VERSION, w[1].peer.verifier.config_bytes())
+    for sid in (2, 3):
+        if w[sid].peer.verifier.version < pending.version:
+            before = len(w[sid].election.starts)
+            w[sid].election.newer_config = tell.config  # what FLE's receiver keeps (the stub does not)
+            w[sid].peer.election_message(1, tell.encode())
+            assert len(w[sid].election.starts) == before + 1  # it looked again with the new config
+        assert w[sid].peer.verifier.version == pending.version
+    w.elect(leader=2)
+    assert w.leader_of() == 2
+    assert versions(w) == {1: pending.version, 2: pending.version, 3: pending.version}
+    assert w[1].core.role == Role.FOLLOWER  # following without a vote

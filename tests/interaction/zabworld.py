@@ -189,6 +189,7 @@ class StubElection:
         self.decision = None
         self.starts: list[tuple[int, int]] = []
         self.peer_epoch: int | None = None
+        self.newer_config: bytes | None = None  # what a notification carried (the test sets it)
         self.configs: list[tuple[int, int | None, bool]] = []  # (version, last seen version, participant)
 
     def set_config(self, verifier, last_seen, is_participant: bool) -> None:

@@ -36,9 +36,9 @@ My own notifications loop back through the same receiver step, after the step th
 them, as Apache's loopback queue delivers them: `take_outbox` never holds my own sid.
 
 A notification with a newer config version while LOOKING is logged and kept in
-`newer_config`; nothing changes here. (With reconfigEnabled Apache 3.8 activates such a config
-and restarts its election; we do not: a member learns a config it missed from its leader's
-NEWLEADER instead. `set_config` installs a config the member activated.)
+`newer_config`; the member (quorum/peer.py) activates it with reconfigEnabled and looks again
+when its members differ, as Apache 3.8 does. `set_config` installs a config the member
+activated: the notifications carry it from then on.
 """
 
 from __future__ import annotations

@@ -25,9 +25,11 @@ seen config. Until it commits, every proposal (the reconfig's own included) and 
 synced-quorum check need a quorum of the committed config and of the new one. Its commit
 activates it here first (the peer installs the verifier and writes the files), then goes out
 as COMMITANDACTIVATE to followers and INFORMANDACTIVATE to observers, carrying the designated
-leader: always this leader, since a reconfig that removes the leader (or makes it an
-observer) is refused with Unimplemented - Apache's hand-off to a designated leader is not
-served. The first leader of a version-0 config numbers it epoch << 32 (Apache's Leader.lead):
+leader (Apache's getDesignatedLeader): this leader if it is a voter of the new config at the
+same address, else the voter of the new config that acked the reconfig and most of what
+followed it. A leader that is not the designated one commits nothing more and steps down
+(Apache's allowedToCommit=false, then the lost quorum); its learners, told of another leader,
+elect again with the new config. The first leader of a version-0 config numbers it epoch << 32 (Apache's Leader.lead):
 NEWLEADER carries that last seen config, and it is activated when the leader is established.
 
 Persist before acknowledge, on this side: the leader counts itself in the epoch and NEWLEADER
@@ -147,6 +149,7 @@ class Proposal:
 class Leader:
     def __init__(self, peer: PeerContext, now_ms: int):
         self.peer = peer
+        self.allowed_to_commit = True  # False once a reconfig designated another leader
         s = peer.settings
         self.my_sid = s.my_sid
         self.tick_ms = s.tick_ms
@@ -456,18 +459,23 @@ class Leader:
             self._establish(now_ms)
 
     def _establish(self, now_ms: int) -> None:
+        peer = self.peer
+        if peer.last_seen.version > peer.verifier.version:  # Apache's startZkServer: processReconfig
+            qv = peer.last_seen
+            if self.my_sid not in qv.voting:
+                # A pending reconfig removed this leader: activate it, and leave the lead to a voter.
+                others = sorted((self.newleader_acked & set(qv.voting)) - {self.my_sid}) or sorted(qv.voting)
+                peer.activate(qv, others[0])
+                self.allowed_to_commit = False
+                peer.role_failed(f"not a voter of the configuration activated at start-up; designated {others[0]}")
+                return
+            peer.activate(qv, self.my_sid)
         self.established = True
         self.established_ms = now_ms
         self.phase = Phase.BROADCAST
         self.tick = 0
         self.next_half_tick = now_ms + (self.tick_ms // 2 or 1)
         log.info("Leader established in epoch %d with %s", self.epoch, sorted(self.newleader_acked))
-        peer = self.peer
-        if peer.last_seen.version > peer.verifier.version:  # Apache's startZkServer: processReconfig
-            if self.my_sid not in peer.last_seen.voting:
-                peer.role_failed("this leader is not a voter of the last seen configuration")
-                return
-            peer.activate(peer.last_seen, self.my_sid)
         peer.leading(self.epoch)
         for link in self.links.values():
             if link.state == Link.AWAIT_STARTUP:
@@ -528,7 +536,7 @@ class Leader:
     def _try_commit(self) -> None:
         """Commit the oldest proposals while each has a quorum (commits stay in zxid order)."""
         committed = 0
-        while self.outstanding:
+        while self.outstanding and self.allowed_to_commit:
             p = next(iter(self.outstanding.values()))
             if not all(v.contains_quorum(p.acks) for v in p.verifiers):
                 break
@@ -544,9 +552,14 @@ class Leader:
         self.last_committed = p.zxid
         self.to_be_applied.append(p)
         if p.new_config is not None:
-            # Apache's tryToCommit: activate it here, then tell every learner who leads (this leader).
-            self.peer.activate(p.new_config, self.my_sid)
-            designated = self.my_sid.to_bytes(8, "big", signed=True)
+            # Apache's tryToCommit: activate it here, then tell every learner who leads from now on.
+            leader = self._designated_leader(p)
+            self.peer.activate(p.new_config, leader)
+            if leader != self.my_sid:
+                log.warning("the new config designates leader %d: this leader commits nothing more", leader)
+                self.allowed_to_commit = False
+                self.peer.role_failed(f"a reconfig designated leader {leader}")
+            designated = leader.to_bytes(8, "big", signed=True)
             commit = QuorumPacket(PacketType.COMMITANDACTIVATE, p.zxid, designated)
             inform = QuorumPacket(PacketType.INFORMANDACTIVATE, p.zxid, designated + p.data)
         else:
@@ -636,11 +649,27 @@ class Leader:
         if not qv.contains_quorum((ids | {self.my_sid}) & qv.voting):
             raise KeeperError(Err.NEW_CONFIG_NO_QUORUM, "there must be a connected and synced quorum in new"
                               " configuration")
-        if self.my_sid not in qv.voting:
-            # Apache hands leadership to a designated voter of the new config; not served here.
-            raise KeeperError(Err.UNIMPLEMENTED, "a reconfig that removes the leader (or makes it an observer)"
-                              " is not served: remove it after another member leads")
         return qv
+
+    def _designated_leader(self, p: Proposal) -> int:
+        """Apache's getDesignatedLeader: this leader if the new config keeps it as a voter at the
+        same quorum address; else, of the new config's voters that acked the reconfig, the one
+        that acked the longest run of the proposals after it (the most up to date)."""
+        new = p.new_config
+        mine, was = new.members.get(self.my_sid), p.verifiers[0].members.get(self.my_sid)  # type: ignore[attr-defined]
+        if self.my_sid in new.voting and mine is not None and (was is None or mine.addresses == was.addresses):  # type: ignore[attr-defined]
+            return self.my_sid
+        # A quorum of the new config acked it, so there is another voter among them.
+        candidates = sorted((p.acks & set(new.voting)) - {self.my_sid})  # type: ignore[attr-defined]
+        best = candidates[0]
+        zxid = p.zxid + 1
+        while zxid in self.outstanding and candidates:
+            candidates = [sid for sid in candidates if sid in self.outstanding[zxid].acks]
+            if not candidates:
+                return best
+            best = candidates[0]
+            zxid += 1
+        return best
 
     def reconfig_prepared(self, verifier) -> None:
         self.peer.see_config(verifier)

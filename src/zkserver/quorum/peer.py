@@ -55,6 +55,7 @@ from .context import (
 from .election import FastLeaderElection
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
+from .reconfig import verifier_from_string
 
 log = logging.getLogger("zkserver.quorum.peer")
 
@@ -293,10 +294,27 @@ class QuorumPeer:
     def _after_election(self, now: int) -> None:
         if self.state != ServerState.LOOKING or self.stopped is not None:
             return
+        if self.settings.reconfig_enabled and self.election.newer_config is not None:
+            self._adopt_newer_config(now)
         decision = self.election.decision
         if decision is not None:
             state, vote = decision
             self.decided(state, vote.leader, now)
+
+    def _adopt_newer_config(self, now: int) -> None:
+        """A notification carried a newer committed config (Apache's FLE with reconfigEnabled):
+        activate it, and look again with it when it differs from ours."""
+        raw, self.election.newer_config = self.election.newer_config, None
+        try:
+            verifier = verifier_from_string(raw.decode())  # type: ignore[union-attr]
+        except (UnicodeDecodeError, ValueError) as e:
+            log.warning("a notification's config does not parse: %s", e)
+            return
+        members_before = {sid: spec.addresses for sid, spec in self.verifier.members.items()}
+        self.activate(verifier, None)
+        if {sid: spec.addresses for sid, spec in verifier.members.items()} != members_before:
+            log.info("config version 0x%x from the election: looking again with it", verifier.version)
+            self.election.start(now, self.storage.last_logged_zxid, self.current_epoch)
 
     def decided(self, state: ServerState, leader_sid: int, now: int) -> None:
         """The election's outcome: lead, follow or observe `leader_sid`."""
