@@ -29,8 +29,9 @@ leader (Apache's getDesignatedLeader): this leader if it is a voter of the new c
 same address, else the voter of the new config that acked the reconfig and most of what
 followed it. A leader that is not the designated one commits nothing more and steps down
 (Apache's allowedToCommit=false, then the lost quorum); its learners, told of another leader,
-elect again with the new config. The first leader of a version-0 config numbers it epoch << 32 (Apache's Leader.lead):
-NEWLEADER carries that last seen config, and it is activated when the leader is established.
+elect again with the new config. The first leader of a version-0 config numbers it
+epoch << 32 (Apache's Leader.lead): NEWLEADER carries the last seen config, which is activated
+when the leader is established (a leader that config removes steps down at once).
 
 Persist before acknowledge, on this side: the leader counts itself in the epoch and NEWLEADER
 quorums only once its own log is durable up to its last logged zxid, and in a proposal's
@@ -67,6 +68,7 @@ from . import bugs
 from .context import PeerContext
 from .reconfig import requested_verifier, verifier_from_string, with_version
 from .syncplan import SyncKind, epoch_of, plan_sync
+from .verifier import QuorumVerifier
 
 log = logging.getLogger("zkserver.quorum.leader")
 
@@ -633,7 +635,7 @@ class Leader:
     def _voter(self, sid: int) -> bool:
         return any(sid in v.voting for v in self._verifiers())
 
-    def check_reconfig(self, req: ReconfigRequest, zxid: int):
+    def check_reconfig(self, req: ReconfigRequest, zxid: int) -> QuorumVerifier:
         """Apache's PrepRequestProcessor reconfig checks, in its order (the ACL check follows in
         the core): a reconfig in progress, the expected version, the request itself, and a
         connected and synced quorum of the new config."""
@@ -659,8 +661,9 @@ class Leader:
         mine, was = new.members.get(self.my_sid), p.verifiers[0].members.get(self.my_sid)  # type: ignore[attr-defined]
         if self.my_sid in new.voting and mine is not None and (was is None or mine.addresses == was.addresses):  # type: ignore[attr-defined]
             return self.my_sid
-        # A quorum of the new config acked it, so there is another voter among them.
         candidates = sorted((p.acks & set(new.voting)) - {self.my_sid})  # type: ignore[attr-defined]
+        if not candidates:  # only this leader votes in it (standaloneEnabled=false): it stays
+            return self.my_sid
         best = candidates[0]
         zxid = p.zxid + 1
         while zxid in self.outstanding and candidates:
@@ -671,7 +674,7 @@ class Leader:
             zxid += 1
         return best
 
-    def reconfig_prepared(self, verifier) -> None:
+    def reconfig_prepared(self, verifier: QuorumVerifier) -> None:
         self.peer.see_config(verifier)
 
     def _check_link_timeouts(self, link: LearnerLink, now_ms: int) -> None:
