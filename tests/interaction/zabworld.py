@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 
 from tests.unit.corehelper import Client, FakeClock, decode_frame
+from zkserver.config import PeerAddress, ServerSpec
 from zkserver.core import CoreSettings, ServerCore
 from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateSessionTxn, TxnHeader
@@ -23,6 +24,7 @@ from zkserver.proto.election_codec import ServerState
 from zkserver.proto.peer_codec import PacketType, QuorumPacket, QuorumStreamDecoder, encode_packet
 from zkserver.quorum.context import PeerSettings
 from zkserver.quorum.peer import QuorumPeer, Ready
+from zkserver.quorum.verifier import QuorumMaj
 from zkserver.storage.committed import CommittedLog
 from zkserver.storage.database import Recovered
 from zkserver.tree.datatree import DataTree
@@ -42,6 +44,32 @@ class MajorityVerifier:
     def __str__(self) -> str:
         return "".join(f"server.{s}=127.0.0.1:{2000 + s}:{3000 + s}:participant\n" for s in sorted(self.voters)) + \
             "version=0"
+
+
+def real_verifier(voters: int, observers: int) -> QuorumMaj:
+    """A QuorumMaj of the world's members (what a reconfig needs: real server lines)."""
+    return QuorumMaj(ServerSpec(sid, (PeerAddress("127.0.0.1", 2000 + sid, 3000 + sid),),
+                                "observer" if sid > voters else "participant")
+                     for sid in range(1, voters + observers + 1))
+
+
+@dataclass
+class ConfigFiles:
+    """A member's dynamic config files (shell/dynconfig.py), kept across restarts: which
+    versions it wrote, and the .next it would read at start-up."""
+
+    proposed_versions: list[int] = field(default_factory=list)
+    activated_versions: list[int] = field(default_factory=list)
+    next: object = None
+
+    def proposed(self, verifier) -> None:
+        self.proposed_versions.append(verifier.version)
+        self.next = verifier
+
+    def activated(self, verifier) -> None:
+        self.activated_versions.append(verifier.version)
+        if self.next is not None and self.next.version <= verifier.version:
+            self.next = None
 
 
 def _body(hdr: TxnHeader, txn: object) -> bytes:
@@ -161,6 +189,11 @@ class StubElection:
         self.decision = None
         self.starts: list[tuple[int, int]] = []
         self.peer_epoch: int | None = None
+        self.newer_config: bytes | None = None  # what a notification carried (the test sets it)
+        self.configs: list[tuple[int, int | None, bool]] = []  # (version, last seen version, participant)
+
+    def set_config(self, verifier, last_seen, is_participant: bool) -> None:
+        self.configs.append((verifier.version, last_seen.version if last_seen else None, is_participant))
 
     def start(self, now_ms: int, last_logged_zxid: int, current_epoch: int) -> None:
         self.starts.append((last_logged_zxid, current_epoch))
@@ -190,6 +223,7 @@ class Node:
         self.storage = MemStorage(self)
         self.election = StubElection()
         self.metrics = ServerStats()  # the quorum counters and summaries, kept across restarts
+        self.files = ConfigFiles()
         self.alive = True
         self.clients: dict[int, Client] = {}
         self.closed: set[int] = set()
@@ -199,13 +233,21 @@ class Node:
     def build_peer(self, observer: bool) -> None:
         self.observer = observer
         settings = PeerSettings(self.sid, tick_ms=self.world.tick_ms, init_limit=self.world.init_limit,
-                                sync_limit=self.world.sync_limit, observer=observer, read_only=self.world.read_only)
-        self.peer = QuorumPeer(settings, self.core, self.storage, self.world.verifier, self.election,
+                                sync_limit=self.world.sync_limit, observer=observer, read_only=self.world.read_only,
+                                reconfig_enabled=self.world.reconfig)
+        verifier = self.config if self.world.reconfig else self.world.verifier
+        self.peer = QuorumPeer(settings, self.core, self.storage, verifier, self.election,
                                CommittedLog(), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
                                current_epoch=self.storage.epochs["currentEpoch"],
                                decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner,
-                               metrics=self.metrics)
+                               metrics=self.metrics, config_store=self.files, last_seen=self.files.next)
+
+    @property
+    def config(self):
+        """The config this member starts with: the last it activated (its dynamicConfigFile)."""
+        peer = getattr(self, "peer", None)
+        return peer.verifier if peer is not None else self.world.verifier
 
     def durable(self, zxid: int) -> None:
         self.world.durable_queue.append((self.sid, zxid))
@@ -243,12 +285,13 @@ class Node:
 
 class ZabWorld:
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
-                 sync_limit: int = 5, read_only: bool = False, **core_options: object):
+                 sync_limit: int = 5, read_only: bool = False, reconfig: bool = False, **core_options: object):
         self.clock = FakeClock()
-        self.core_options = core_options
+        self.reconfig = reconfig  # reconfigEnabled: real verifiers, a ConfigFiles per member
+        self.core_options = {**core_options, "reconfig_enabled": True} if reconfig else core_options
         self.read_only = read_only  # readonlymode.enabled
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
-        self.verifier = MajorityVerifier(set(range(1, voters + 1)))
+        self.verifier = real_verifier(voters, observers) if reconfig else MajorityVerifier(set(range(1, voters + 1)))
         self.nodes: dict[int, Node] = {}
         for sid in range(1, voters + observers + 1):
             self.nodes[sid] = Node(self, sid, observer=sid > voters)

@@ -56,15 +56,9 @@ NEEDS_THREE_VOTERS: dict[str, str] = {
     "test_kazoo_client.py::TestClient::test_update_host_list": "stopping a voter leaves the others without"
                                                                 " a quorum when there are fewer than three voters",
 }
-RECONFIG_NOT_SERVED = ("dynamic reconfiguration is not served yet (docs/compatibility.md): zkserver's leader"
-                       " answers reconfig with Unimplemented, where Apache's 3-member ensemble passes this")
 # node id -> why zkserver's ensemble fails a test that passes against Apache's ensemble of the
 # same size through the same harness. strict: a fix turns the XPASS into a failure to remove it here.
-ENSEMBLE_GAPS: dict[str, str] = {
-    "test_kazoo_client.py::TestReconfig::test_add_remove_observer": RECONFIG_NOT_SERVED,
-    "test_kazoo_client.py::TestReconfig::test_bad_input": RECONFIG_NOT_SERVED,
-    "test_kazoo_client.py::TestReconfig::test_no_super_auth": RECONFIG_NOT_SERVED,
-}
+ENSEMBLE_GAPS: dict[str, str] = {}
 
 
 def target() -> str:

@@ -31,6 +31,8 @@ class FakePeer:
     due: int  # what deadline() says
     fired: asyncio.Event = field(default_factory=asyncio.Event)
     leader: None = None  # it never leads: the shell binds no quorum port
+    verifier: QuorumMaj = field(default_factory=lambda: QuorumMaj([]))  # what the shell dials and notifies
+    last_seen: QuorumMaj = field(default_factory=lambda: QuorumMaj([]))
 
     def deadline(self) -> int:
         return self.due

@@ -62,7 +62,7 @@ _CFG_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "autopurge.snapRetainCount": ("autopurge_snap_retain_count", _int),
     "autopurge.purgeInterval": ("autopurge_purge_interval", _int),
     "standaloneEnabled": ("standalone_enabled", _bool),
-    "reconfigEnabled": ("reconfig_enabled", _bool),
+    "reconfigEnabled": ("reconfig_enabled", _bool),  # served in an ensemble: quorum/reconfig.py, docs/compatibility.md
     "sslQuorum": ("ssl_quorum", _bool),
     "portUnification": ("port_unification", _bool),
     "sslQuorumReloadCertFiles": ("ssl_quorum_reload_cert_files", _bool),
@@ -130,7 +130,6 @@ def _ssl_parser(short: str) -> Callable[[str], Any]:
 _UNSERVED_IN_ENSEMBLE = {
     "connectToLearnerMasterLimit": "a learner connects within initLimit ticks; this limit is ignored",
     "observerMasterPort": "observers follow the leader itself (no ObserverMaster); ignored",
-    "reconfigEnabled": "dynamic reconfiguration is not served; the static configuration stays in force",
     "multiAddress.reachabilityCheckEnabled": "addresses are tried in order, with no reachability check; ignored",
     "multiAddress.reachabilityCheckTimeoutMs": "addresses are tried in order, with no reachability check; ignored",
 }

@@ -83,3 +83,9 @@ def _dotted_id(key: str, prefix: str) -> int:
     if not key.startswith(prefix + "."):
         raise _Bad(f"expected {prefix}.<id>")
     return _server_id(key[len(prefix) + 1:])
+
+
+def server_spec(key: str, value: str, multi_address: bool = False) -> ServerSpec:
+    """One `server.N=...` line as QuorumPeerConfig reads it (dynamic reconfiguration parses
+    joining servers and new member lists with it); ValueError with the reason otherwise."""
+    return _parse_server(key, value, multi_address)

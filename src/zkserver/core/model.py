@@ -12,6 +12,19 @@ from ..tree.acl import Identity
 from ..tree.datatree import TxnResult
 
 
+class Reconfigurer(Protocol):
+    """The leader role as the core's reconfig preparation sees it (quorum/leader.py)."""
+
+    def check_reconfig(self, req: Any, zxid: int) -> Any:
+        """The new quorum verifier `req` (a ReconfigRequest) asks for, numbered `zxid`; raises
+        KeeperError for a request the leader refuses."""
+        ...
+
+    def reconfig_prepared(self, verifier: Any) -> None:
+        """The reconfig txn is prepared: from now on a reconfig is in progress."""
+        ...
+
+
 class Clock(Protocol):
     def wall_ms(self) -> int: ...
     def mono_ms(self) -> int: ...

@@ -8,20 +8,32 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
-from ..jute.codec import JuteError, Reader
+from ..jute.codec import JuteError, Reader, encode_buffer
 from ..jute.codes import Err, Op
-from ..jute.records import REQUEST_DECODERS, REQUEST_HEADER, CreateSessionTxn, TxnHeader, encode_reply, read_multi
-from ..prep import Preparer
-from ..tree.acl import Identity
-from ..tree.datatree import DataTree
+from ..jute.records import (
+    REQUEST_DECODERS,
+    REQUEST_HEADER,
+    CreateSessionTxn,
+    ErrorTxn,
+    ReconfigRequest,
+    SetDataTxn,
+    TxnHeader,
+    encode_reply,
+    read_multi,
+)
+from ..prep import NodeState, Preparer
+from ..tree.acl import Identity, KeeperError
+from ..tree.datatree import CONFIG_PATH, DataTree, TxnResult
 from ..tree.quota import QuotaPolicy
-from .model import ANSWERED, BODY_AT, FORWARDED, Conn, Request, Role
+from .model import ANSWERED, BODY_AT, FORWARDED, Conn, Reconfigurer, Request, Role
 
 log = logging.getLogger("zkserver.core")
 
 
 class Replica:
     """ServerCore's ensemble side; a mixin over the core's sessions, pipeline and effects."""
+
+    reconfigurer: Reconfigurer | None = None  # the leader role, while this member leads
 
     # ------------------------------------------------------------ ensemble roles
 
@@ -39,6 +51,7 @@ class Replica:
         self.prep.pending.changes.clear()
         self.zxid = self.durable_zxid = self.tree.last_processed_zxid
         self.role = Role.LOOKING
+        self.reconfigurer = None
         self._learner = self._read_only = False
         for sid in [sid for sid, session in self.sessions.sessions.items() if session.local]:
             self.sessions.remove(sid)  # Apache's local session tracker goes with its server
@@ -69,6 +82,42 @@ class Replica:
         table.buckets.clear()
         for sid, timeout in sessions.items():
             table.add(sid, timeout, now)
+
+    # ------------------------------------------------------------ dynamic reconfiguration
+
+    def _prep_reconfig(self, r: Reader, ids: list[Identity], zxid: int) -> tuple[int, object]:
+        """Apache's PrepRequestProcessor for reconfig: the leader role decides the new config
+        (quorum/reconfig.py has the rules), then WRITE on /zookeeper/config is checked; the txn
+        sets that node to the new config's string with version -1, as Apache's does."""
+        req = ReconfigRequest.read(r)
+        if not self.settings.reconfig_enabled:
+            return Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED)
+        if self.reconfigurer is None:  # a standalone server runs no reconfig (Apache's neither)
+            return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED)
+        try:
+            verifier = self.reconfigurer.check_reconfig(req, zxid)
+            node = self.prep.pending.require(CONFIG_PATH)
+            self.auth.require(node.acl, 2, ids, CONFIG_PATH)  # WRITE
+        except KeeperError as e:
+            log.info("reconfig refused (%d): %s", e.code, e.path)
+            return Op.ERROR, ErrorTxn(e.code)
+        data = str(verifier).encode()
+        self.prep.pending.put(CONFIG_PATH, NodeState(zxid, True, -1, node.cversion, node.aversion, node.owner,
+                                                     node.child_count, node.acl, data))
+        self.reconfigurer.reconfig_prepared(verifier)
+        return Op.RECONFIG, SetDataTxn(CONFIG_PATH, data, -1)
+
+    def _reconfig_reply(self, rc: TxnResult) -> bytes:
+        """A reconfig's answer is a GetDataResponse: the config now in force and the node's Stat."""
+        node = self.tree.get(CONFIG_PATH)
+        return encode_buffer(node.data if node is not None else b"") + (rc.stat or b"")
+
+    def set_config_node(self, data: bytes, version: int) -> None:
+        """Apache's initConfigInZKDatabase: /zookeeper/config holds the config in force, with
+        mzxid its version, version -1 and mtime now (not a txn: every member does it itself)."""
+        if self.tree.get(CONFIG_PATH) is not None:
+            self.tree.set_data(CONFIG_PATH, data, -1, version, self.clock.wall_ms())
+            self._deliver_events()
 
     def _forward(self, req: Request) -> None:
         """A learner's write or sync: the leader decides it; the reply waits for its answer."""

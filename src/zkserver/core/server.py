@@ -436,9 +436,7 @@ class ServerCore(ClientAuth, Replica):
         if op == Op.MULTI:
             return self.prep.prep_multi(read_multi(r), req.session_id, ids, zxid, now)
         if op == Op.RECONFIG:
-            # Standalone Apache: ReconfigDisabled, or Unimplemented when reconfig is enabled
-            # (its standalone server is no leader to run one).
-            return Op.ERROR, ErrorTxn(Err.UNIMPLEMENTED if self.settings.reconfig_enabled else Err.RECONFIG_DISABLED)
+            return self._prep_reconfig(r, ids, zxid)
         if op == Op.DELETE_CONTAINER:
             return self._prep_delete_container(r.path(), zxid)
         raise JuteError(f"not a write opcode: {op}")
@@ -542,7 +540,7 @@ class ServerCore(ClientAuth, Replica):
         if rc.err and op != Op.MULTI:
             self._reply(req, rc.err, b"")
             return
-        self._reply(req, 0, write_reply_body(op, rc))
+        self._reply(req, 0, write_reply_body(op, rc) if op != Op.RECONFIG else self._reconfig_reply(rc))
 
     def _session_closed(self, req: Request) -> None:
         session = self.sessions.sessions.get(req.session_id)

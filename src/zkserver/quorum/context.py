@@ -32,6 +32,8 @@ class PeerSettings:
     connect_retry_ms: int = 100
     initial_zxid: int | None = None  # zookeeper.testingonly.initialZxid (decimal counter)
     read_only: bool = False  # readonlymode.enabled: serve read-only clients while LOOKING
+    reconfig_enabled: bool = False  # reconfigEnabled: dynamic reconfiguration (quorum/reconfig.py)
+    standalone_enabled: bool = True  # standaloneEnabled: a reconfig must leave two voters
 
 
 class Verifier(Protocol):
@@ -40,8 +42,32 @@ class Verifier(Protocol):
 
     version: int
     voting: frozenset[int]
+    observers: frozenset[int]
+    members: dict[int, Any]  # sid -> config.ServerSpec
 
     def contains_quorum(self, sids: Iterable[int]) -> bool: ...
+
+
+class ConfigStore(Protocol):
+    """Where a member keeps its dynamic configuration (shell/dynconfig.py writes Apache's files)."""
+
+    def proposed(self, verifier: Verifier) -> None:
+        """A newer config was proposed (zoo.cfg.dynamic.next)."""
+        ...
+
+    def activated(self, verifier: Verifier) -> None:
+        """A config is in force (zoo.cfg.dynamic.<version>, zoo.cfg pointing at it)."""
+        ...
+
+
+class NoConfigStore:
+    """A ConfigStore that keeps nothing (scripted tests, the simulator, no zoo.cfg)."""
+
+    def proposed(self, verifier: Verifier) -> None:
+        pass
+
+    def activated(self, verifier: Verifier) -> None:
+        pass
 
 
 class QuorumMetrics(Protocol):
@@ -100,6 +126,7 @@ class PeerContext(Protocol):
     settings: PeerSettings
     core: ServerCore
     verifier: Verifier
+    last_seen: Verifier  # the newest config seen: a proposed one, or else the committed one
     storage: MemberStorage
     committed_log: CommittedLog
     accepted_epoch: int
@@ -144,6 +171,15 @@ class PeerContext(Protocol):
         ...
 
     def write_deferred_snapshot(self) -> None: ...
+
+    def see_config(self, verifier: Verifier) -> None:
+        """A newer config was proposed (Apache's setLastSeenQuorumVerifier); reconfigEnabled only."""
+        ...
+
+    def activate(self, verifier: Verifier, designated_leader: int | None) -> bool:
+        """A config is committed (Apache's processReconfig); True when this member's role or
+        leader changes with it, so it must elect again."""
+        ...
 
     def role_failed(self, reason: str) -> None:
         """Give the role up and go back to LOOKING."""

@@ -35,9 +35,10 @@ Rules (FastLeaderElection.java; each has a script in tests/interaction/):
 My own notifications loop back through the same receiver step, after the step that sent
 them, as Apache's loopback queue delivers them: `take_outbox` never holds my own sid.
 
-A notification with a newer config version while LOOKING: with reconfigEnabled=false (the
-only mode we serve) nothing changes here; it is logged and kept in `newer_config`. (Apache
-3.8 also restarts its whole election when such a config names other servers; we do not.)
+A notification with a newer config version while LOOKING is logged and kept in
+`newer_config`; the member (quorum/peer.py) activates it with reconfigEnabled and looks again
+when its members differ, as Apache 3.8 does. `set_config` installs a config the member
+activated: the notifications carry it from then on.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ class FastLeaderElection:
         version = self._seen_config[1]
         if version is not None and version > self.verifier.version and self.state == ServerState.LOOKING:
             if self.newer_config != n.config:
-                log.info("sid %d: sid %d sent config version %x (mine %x); reconfig is off, ignored",
+                log.info("sid %d: sid %d sent config version %x (mine %x); ignored",
                          self.my_sid, sid, version, self.verifier.version)
             self.newer_config = n.config
 
@@ -340,6 +341,17 @@ class FastLeaderElection:
             self._receive(self.my_sid, self._loopback.popleft(), now_ms)
 
     # -- membership
+
+    def set_config(self, verifier: QuorumVerifier, last_seen: QuorumVerifier | None, is_participant: bool) -> None:
+        """A reconfig activated `verifier` (Apache restarts its FLE with the new config): the
+        notifications carry it from now on, and the round's voters follow it."""
+        self.verifier = verifier
+        self.last_seen = last_seen
+        self.is_participant = is_participant
+        self._config = verifier.config_bytes()
+        if self.newer_config is not None and (config_version(self.newer_config.decode("utf-8", "replace")) or 0) \
+                <= verifier.version:
+            self.newer_config = None
 
     def _verifiers(self) -> list[QuorumVerifier]:
         if self.last_seen is not None and self.last_seen.version > self.verifier.version:

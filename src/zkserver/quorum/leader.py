@@ -19,6 +19,20 @@ NEWLEADER: the ServerCore starts serving as leader). Each wait is bounded by ini
 a timeout sends the member back to LOOKING, as does losing the quorum of synced learners
 (checked every tick) or the zxid counter running out.
 
+Dynamic reconfiguration (reconfigEnabled; quorum/reconfig.py has the rules): the core asks
+`check_reconfig` for the new config and the proposal of the reconfig txn makes it the last
+seen config. Until it commits, every proposal (the reconfig's own included) and the leader's
+synced-quorum check need a quorum of the committed config and of the new one. Its commit
+activates it here first (the peer installs the verifier and writes the files), then goes out
+as COMMITANDACTIVATE to followers and INFORMANDACTIVATE to observers, carrying the designated
+leader (Apache's getDesignatedLeader): this leader if it is a voter of the new config at the
+same address, else the voter of the new config that acked the reconfig and most of what
+followed it. A leader that is not the designated one commits nothing more and steps down
+(Apache's allowedToCommit=false, then the lost quorum); its learners, told of another leader,
+elect again with the new config. The first leader of a version-0 config numbers it
+epoch << 32 (Apache's Leader.lead): NEWLEADER carries the last seen config, which is activated
+when the leader is established (a leader that config removes steps down at once).
+
 Persist before acknowledge, on this side: the leader counts itself in the epoch and NEWLEADER
 quorums only once its own log is durable up to its last logged zxid, and in a proposal's
 quorum only once its log holds that proposal durably. A txn is applied here once committed
@@ -32,7 +46,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ..jute.records import TxnHeader
+from ..jute.codes import Err, Op
+from ..jute.records import ReconfigRequest, TxnHeader
 from ..proto.peer_codec import (
     PROTOCOL_VERSION,
     PacketType,
@@ -48,9 +63,12 @@ from ..proto.peer_codec import (
     encode_signature,
     packet_name,
 )
+from ..tree.acl import KeeperError
 from . import bugs
 from .context import PeerContext
+from .reconfig import requested_verifier, verifier_from_string, with_version
 from .syncplan import SyncKind, epoch_of, plan_sync
+from .verifier import QuorumVerifier
 
 log = logging.getLogger("zkserver.quorum.leader")
 
@@ -92,7 +110,7 @@ class LearnerLink:
     read_timeout: int = 0  # ms; initLimit ticks until the NEWLEADER ACK, then syncLimit ticks
     ack_deadline_tick: int = 0  # "synced" while the leader's tick is at most this
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # (zxid, sent ms), after its NEWLEADER ACK
-    held_commits: list[int] = field(default_factory=list)  # between NEWLEADER and UPTODATE (participants)
+    held_commits: list[QuorumPacket] = field(default_factory=list)  # between NEWLEADER and UPTODATE
     checking_acks: bool = False
     snap_sync: bool | None = None  # from its sync (SNAP: True, DIFF/TRUNC: False) to its NEWLEADER ACK
 
@@ -126,11 +144,14 @@ class Proposal:
     hdr: TxnHeader
     txn: object
     acks: set[int] = field(default_factory=set)
+    verifiers: tuple = ()  # each must have a quorum of acks: the committed config, and a pending one
+    new_config: object = None  # a reconfig's verifier
 
 
 class Leader:
     def __init__(self, peer: PeerContext, now_ms: int):
         self.peer = peer
+        self.allowed_to_commit = True  # False once a reconfig designated another leader
         s = peer.settings
         self.my_sid = s.my_sid
         self.tick_ms = s.tick_ms
@@ -206,6 +227,10 @@ class Leader:
             if zxid != self.last_proposed + 1:
                 raise AssertionError(f"proposal 0x{zxid:x} does not follow 0x{self.last_proposed:x}")
             p = self.outstanding[zxid] = Proposal(zxid, data, hdr, txn)
+            if hdr.type == Op.RECONFIG:  # Apache's propose: the new config is the last seen one
+                p.new_config = verifier_from_string(txn.data.decode())  # type: ignore[attr-defined]
+                self.peer.see_config(p.new_config)
+            p.verifiers = self._verifiers()
             self.last_proposed = zxid
             self.proposal_sizes.record(len(data))
             packet = QuorumPacket(PacketType.PROPOSAL, zxid, data)
@@ -299,6 +324,9 @@ class Leader:
             log.info("New epoch %d decided with %s; acceptedEpoch written", self.epoch, sorted(self.connecting))
             self.last_proposed = self.last_committed = self.epoch << 32
             self.phase_deadline = now_ms + self.init_ms
+            peer = self.peer
+            if peer.settings.reconfig_enabled and peer.verifier.version == 0 == peer.last_seen.version:
+                peer.see_config(with_version(peer.verifier, self.epoch << 32))
             for link in self.links.values():
                 if link.state == Link.AWAIT_EPOCH:
                     self._send_leader_info(link)
@@ -379,7 +407,7 @@ class Leader:
                     peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
             peer.metrics.count("diff_count")  # Apache counts TRUNC here too
         self._start_forwarding(link, plan.forward_from)
-        peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.verifier).encode()))
+        peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.last_seen).encode()))
         link.state = Link.AWAIT_NEWLEADER_ACK
 
     def _syncs_in_flight(self, snap: bool) -> None:
@@ -418,7 +446,7 @@ class Leader:
             self._syncs_in_flight(snap)
         link.read_timeout = self.sync_ms
         link.checking_acks = not link.observer
-        if not link.observer and link.sid in self.peer.verifier.voting:
+        if not link.observer and self._voter(link.sid):
             self._newleader_acked(link.sid, now_ms)
         link.state = Link.AWAIT_STARTUP
         if self.established:
@@ -429,17 +457,28 @@ class Leader:
             return
         if sid is not None:
             self.newleader_acked.add(sid)
-        if self.my_sid in self.newleader_acked and self.peer.verifier.contains_quorum(self.newleader_acked):
+        if self.my_sid in self.newleader_acked and self._all_quorums(self.newleader_acked):
             self._establish(now_ms)
 
     def _establish(self, now_ms: int) -> None:
+        peer = self.peer
+        if peer.last_seen.version > peer.verifier.version:  # Apache's startZkServer: processReconfig
+            qv = peer.last_seen
+            if self.my_sid not in qv.voting:
+                # A pending reconfig removed this leader: activate it, and leave the lead to a voter.
+                others = sorted((self.newleader_acked & set(qv.voting)) - {self.my_sid}) or sorted(qv.voting)
+                peer.activate(qv, others[0])
+                self.allowed_to_commit = False
+                peer.role_failed(f"not a voter of the configuration activated at start-up; designated {others[0]}")
+                return
+            peer.activate(qv, self.my_sid)
         self.established = True
         self.established_ms = now_ms
         self.phase = Phase.BROADCAST
         self.tick = 0
         self.next_half_tick = now_ms + (self.tick_ms // 2 or 1)
         log.info("Leader established in epoch %d with %s", self.epoch, sorted(self.newleader_acked))
-        self.peer.leading(self.epoch)
+        peer.leading(self.epoch)
         for link in self.links.values():
             if link.state == Link.AWAIT_STARTUP:
                 self._uptodate(link)
@@ -447,8 +486,8 @@ class Leader:
     def _uptodate(self, link: LearnerLink) -> None:
         link.state = Link.BROADCAST
         self.peer.send(link.cid, QuorumPacket(PacketType.UPTODATE, -1))
-        for zxid in link.held_commits:
-            self.peer.send(link.cid, QuorumPacket(PacketType.COMMIT, zxid))
+        for commit in link.held_commits:
+            self.peer.send(link.cid, commit)
         link.held_commits.clear()
 
     # ------------------------------------------------------------ broadcast
@@ -488,8 +527,8 @@ class Leader:
         unacked = link.unacked
         while unacked and unacked[0][0] <= zxid:
             unacked.popleft()
-        if zxid & 0xFFFFFFFF == 0 or link.observer or link.sid not in self.peer.verifier.voting:
-            return
+        if zxid & 0xFFFFFFFF == 0 or link.observer:
+            return  # a learner that votes in neither config is not counted by any verifier
         p = self.outstanding.get(zxid)
         if p is None:
             return  # committed already, or not ours
@@ -498,11 +537,10 @@ class Leader:
 
     def _try_commit(self) -> None:
         """Commit the oldest proposals while each has a quorum (commits stay in zxid order)."""
-        verifier = self.peer.verifier
         committed = 0
-        while self.outstanding:
+        while self.outstanding and self.allowed_to_commit:
             p = next(iter(self.outstanding.values()))
-            if not verifier.contains_quorum(p.acks):
+            if not all(v.contains_quorum(p.acks) for v in p.verifiers):
                 break
             del self.outstanding[p.zxid]
             self._commit(p)
@@ -515,8 +553,20 @@ class Leader:
         assert p.zxid == self.last_committed + 1, f"commit 0x{p.zxid:x} after 0x{self.last_committed:x}"
         self.last_committed = p.zxid
         self.to_be_applied.append(p)
-        commit = QuorumPacket(PacketType.COMMIT, p.zxid)
-        inform = None
+        if p.new_config is not None:
+            # Apache's tryToCommit: activate it here, then tell every learner who leads from now on.
+            leader = self._designated_leader(p)
+            self.peer.activate(p.new_config, leader)
+            if leader != self.my_sid:
+                log.warning("the new config designates leader %d: this leader commits nothing more", leader)
+                self.allowed_to_commit = False
+                self.peer.role_failed(f"a reconfig designated leader {leader}")
+            designated = leader.to_bytes(8, "big", signed=True)
+            commit = QuorumPacket(PacketType.COMMITANDACTIVATE, p.zxid, designated)
+            inform = QuorumPacket(PacketType.INFORMANDACTIVATE, p.zxid, designated + p.data)
+        else:
+            commit = QuorumPacket(PacketType.COMMIT, p.zxid)
+            inform = None
         for link in self.links.values():
             if not link.forwarding:
                 continue
@@ -526,7 +576,7 @@ class Leader:
             elif link.state in (Link.AWAIT_NEWLEADER_ACK, Link.AWAIT_STARTUP):
                 # ZOOKEEPER-4394: an Apache 3.8.0 follower drops the proposals it holds at NEWLEADER
                 # and fails on a COMMIT read before UPTODATE; it gets them right after UPTODATE.
-                link.held_commits.append(p.zxid)
+                link.held_commits.append(commit)
             else:
                 self.peer.send(link.cid, commit)
         for cid in self.pending_syncs.pop(p.zxid, ()):
@@ -550,9 +600,8 @@ class Leader:
         tick a PING to every learner."""
         if not self.tick_skip:
             self.tick += 1
-            synced = {self.my_sid} | {link.sid for link in self.links.values()
-                                      if link.state == Link.BROADCAST and self.tick <= link.ack_deadline_tick}
-            if not self.peer.verifier.contains_quorum(synced):
+            synced = {self.my_sid} | self._synced_learners()
+            if not self._all_quorums(synced):
                 self.peer.role_failed(f"Not sufficient followers synced, only synced with sids: {sorted(synced)}")
                 return
         self.tick_skip = not self.tick_skip
@@ -566,6 +615,67 @@ class Leader:
                 self._drop(link)
                 continue
             self.peer.send(link.cid, ping)
+
+    def _synced_learners(self) -> set[int]:
+        return {link.sid for link in self.links.values()
+                if link.state == Link.BROADCAST and self.tick <= link.ack_deadline_tick}
+
+    # ------------------------------------------------------------ reconfiguration
+
+    def _verifiers(self) -> tuple:
+        """The configs a quorum is needed in: the committed one, and a newer proposed one."""
+        peer = self.peer
+        if peer.last_seen.version > peer.verifier.version:
+            return (peer.verifier, peer.last_seen)
+        return (peer.verifier,)
+
+    def _all_quorums(self, sids: set[int]) -> bool:
+        return all(v.contains_quorum(sids) for v in self._verifiers())
+
+    def _voter(self, sid: int) -> bool:
+        return any(sid in v.voting for v in self._verifiers())
+
+    def check_reconfig(self, req: ReconfigRequest, zxid: int) -> QuorumVerifier:
+        """Apache's PrepRequestProcessor reconfig checks, in its order (the ACL check follows in
+        the core): a reconfig in progress, the expected version, the request itself, and a
+        connected and synced quorum of the new config."""
+        peer = self.peer
+        last_seen = peer.last_seen
+        if last_seen.version != peer.verifier.version:
+            raise KeeperError(Err.RECONFIG_IN_PROGRESS)
+        if req.cur_config_id != -1 and req.cur_config_id != last_seen.version:
+            raise KeeperError(Err.BAD_VERSION, f"Reconfiguration from version {req.cur_config_id} failed -- last"
+                              f" seen version is {last_seen.version}")
+        qv = requested_verifier(req, last_seen, zxid, peer.settings.standalone_enabled)
+        ids = {link.sid for link in self.links.values() if not link.observer} & self._synced_learners()
+        if not qv.contains_quorum((ids | {self.my_sid}) & qv.voting):
+            raise KeeperError(Err.NEW_CONFIG_NO_QUORUM, "there must be a connected and synced quorum in new"
+                              " configuration")
+        return qv
+
+    def _designated_leader(self, p: Proposal) -> int:
+        """Apache's getDesignatedLeader: this leader if the new config keeps it as a voter at the
+        same quorum address; else, of the new config's voters that acked the reconfig, the one
+        that acked the longest run of the proposals after it (the most up to date)."""
+        new = p.new_config
+        mine, was = new.members.get(self.my_sid), p.verifiers[0].members.get(self.my_sid)  # type: ignore[attr-defined]
+        if self.my_sid in new.voting and mine is not None and (was is None or mine.addresses == was.addresses):  # type: ignore[attr-defined]
+            return self.my_sid
+        candidates = sorted((p.acks & set(new.voting)) - {self.my_sid})  # type: ignore[attr-defined]
+        if not candidates:  # only this leader votes in it (standaloneEnabled=false): it stays
+            return self.my_sid
+        best = candidates[0]
+        zxid = p.zxid + 1
+        while zxid in self.outstanding and candidates:
+            candidates = [sid for sid in candidates if sid in self.outstanding[zxid].acks]
+            if not candidates:
+                return best
+            best = candidates[0]
+            zxid += 1
+        return best
+
+    def reconfig_prepared(self, verifier: QuorumVerifier) -> None:
+        self.peer.see_config(verifier)
 
     def _check_link_timeouts(self, link: LearnerLink, now_ms: int) -> None:
         if now_ms >= link.last_received + link.read_timeout:

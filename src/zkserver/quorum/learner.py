@@ -20,6 +20,12 @@ committed before it is applied here. Zxids must be contiguous within an epoch an
 must name the oldest uncommitted proposal (Apache exits with code 12 there); a violation
 drops the connection and the member goes back to LOOKING, never limps on with a hole
 (ZOOKEEPER-4925).
+
+Dynamic reconfiguration (reconfigEnabled), as Apache's Learner: a reconfig PROPOSAL makes its
+config the last seen one, as does the config NEWLEADER carries; that one is activated at
+UPTODATE, and a reconfig is activated by its COMMITANDACTIVATE (followers) or
+INFORMANDACTIVATE (observers) just before it is committed here. When the activation changes
+this member's role or its leader, it goes back to LOOKING ("changes proposed in reconfig").
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
+from ..jute.codes import Op
 from ..jute.records import TxnHeader
 from ..proto.peer_codec import (
     LearnerInfo,
@@ -48,6 +55,7 @@ from ..storage.txnlog import decode_entry
 from . import bugs
 from .context import PeerContext
 from .leader import ACCEPTED_EPOCH, CURRENT_EPOCH
+from .reconfig import verifier_from_string
 
 log = logging.getLogger("zkserver.quorum.learner")
 
@@ -101,6 +109,7 @@ class Learner:
         self.to_log: list[Txn] = []  # the newest of `logged`, not yet handed to the log (flush_log)
         self.unacked: deque[Txn] = deque()  # logged, ACK not sent yet (participants)
         self.apply_queue: deque[Txn | None] = deque()
+        self.newleader_config = None  # the config NEWLEADER carried, activated at UPTODATE
         self._dial()
 
     # ------------------------------------------------------------ connection
@@ -249,6 +258,19 @@ class Learner:
                 self._log(txn)
         elif kind == PacketType.COMMIT:
             self._commit_while_syncing(pkt.zxid)
+        elif kind == PacketType.COMMITANDACTIVATE:
+            pending = self.held[self.held_commits:] if self.stage == Stage.SYNCING else self.logged
+            if pending and pending[0].hdr.zxid == pkt.zxid:
+                self._activate(pending[0], pkt.data)
+            self._commit_while_syncing(pkt.zxid)
+        elif kind == PacketType.INFORMANDACTIVATE and self.observer:
+            txn = self._informed_config(pkt)
+            if self.stage == Stage.SYNCING:
+                self.held.append(txn)
+                self.held_commits += 1
+            else:
+                self._log(txn)
+                self._commit(txn.hdr.zxid)
         elif kind == PacketType.INFORM and self.observer:
             txn = self._txn(pkt)
             if self.stage == Stage.SYNCING:
@@ -277,6 +299,12 @@ class Learner:
             raise PeerProtocolError("a second NEWLEADER")
         if pkt.zxid != self.new_epoch << 32:
             raise PeerProtocolError(f"NEWLEADER 0x{pkt.zxid:x} is not of epoch {self.new_epoch}")
+        if self.peer.settings.reconfig_enabled and pkt.data and len(pkt.data) > 1:
+            try:
+                self.newleader_config = verifier_from_string(pkt.data.decode())
+                self.peer.see_config(self.newleader_config)
+            except (ValueError, UnicodeDecodeError) as e:  # Apache only logs it too
+                log.warning("NEWLEADER carried a config that does not parse: %s", e)
         held, committed = self.held, self.held_commits
         self.held, self.held_commits = [], 0
         for txn in held:
@@ -307,6 +335,9 @@ class Learner:
     def _uptodate(self) -> None:
         if self.stage != Stage.AWAIT_UPTODATE:
             raise PeerProtocolError("UPTODATE before NEWLEADER was acknowledged")
+        if self.newleader_config is not None and self.peer.activate(self.newleader_config, None):
+            self.peer.role_failed("changes proposed in reconfig")
+            return
         self._send(QuorumPacket(PacketType.ACK, self.new_epoch << 32))
         self.peer.write_deferred_snapshot()  # only with the bug switch "snap-not-durable"
         if self.deferred:  # only with the bug switch "newleader-ack-early"
@@ -340,6 +371,18 @@ class Learner:
             self._log(txn)
             self._commit(txn.hdr.zxid)
             self._apply_durable()
+        elif kind == PacketType.COMMITANDACTIVATE and not self.observer:
+            self.peer.metrics.count("learner_commit_received_count")
+            if self.logged and self.logged[0].hdr.zxid == pkt.zxid:
+                self._activate(self.logged[0], pkt.data)
+            self._commit(pkt.zxid)
+            self._apply_durable()
+        elif kind == PacketType.INFORMANDACTIVATE and self.observer:
+            self.peer.metrics.count("learner_commit_received_count")
+            txn = self._informed_config(pkt)
+            self._log(txn)
+            self._commit(txn.hdr.zxid)
+            self._apply_durable()
         elif kind == PacketType.SYNC:
             self.apply_queue.append(_SYNC_MARK)
             self._apply_durable()
@@ -348,7 +391,7 @@ class Learner:
             self.peer.core.revalidated(sid, valid)
         elif kind == PacketType.UPTODATE:
             log.error("Received an UPTODATE message after the learner started")
-        elif kind not in (PacketType.PROPOSAL, PacketType.COMMIT):  # an observer ignores those
+        elif kind not in (PacketType.PROPOSAL, PacketType.COMMIT, PacketType.COMMITANDACTIVATE):  # observers
             log.warning("unknown quorum packet from the leader: %s", pkt)
 
     def _txn(self, pkt: QuorumPacket) -> Txn:
@@ -365,7 +408,33 @@ class Learner:
         # (zookeeper.testingonly.initialZxid starts it high).
         if (zxid >> 32 == last >> 32 and zxid != last + 1) or zxid >> 32 < last >> 32 or zxid & 0xFFFFFFFF == 0:
             raise PeerProtocolError(f"txn 0x{zxid:x} does not follow 0x{last:x} (a hole in the history)")
+        if hdr.type == Op.RECONFIG and pkt.type == PacketType.PROPOSAL and self.peer.settings.reconfig_enabled:
+            self.peer.see_config(_config_of(record))
         return Txn(hdr, record, digest, data)
+
+    # ------------------------------------------------------------ reconfiguration
+
+    def _informed_config(self, pkt: QuorumPacket) -> Txn:
+        """INFORMANDACTIVATE: the designated leader, then the txn as INFORM carries it."""
+        data = pkt.data or b""
+        if len(data) < 8:
+            raise PeerProtocolError("INFORMANDACTIVATE without a designated leader")
+        txn = self._txn(QuorumPacket(PacketType.INFORM, pkt.zxid, data[8:]))
+        self._activate(txn, data[:8])
+        return txn
+
+    def _activate(self, txn: Txn, designated: bytes | None) -> None:
+        """A reconfig commits: its config is activated before the txn is applied (Apache's
+        processReconfig); a change of role or leader sends this member back to LOOKING."""
+        if txn.hdr.type != Op.RECONFIG:
+            raise PeerProtocolError(f"an ACTIVATE for txn 0x{txn.hdr.zxid:x}, which is no reconfig")
+        if designated is None or len(designated) < 8:
+            raise PeerProtocolError("an ACTIVATE without a designated leader")
+        if not self.peer.settings.reconfig_enabled:
+            return  # Apache's processReconfig does nothing then: a plain commit
+        leader = int.from_bytes(designated[:8], "big", signed=True)
+        if self.peer.activate(_config_of(txn.txn), leader):
+            self.peer.role_failed("changes proposed in reconfig")
 
     def _log(self, txn: Txn) -> None:
         self.to_log.append(txn)
@@ -421,3 +490,11 @@ class Learner:
         unlogged = {id(t) for t in self.to_log}
         return [t for t in self.apply_queue if t is not None and id(t) not in unlogged] + \
             [t for t in self.logged if id(t) not in unlogged]
+
+
+def _config_of(record: object):
+    """The config a reconfig txn (a SetDataTxn on /zookeeper/config) carries."""
+    try:
+        return verifier_from_string((record.data or b"").decode())  # type: ignore[attr-defined]
+    except (AttributeError, UnicodeDecodeError, ValueError) as e:
+        raise PeerProtocolError(f"a reconfig txn whose config does not parse: {e}") from None

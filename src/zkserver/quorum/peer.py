@@ -42,10 +42,20 @@ from ..proto.peer_codec import (
 from ..storage.txnlog import StorageError
 from ..tree.datatree import DataTree
 from . import bugs
-from .context import CommittedLog, MemberStorage, NoMetrics, PeerSettings, QuorumMetrics, Verifier
+from .context import (
+    CommittedLog,
+    ConfigStore,
+    MemberStorage,
+    NoConfigStore,
+    NoMetrics,
+    PeerSettings,
+    QuorumMetrics,
+    Verifier,
+)
 from .election import FastLeaderElection
 from .leader import ACCEPTED_EPOCH, Leader
 from .learner import Learner
+from .reconfig import verifier_from_string
 
 log = logging.getLogger("zkserver.quorum.peer")
 
@@ -81,12 +91,18 @@ class QuorumPeer:
                  election: FastLeaderElection, committed_log: CommittedLog, clock, *, accepted_epoch: int,
                  current_epoch: int, decode_snapshot: Callable[[bytes], tuple[DataTree, dict[int, int]]],
                  snapshot_scanner: Callable[[], SnapshotScanner] | None = None,
-                 metrics: QuorumMetrics | None = None):
+                 metrics: QuorumMetrics | None = None, config_store: ConfigStore | None = None,
+                 last_seen: Verifier | None = None):
         self.settings = settings
         self.core = core
         self.storage = storage
         self.verifier = verifier
+        # The newest config seen: a proposed reconfig not yet committed, else the committed one.
+        self.last_seen = last_seen if last_seen is not None and last_seen.version > verifier.version else verifier
+        self.config_store = config_store or NoConfigStore()
         self.election = election
+        if self.last_seen is not verifier:
+            election.set_config(verifier, self.last_seen, not settings.observer)
         self.committed_log = committed_log
         self.clock = clock
         self.accepted_epoch = accepted_epoch
@@ -278,10 +294,27 @@ class QuorumPeer:
     def _after_election(self, now: int) -> None:
         if self.state != ServerState.LOOKING or self.stopped is not None:
             return
+        if self.settings.reconfig_enabled and self.election.newer_config is not None:
+            self._adopt_newer_config(now)
         decision = self.election.decision
         if decision is not None:
             state, vote = decision
             self.decided(state, vote.leader, now)
+
+    def _adopt_newer_config(self, now: int) -> None:
+        """A notification carried a newer committed config (Apache's FLE with reconfigEnabled):
+        activate it, and look again with it when it differs from ours."""
+        raw, self.election.newer_config = self.election.newer_config, None
+        try:
+            verifier = verifier_from_string(raw.decode())  # type: ignore[union-attr]
+        except (UnicodeDecodeError, ValueError) as e:
+            log.warning("a notification's config does not parse: %s", e)
+            return
+        members_before = {sid: spec.addresses for sid, spec in self.verifier.members.items()}
+        self.activate(verifier, None)
+        if {sid: spec.addresses for sid, spec in verifier.members.items()} != members_before:
+            log.info("config version 0x%x from the election: looking again with it", verifier.version)
+            self.election.start(now, self.storage.last_logged_zxid, self.current_epoch)
 
     def decided(self, state: ServerState, leader_sid: int, now: int) -> None:
         """The election's outcome: lead, follow or observe `leader_sid`."""
@@ -365,6 +398,7 @@ class QuorumPeer:
             zxid |= self.settings.initial_zxid & 0xFFFFFFFF
             self.leader.last_proposed = self.leader.last_committed = zxid  # type: ignore[union-attr]
         self.core.start_serving(Role.LEADER, zxid)
+        self.core.reconfigurer = self.leader
         self.election.update_peer_epoch(epoch)
         self._serving_again(leading=True)
 
@@ -386,6 +420,45 @@ class QuorumPeer:
         self.metrics.observe("unavailable_time", gone)
         if leading:
             self.metrics.observe("leader_unavailable_time", gone)
+
+    # ------------------------------------------------------------ dynamic reconfiguration
+
+    def see_config(self, verifier: Verifier) -> None:
+        """Apache's setLastSeenQuorumVerifier: a newer proposed config (kept in .dynamic.next)."""
+        if not self.settings.reconfig_enabled or verifier.version <= self.last_seen.version:
+            return
+        log.info("config version 0x%x proposed (committed: 0x%x)", verifier.version, self.verifier.version)
+        self.last_seen = verifier
+        self.election.set_config(self.verifier, verifier, not self.settings.observer)
+        self.config_store.proposed(verifier)
+
+    def activate(self, verifier: Verifier, designated_leader: int | None) -> bool:
+        """Apache's processReconfig: `verifier` is committed. It becomes this member's config
+        (files written, /zookeeper/config set, the election told); True when this member's role
+        changes with it (participant <-> observer) or its leader does: it must elect again."""
+        if not self.settings.reconfig_enabled or verifier.version <= self.verifier.version:
+            return False
+        log.info("activating config version 0x%x (was 0x%x)", verifier.version, self.verifier.version)
+        previous, self.verifier = self.verifier, verifier
+        if self.last_seen.version <= verifier.version:
+            self.last_seen = verifier
+        self.config_store.activated(verifier)
+        self.core.set_config_node(str(verifier).encode(), verifier.version)
+        me = self.settings.my_sid
+        observer = me in verifier.observers  # not in the config at all: a non-voting participant
+        role_change = observer != self.settings.observer
+        self.settings.observer = observer
+        self.election.set_config(verifier, self.last_seen, not observer)
+        leader = self.leader_sid
+        if leader is None:
+            leader_change = False
+        elif designated_leader is not None:
+            leader_change = designated_leader != leader
+        else:  # no designated leader: a change when mine is not the same voter in both configs
+            was, now = previous.members.get(leader), verifier.members.get(leader)
+            leader_change = (leader not in previous.voting or leader not in verifier.voting
+                             or was is None or now is None or was.addresses != now.addresses)
+        return role_change or leader_change
 
     def truncate(self, zxid: int) -> None:
         rec = self.storage.truncate(zxid)

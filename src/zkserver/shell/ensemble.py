@@ -46,6 +46,8 @@ class EnsembleOptions:
     election: ElectionSettings
     election_net: ElectionNetSettings
     quorum_listen_all: bool = False  # quorumListenOnAllIPs
+    config_path: str | None = None  # zoo.cfg: where a reconfig's files go (reconfigEnabled)
+    static_membership: bool = False  # the server lines are in zoo.cfg itself (no dynamicConfigFile)
 
     @classmethod
     def from_config(cls, cfg: ServerConfig) -> EnsembleOptions:
@@ -58,9 +60,11 @@ class EnsembleOptions:
             my_sid=cfg.server_id, tick_ms=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             observer=cfg.peer_type == "observer",
             force_snapshot_sync=props.get("zookeeper.forceSnapshotSync", "false").lower() == "true",
-            initial_zxid=int(initial) if initial else None, read_only=cfg.read_only_mode_enabled)
+            initial_zxid=int(initial) if initial else None, read_only=cfg.read_only_mode_enabled,
+            reconfig_enabled=cfg.reconfig_enabled, standalone_enabled=cfg.standalone_enabled)
         return cls(cfg.server_id, verifier, peer, ElectionSettings.from_config(cfg),
-                   ElectionNetSettings.from_config(cfg), cfg.quorum_listen_on_all_ips)
+                   ElectionNetSettings.from_config(cfg), cfg.quorum_listen_on_all_ips, cfg.source_path,
+                   cfg.dynamic_config_file is None)
 
 
 class EnsembleShell:
@@ -77,6 +81,7 @@ class EnsembleShell:
         self._timer: asyncio.Handle | None = None
         self._timer_at = 0.0  # loop time
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._configs_known: tuple = ()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -138,8 +143,9 @@ class EnsembleShell:
             self.election_net.send(sid, payload)
         for cid, chunks in ready.quorum.items():
             self.quorum.write(cid, b"".join(chunks))
+        self._follow_config()
         for sid in ready.dial:
-            spec = self.opts.verifier.members.get(sid)
+            spec = self.peer.verifier.members.get(sid) or self.peer.last_seen.members.get(sid)
             if spec is None:
                 self.peer.quorum_dial_failed()
                 continue
@@ -150,6 +156,17 @@ class EnsembleShell:
         self._listen_while_leading()
         self.runner.write_client(ready.client)
         self._arm()
+
+    def _follow_config(self) -> None:
+        """A reconfig named members: their election addresses, for the notifications to them."""
+        configs = (self.peer.verifier, self.peer.last_seen)
+        if configs == self._configs_known:
+            return
+        self._configs_known = configs
+        for verifier in configs:
+            for sid, addresses in election_addresses(verifier).items():  # type: ignore[arg-type]
+                if sid != self.opts.my_sid:
+                    self.election_net.peers[sid] = addresses
 
     def _listen_while_leading(self) -> None:
         """The quorum port is bound while the peer leads, as Apache's Leader binds it."""
