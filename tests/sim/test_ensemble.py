@@ -107,7 +107,8 @@ def _busy_ensemble(seed: int = 2) -> World:
 
 @pytest.mark.parametrize(("point", "stage", "power"), [("persisting", Stage.PERSISTING, True),
                                                        ("acked", Stage.AWAIT_UPTODATE, False)])
-def test_a_sync_cut_strikes_a_learner_at_its_point_of_the_sync(point: str, stage: Stage, power: bool):
+def test_a_sync_cut_strikes_a_learner_at_its_point_of_a_sync_into_a_new_epoch(point: str, stage: Stage,
+                                                                             power: bool):
     w = _busy_ensemble()
     leader = settled(w)
     follower = next(h for h in w.members if h is not leader)
@@ -117,12 +118,19 @@ def test_a_sync_cut_strikes_a_learner_at_its_point_of_the_sync(point: str, stage
     seen = []
 
     def cut() -> None:
-        seen.append((follower.peer.learner.stage, follower.peer.learner.held, w.scheduler.now))
+        seen.append((follower.peer.learner.stage, follower.peer.learner.new_epoch, follower.peer.current_epoch))
         follower.crash(power=power)
     follower.arm_sync_cut(point, cut)
-    follower.start()
-    w.scheduler.run_until(w.scheduler.now + 2000, lambda: bool(seen))
-    assert seen and seen[0][0] == stage and follower.state == "down"
+    follower.start()  # rejoins the leader of its own epoch: no cut
+    w.scheduler.run_until(w.scheduler.now + 1000, lambda: follower.role == "follower" and follower.quiet)
+    assert follower.role == "follower" and not seen
+    epoch = follower.peer.current_epoch
+    follower.crash()
+    w.scheduler.run_until(w.scheduler.now + 500)
+    leader.crash()
+    follower.start()  # the third member leads a new epoch and sends it a DIFF with the writes it missed
+    w.scheduler.run_until(w.scheduler.now + 5000, lambda: bool(seen))
+    assert seen and seen[0][:2] == (stage, epoch + 1) and follower.state == "down"
 
 
 def test_garbage_reaches_the_election_and_is_dropped():
