@@ -12,7 +12,7 @@ from zkserver.quorum.learner import Stage
 from zkserver.sim import defaults
 from zkserver.sim.ensemble import EnsembleHost, ensemble_member
 from zkserver.sim.faults import FaultEvent, FaultInjector, SwarmOptions
-from zkserver.sim.world import World
+from zkserver.sim.world import World, members_up
 from zkserver.storage.txnlog import encode_proposal
 
 NEVER = 10**9
@@ -146,3 +146,19 @@ def test_garbage_reaches_the_election_and_is_dropped():
     leader.crash()  # and the election still works
     w.scheduler.run_until(w.scheduler.now + 10_000, lambda: any(h.role == "leader" for h in w.members))
     assert any(h.role == "leader" for h in w.members)
+
+
+def test_a_member_still_looking_at_the_end_is_a_violation():
+    """A member that never rejoined the ensemble (Apache's ZOOKEEPER-3769: its election receiver
+    died) fails "members up", even while the others serve."""
+    w = ensemble()
+    leader = settled(w)
+    follower = next(h for h in w.members if h is not leader)
+    assert not members_up(w)
+    others = [h.name for h in w.members if h is not follower]
+    w.network.block([(follower.name, o) for o in others] + [(o, follower.name) for o in others])
+    follower.crash()
+    follower.start()
+    w.scheduler.run_until(w.scheduler.now + 3000)
+    assert follower.role == "looking" and leader.role == "leader"
+    assert [v.check for v in members_up(w)] == ["members up"] and "LOOKING" in members_up(w)[0].detail
