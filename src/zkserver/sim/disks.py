@@ -208,10 +208,18 @@ class DataDir:
     # ------------------------------------------------------------ what the disk holds
 
     def history_start(self) -> int:
-        """The zxid of the oldest snapshot on the disk: the logs hold every txn after it (the
-        simulator purges nothing; an installed SNAP leaves its own snapshot and the logs after it)."""
-        snaps = snapshot_files(self.opts.snap_dir, self.disk)
-        return snaps[-1][0] if snaps else 0
+        """The zxid after which the logs hold every txn: the oldest snapshot on the disk (the
+        simulator purges nothing; an installed SNAP leaves its own snapshot and the logs after
+        it) - or, past a hole in the logs within an epoch, the oldest snapshot that covers the
+        hole. A log that failed is cut back to its last durable entry, which can be below a
+        snapshot of txns applied from its page cache: the snapshot holds them, the logs do not."""
+        snaps = sorted(z for z, _ in snapshot_files(self.opts.snap_dir, self.disk))
+        if not snaps:
+            return 0
+        zxids = sorted({z for z, _ in self.logged_txns() if z > snaps[0]})
+        holes = [b for a, b in zip(zxids, zxids[1:]) if a >> 32 == b >> 32 and b != a + 1]
+        covering = [z for z in snaps if holes and z >= holes[-1] - 1]
+        return covering[0] if covering else snaps[0]
 
     def logged_txns(self) -> list[tuple[int, bytes]]:
         """(zxid, entry bytes: TxnHeader + txn + optional TxnDigest) of every good entry in
