@@ -21,6 +21,7 @@ Snapshots are written inline on the member's thread through the same disk (DiskS
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -217,7 +218,7 @@ class DataDir:
         if not snaps:
             return 0
         zxids = sorted({z for z, _ in self.logged_txns() if z > snaps[0]})
-        holes = [b for a, b in zip(zxids, zxids[1:]) if a >> 32 == b >> 32 and b != a + 1]
+        holes = [b for a, b in itertools.pairwise(zxids) if a >> 32 == b >> 32 and b != a + 1]
         covering = [z for z in snaps if holes and z >= holes[-1] - 1]
         return covering[0] if covering else snaps[0]
 
