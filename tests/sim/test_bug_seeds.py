@@ -23,7 +23,6 @@ from zkserver.sim import __main__ as cli
 from zkserver.sim import runner
 from zkserver.sim.faults import describe_shape
 
-SYNC_MIX = ("--members", "3", "--faults", "sync_cut=20,kill=8,partition=5")  # crash points in syncs
 POWER_MIX = ("--members", "3", "--faults", "power=20,slow_disk=20,partition=10")  # rack cuts, slow disks
 # switch -> (first catching seed, its drawn shape, extra CLI arguments (a biased mix), the check)
 CATCHES: dict[str, tuple[int, str, tuple[str, ...], str]] = {
@@ -32,7 +31,7 @@ CATCHES: dict[str, tuple[int, str, tuple[str, ...], str]] = {
     "fle-receiver-dies": (18, "5 voters", (), "members up"),
     "newleader-ack-early": (1, "5 voters", (), "recovery"),
     "snap-not-durable": (2, "3 voters + 1 observer", (), "durability"),
-    "epoch-before-txns": (58, "3 voters", SYNC_MIX, "durability"),
+    "epoch-before-txns": (279, "3 voters + 1 observer", (), "durability"),
     "ack-before-durable": (28, "3 voters", POWER_MIX, "durability"),
     "leader-ack-before-durable": (33, "3 voters", POWER_MIX, "durability"),
 }
