@@ -9,10 +9,11 @@ from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateTxn, TxnHeader
 from zkserver.proto.peer_codec import PacketType, QuorumPacket, encode_packet
 from zkserver.quorum.learner import Stage
-from zkserver.sim import defaults
+from zkserver.sim import __main__ as cli
+from zkserver.sim import defaults, runner
 from zkserver.sim.ensemble import EnsembleHost, ensemble_member
 from zkserver.sim.faults import FaultEvent, FaultInjector, SwarmOptions
-from zkserver.sim.world import World
+from zkserver.sim.world import World, members_up
 from zkserver.storage.txnlog import encode_proposal
 
 NEVER = 10**9
@@ -107,7 +108,8 @@ def _busy_ensemble(seed: int = 2) -> World:
 
 @pytest.mark.parametrize(("point", "stage", "power"), [("persisting", Stage.PERSISTING, True),
                                                        ("acked", Stage.AWAIT_UPTODATE, False)])
-def test_a_sync_cut_strikes_a_learner_at_its_point_of_the_sync(point: str, stage: Stage, power: bool):
+def test_a_sync_cut_strikes_a_learner_at_its_point_of_a_sync_into_a_new_epoch(point: str, stage: Stage,
+                                                                             power: bool):
     w = _busy_ensemble()
     leader = settled(w)
     follower = next(h for h in w.members if h is not leader)
@@ -117,12 +119,19 @@ def test_a_sync_cut_strikes_a_learner_at_its_point_of_the_sync(point: str, stage
     seen = []
 
     def cut() -> None:
-        seen.append((follower.peer.learner.stage, follower.peer.learner.held, w.scheduler.now))
+        seen.append((follower.peer.learner.stage, follower.peer.learner.new_epoch, follower.peer.current_epoch))
         follower.crash(power=power)
     follower.arm_sync_cut(point, cut)
-    follower.start()
-    w.scheduler.run_until(w.scheduler.now + 2000, lambda: bool(seen))
-    assert seen and seen[0][0] == stage and follower.state == "down"
+    follower.start()  # rejoins the leader of its own epoch: no cut
+    w.scheduler.run_until(w.scheduler.now + 1000, lambda: follower.role == "follower" and follower.quiet)
+    assert follower.role == "follower" and not seen
+    epoch = follower.peer.current_epoch
+    follower.crash()
+    w.scheduler.run_until(w.scheduler.now + 500)
+    leader.crash()
+    follower.start()  # the third member leads a new epoch and sends it a DIFF with the writes it missed
+    w.scheduler.run_until(w.scheduler.now + 5000, lambda: bool(seen))
+    assert seen and seen[0][:2] == (stage, epoch + 1) and follower.state == "down"
 
 
 def test_garbage_reaches_the_election_and_is_dropped():
@@ -138,3 +147,28 @@ def test_garbage_reaches_the_election_and_is_dropped():
     leader.crash()  # and the election still works
     w.scheduler.run_until(w.scheduler.now + 10_000, lambda: any(h.role == "leader" for h in w.members))
     assert any(h.role == "leader" for h in w.members)
+
+
+def test_a_member_still_looking_at_the_end_is_a_violation():
+    """A member that never rejoined the ensemble (Apache's ZOOKEEPER-3769: its election receiver
+    died) fails "members up", even while the others serve."""
+    w = ensemble()
+    leader = settled(w)
+    follower = next(h for h in w.members if h is not leader)
+    assert not members_up(w)
+    others = [h.name for h in w.members if h is not follower]
+    w.network.block([(follower.name, o) for o in others] + [(o, follower.name) for o in others])
+    follower.crash()
+    follower.start()
+    w.scheduler.run_until(w.scheduler.now + 3000)
+    assert follower.role == "looking" and leader.role == "leader"
+    assert [v.check for v in members_up(w)] == ["members up"] and "LOOKING" in members_up(w)[0].detail
+
+
+def test_a_log_cut_back_below_a_snapshot_leaves_no_hole_in_the_history():
+    """Seed 367 (5 voters): a follower on a slow disk left its role and applied its logged,
+    not yet durable suffix; a snapshot took it; then a full disk failed the log, which was cut
+    back to its last durable entry, below the snapshot. The snapshot holds those txns, the logs
+    do not: the checkers saw a hole and committed txns lost."""
+    result = runner.build(367, cli.parse_args(["--seed", "367"])).run()
+    assert result.ok, [(v.check, v.detail[:200]) for v in result.violations]

@@ -5,13 +5,14 @@ unsynced bytes and names on a power cut, plus a "full" switch for ENOSPC). `Data
 storage code the real server runs on it: `recover()` at every start, then a `DiskStorage`
 whose `FileTxnLog` is in manual mode, so that this module decides when the log is synced.
 
-Group commit on virtual time. After an append, if no sync round is in flight, one starts: the
-fdatasync happens at once (`FileTxnLog.sync_queued`, so a power cut from then on keeps those
-bytes) but its completion - the durability report, or the failure - reaches the member only
-after a drawn fsync latency, as a real fdatasync returns. Appends made meanwhile wait for the
-next round, which starts when this one completes: one round covers every batch written
-before it started. A slow disk multiplies the latency; an injected EIO on fdatasync fails the
-log for good (the core then refuses writes); a full disk fails the next write with ENOSPC.
+Group commit on virtual time. After an append, if no sync round is in flight, one starts: an
+fdatasync that takes a drawn fsync latency. The bytes are durable when it returns, not before
+(`FileTxnLog.sync_queued` runs then): a power cut while it runs keeps of them what the reboot
+mode keeps of unsynced bytes, as on a real disk. Its completion - the durability report, or
+the failure - reaches the member at that moment. Appends made meanwhile are written to the page
+cache; the returning fdatasync may cover them (it syncs the file), else the next round does. A
+slow disk multiplies the latency; an injected EIO on fdatasync fails the log for good (the core
+then refuses writes); a full disk fails the next write with ENOSPC.
 
 Snapshots are written inline on the member's thread through the same disk (DiskStorage's
 `inline_snapshots`: the simulator cannot fork), when its randomized snapCount says so.
@@ -20,6 +21,7 @@ Snapshots are written inline on the member's thread through the same disk (DiskS
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -183,12 +185,15 @@ class DataDir:
         self._in_flight = True
         self._dirty = False
         self.rounds += 1
-        self.storage.log.sync_queued()  # the fdatasync itself: its reports are held until it "returns"
         self._round_timer = self._call_later(self.fsync_latency(), self._round_done)
 
     def _round_done(self) -> None:
+        """The fdatasync returns: the bytes written so far are durable from now on."""
         self._in_flight = False
         self._round_timer = None
+        if self.storage is not None:
+            self._dirty = False
+            self.storage.log.sync_queued()  # reports into _held, released below
         held, self._held = self._held, []
         for callback, arg in held:
             callback(arg)
@@ -204,10 +209,18 @@ class DataDir:
     # ------------------------------------------------------------ what the disk holds
 
     def history_start(self) -> int:
-        """The zxid of the oldest snapshot on the disk: the logs hold every txn after it (the
-        simulator purges nothing; an installed SNAP leaves its own snapshot and the logs after it)."""
-        snaps = snapshot_files(self.opts.snap_dir, self.disk)
-        return snaps[-1][0] if snaps else 0
+        """The zxid after which the logs hold every txn: the oldest snapshot on the disk (the
+        simulator purges nothing; an installed SNAP leaves its own snapshot and the logs after
+        it) - or, past a hole in the logs within an epoch, the oldest snapshot that covers the
+        hole. A log that failed is cut back to its last durable entry, which can be below a
+        snapshot of txns applied from its page cache: the snapshot holds them, the logs do not."""
+        snaps = sorted(z for z, _ in snapshot_files(self.opts.snap_dir, self.disk))
+        if not snaps:
+            return 0
+        zxids = sorted({z for z, _ in self.logged_txns() if z > snaps[0]})
+        holes = [b for a, b in itertools.pairwise(zxids) if a >> 32 == b >> 32 and b != a + 1]
+        covering = [z for z in snaps if holes and z >= holes[-1] - 1]
+        return covering[0] if covering else snaps[0]
 
     def logged_txns(self) -> list[tuple[int, bytes]]:
         """(zxid, entry bytes: TxnHeader + txn + optional TxnDigest) of every good entry in

@@ -30,7 +30,7 @@ from ..core import CoreSettings, ServerCore
 from ..jute.records import TxnHeader
 from ..quorum.context import PeerSettings
 from ..quorum.election import ElectionSettings, FastLeaderElection
-from ..quorum.learner import Stage
+from ..quorum.learner import Learner, Stage
 from ..quorum.peer import QuorumPeer
 from ..quorum.verifier import QuorumMaj
 from ..storage.database import Recovered, StorageOptions
@@ -145,6 +145,7 @@ class EnsembleHost(MemberHost):
         self.history: dict[int, bytes] = {}  # zxid -> txn bytes: what this machine's member holds
         self._claimed_epoch = -1  # the last epoch this member led established (its history journaled)
         self._sync_cut: tuple[Stage, Callable[[], None]] | None = None  # a fault armed at a sync point
+        self._synced_from: tuple[Learner | None, int] = (None, 0)  # (a learner, the currentEpoch it began with)
         self.secret = env.scheduler.rng(f"{self.name}.secret").randbytes(32)
         self.core: ServerCore | None = None
         self.peer: QuorumPeer | None = None
@@ -286,14 +287,26 @@ class EnsembleHost(MemberHost):
         port.write(ready.client)
         self._claim_history()
         self._arm()
-        cut = self._sync_cut
-        if cut is not None and peer.learner is not None and peer.learner.stage == cut[0]:
+        learner, cut = peer.learner, self._sync_cut
+        if learner is not None and self._synced_from[0] is not learner:
+            self._synced_from = (learner, peer.current_epoch)  # read before its sync can write it
+        if cut is not None and learner is not None and learner.stage == cut[0] and self._establishing(learner):
             self._sync_cut = None
             cut[1]()  # this process dies here, its Ready carried out: nothing may follow in pump
 
+    def _establishing(self, learner: Learner) -> bool:
+        """The learner syncs into an epoch newer than its currentEpoch, with a leader that has
+        not established it yet: its NEWLEADER ACK may be one its leader's quorum counts."""
+        if self.hosts is None or learner.new_epoch <= self._synced_from[1]:
+            return False
+        leader = self.hosts(learner.leader_sid).peer
+        return leader is not None and leader.leader is not None and not leader.leader.established
+
     def arm_sync_cut(self, point: str | None, on_cut: Callable[[], None] | None = None) -> None:
         """"persisting": once a learner read NEWLEADER and logged its txns, not yet durable;
-        "acked": once it sent the NEWLEADER ACK."""
+        "acked": once it sent the NEWLEADER ACK. Only in a sync that may establish a new epoch
+        (`_establishing`), where the epoch files change: a learner joining a leader already
+        established claims nothing the quorum lacks, and a crash there is a crash like any other."""
         if point is None or on_cut is None:
             self._sync_cut = None
         else:

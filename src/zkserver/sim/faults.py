@@ -53,6 +53,8 @@ SYNC_POINTS = {  # where a sync_cut strikes, and how
     "acked": "kill",  # the NEWLEADER ACK just sent (a kill: the ACK still reaches the leader)
 }
 REBOOT_MODES = ("drop", "keep", "torn", "pages", "flip", "random")
+SYNC_CUT_LEADER_P = 0.5  # of sync cuts where the leader's machine loses power too, a moment later
+RACK_P = 0.25  # of power cuts (3+ members) that take a majority or more of the members at once
 
 
 @dataclass
@@ -312,12 +314,25 @@ def _draw_crash(kind: str) -> Callable[..., FaultEvent]:
         again = rng.randint(1, 3) if rng.random() < 0.3 else 0
         restart = f"restart after {down} ms" + (f", cut again in start-up disk op {again}" if again else "")
         if kind == "power":
-            return FaultEvent(t, kind, who, f"{who} (reboot: {mode}), {restart}", t + down,
-                              {"mode": mode, "again": again})
+            rack = _draw_rack(rng, o, who, members)
+            also = "".join(f"; {m} too (reboot: {m_mode}), restart after {m_down} ms" for m, m_mode, m_down in rack)
+            return FaultEvent(t, kind, who, f"{who} (reboot: {mode}), {restart}{also}", t + down,
+                              {"mode": mode, "again": again, "rack": rack})
         ops = rng.randint(1, 8)
         return FaultEvent(t, kind, who, f"{who} in disk op {ops} from now (reboot: {mode}), {restart}",
                           t + down, {"mode": mode, "ops": ops, "window": min(down // 2, 200), "again": again})
     return draw
+
+
+def _draw_rack(rng: random.Random, o: SwarmOptions, who: str, members: list[str]) -> list[tuple[str, str, int]]:
+    """Some power cuts (with 3+ members) take a rack: a majority or more of the members at the
+    same instant, each back after its own delay. Whatever a quorum acknowledged must survive
+    it: this is the fault that loses a txn acked before it was durable, once the members that
+    come back first elect a leader among themselves."""
+    if len(members) < 3 or rng.random() >= RACK_P:
+        return []
+    others = rng.sample([m for m in members if m != who], rng.randint(len(members) // 2, len(members) - 1))
+    return [(m, rng.choice(REBOOT_MODES), int(rng.uniform(50, 2.0 * o.session_timeout_ms))) for m in sorted(others)]
 
 
 def _draw_pause(rng, t, o, members, clients) -> FaultEvent:
@@ -371,8 +386,14 @@ def _draw_sync_cut(rng, t, o, members, clients) -> FaultEvent:
     mode = rng.choice(REBOOT_MODES)
     down = int(rng.uniform(50, 2.0 * o.session_timeout_ms))
     how = "power cut (reboot: " + mode + ")" if SYNC_POINTS[point] == "power" else "killed"
-    return FaultEvent(t, "sync_cut", who, f"{who} {how} at its next sync's {point}, restart after {down} ms",
-                      t + _span(rng, o, 1.0, 5.0), {"point": point, "mode": mode, "down": down})
+    leader = None
+    if rng.random() < SYNC_CUT_LEADER_P:
+        leader = {"mode": rng.choice(REBOOT_MODES), "after": rng.randint(0, 20),
+                  "down": down + int(rng.uniform(50, 2.0 * o.session_timeout_ms))}  # back after the learner
+    also = (f"; its leader's power too {leader['after']} ms later (reboot: {leader['mode']}), restart after "
+            f"{leader['down']} ms" if leader else "")
+    return FaultEvent(t, "sync_cut", who, f"{who} {how} at its next sync's {point}, restart after {down} ms{also}",
+                      t + _span(rng, o, 1.0, 5.0), {"point": point, "mode": mode, "down": down, "leader": leader})
 
 
 _DRAW: dict[str, Callable[..., FaultEvent]] = {
@@ -442,6 +463,10 @@ class FaultInjector:
 
     def power(self, ev: FaultEvent) -> None:
         self.member(ev.target).crash(power=True, reboot_mode=ev.params["mode"])
+        for name, mode, down in ev.params.get("rack", ()):
+            m = self.member(name)
+            m.crash(power=True, reboot_mode=mode)
+            self.world.scheduler.call_at(min(ev.at + down, self.world.heal_at), m.start)
 
     def torn(self, ev: FaultEvent) -> None:
         m = self.member(ev.target)
@@ -509,6 +534,18 @@ class FaultInjector:
         self.world.trace.note("faults", f"sync_cut: {ev.target} at {point}")
         m.crash(power=SYNC_POINTS[point] == "power", reboot_mode=ev.params["mode"])
         self.world.scheduler.call_later(ev.params["down"], m.start)
+        leader = ev.params.get("leader")
+        if leader is not None:
+            self.world.scheduler.call_later(leader["after"], self._cut_leader, leader)
+
+    def _cut_leader(self, leader: dict[str, Any]) -> None:
+        """The leader's machine goes too (one rack): the members that come back first elect a
+        leader among themselves, on what the cut learner's epoch files and log claim."""
+        for m in self.world.members:
+            if m.state != "down" and getattr(m.peer, "leader", None) is not None:  # established or not
+                self.world.trace.note("faults", f"sync_cut: {m.name}, the leader, loses power too")
+                m.crash(power=True, reboot_mode=leader["mode"])
+                self.world.scheduler.call_later(leader["down"], m.start)
 
     def sync_uncut(self, ev: FaultEvent, _: Any) -> None:
         self.member(ev.target).arm_sync_cut(None)

@@ -217,9 +217,14 @@ def standalone_member(world: World, sid: int) -> MemberHost:
 
 
 def members_up(world: World) -> list[Violation]:
-    return [Violation("members up", f"{m.name} is {m.state}{' with a failed log' if m.log_failed else ''} "
-                                    "at the end, after the heal")
-            for m in world.members if m.state != "up" or m.log_failed]
+    """Every member is up at the end, with a working log, and an ensemble member is back in the
+    ensemble: one still LOOKING after the heal, the grace and the quiesce never rejoined it."""
+    out = [Violation("members up", f"{m.name} is {m.state}{' with a failed log' if m.log_failed else ''} "
+                                   "at the end, after the heal")
+           for m in world.members if m.state != "up" or m.log_failed]
+    return out + [Violation("members up", f"{m.name} is still LOOKING at the end, after the heal: it never "
+                                          "rejoined the ensemble")
+                  for m in world.members if m.state == "up" and getattr(m, "role", "") == "looking"]
 
 
 def liveness(world: World) -> list[Violation]:
