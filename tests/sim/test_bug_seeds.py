@@ -32,7 +32,7 @@ CATCHES: dict[str, tuple[int, str, tuple[str, ...], str]] = {
     "newleader-ack-early": (1, "5 voters", (), "recovery"),
     "snap-not-durable": (2, "3 voters + 1 observer", (), "durability"),
     "epoch-before-txns": (279, "3 voters + 1 observer", (), "durability"),
-    "ack-before-durable": (28, "3 voters", POWER_MIX, "durability"),
+    "ack-before-durable": (1058, "3 voters + 1 observer", (), "durability"),  # the power mix: seed 28
     "leader-ack-before-durable": (33, "3 voters", POWER_MIX, "durability"),
 }
 
