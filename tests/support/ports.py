@@ -5,16 +5,24 @@ from __future__ import annotations
 import random
 import socket
 
+_HANDED_OUT: set[int] = set()  # ports this process gave out: the kernel may offer one again once closed
+
 
 def free_port() -> int:
-    """Return a port on 127.0.0.1 that was free a moment ago.
+    """Return a port on 127.0.0.1 that was free a moment ago, and not returned before here.
 
     The kernel picks it (bind to port 0); there is a small race until the server binds it,
-    which the server starters cover by retrying on "address already in use".
+    which the server starters cover by retrying on "address already in use". A closed port can
+    come back from the kernel at once, so two calls for one config (a member's quorum and
+    election ports) could get the same one: a port already handed out is never returned again.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def free_port_block(count: int, attempts: int = 200) -> int:
