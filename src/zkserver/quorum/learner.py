@@ -264,27 +264,24 @@ class Learner:
                 self._activate(pending[0], pkt.data)
             self._commit_while_syncing(pkt.zxid)
         elif kind == PacketType.INFORMANDACTIVATE and self.observer:
-            txn = self._informed_config(pkt)
-            if self.stage == Stage.SYNCING:
-                self.held.append(txn)
-                self.held_commits += 1
-            else:
-                self._log(txn)
-                self._commit(txn.hdr.zxid)
+            self._informed_while_syncing(self._informed_config(pkt))
         elif kind == PacketType.INFORM and self.observer:
-            txn = self._txn(pkt)
-            if self.stage == Stage.SYNCING:
-                self.held.append(txn)
-                self.held_commits += 1
-            else:
-                self._log(txn)
-                self._commit(txn.hdr.zxid)
+            self._informed_while_syncing(self._txn(pkt))
         elif kind == PacketType.NEWLEADER:
             self._newleader(pkt)
         elif kind == PacketType.UPTODATE:
             self._uptodate()
         elif kind != PacketType.PING:  # Apache's learners ignore pings while syncing
             raise PeerProtocolError(f"{packet_name(kind)} while syncing")
+
+    def _informed_while_syncing(self, txn: Txn) -> None:
+        """An observer's INFORM: a committed txn, held until UPTODATE if it comes during sync."""
+        if self.stage == Stage.SYNCING:
+            self.held.append(txn)
+            self.held_commits += 1
+        else:
+            self._log(txn)
+            self._commit(txn.hdr.zxid)
 
     def _commit_while_syncing(self, zxid: int) -> None:
         if self.stage == Stage.SYNCING:
