@@ -65,7 +65,7 @@ from ..proto.peer_codec import (
 )
 from ..tree.acl import KeeperError
 from . import bugs
-from .context import PeerContext
+from .context import PeerContext, Verifier
 from .reconfig import requested_verifier, verifier_from_string, with_version
 from .syncplan import SyncKind, epoch_of, plan_sync
 from .verifier import QuorumVerifier
@@ -144,8 +144,8 @@ class Proposal:
     hdr: TxnHeader
     txn: object
     acks: set[int] = field(default_factory=set)
-    verifiers: tuple = ()  # each must have a quorum of acks: the committed config, and a pending one
-    new_config: object = None  # a reconfig's verifier
+    verifiers: tuple[Verifier, ...] = ()  # each must have a quorum of acks: the committed config, and a pending one
+    new_config: Verifier | None = None  # a reconfig's verifier
 
 
 class Leader:
@@ -622,7 +622,7 @@ class Leader:
 
     # ------------------------------------------------------------ reconfiguration
 
-    def _verifiers(self) -> tuple:
+    def _verifiers(self) -> tuple[Verifier, ...]:
         """The configs a quorum is needed in: the committed one, and a newer proposed one."""
         peer = self.peer
         if peer.last_seen.version > peer.verifier.version:
@@ -658,10 +658,11 @@ class Leader:
         same quorum address; else, of the new config's voters that acked the reconfig, the one
         that acked the longest run of the proposals after it (the most up to date)."""
         new = p.new_config
-        mine, was = new.members.get(self.my_sid), p.verifiers[0].members.get(self.my_sid)  # type: ignore[attr-defined]
-        if self.my_sid in new.voting and mine is not None and (was is None or mine.addresses == was.addresses):  # type: ignore[attr-defined]
+        assert new is not None, "only a reconfig's proposal designates a leader"
+        mine, was = new.members.get(self.my_sid), p.verifiers[0].members.get(self.my_sid)
+        if self.my_sid in new.voting and mine is not None and (was is None or mine.addresses == was.addresses):
             return self.my_sid
-        candidates = sorted((p.acks & set(new.voting)) - {self.my_sid})  # type: ignore[attr-defined]
+        candidates = sorted((p.acks & set(new.voting)) - {self.my_sid})
         if not candidates:  # only this leader votes in it (standaloneEnabled=false): it stays
             return self.my_sid
         best = candidates[0]
