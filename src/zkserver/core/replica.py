@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from ..jute.codec import JuteError, Reader, encode_buffer
-from ..jute.codes import Err, Op
+from ..jute.codes import Err, Op, Perm
 from ..jute.records import (
     REQUEST_DECODERS,
     REQUEST_HEADER,
@@ -97,7 +97,7 @@ class Replica:
         try:
             verifier = self.reconfigurer.check_reconfig(req, zxid)
             node = self.prep.pending.require(CONFIG_PATH)
-            self.auth.require(node.acl, 2, ids, CONFIG_PATH)  # WRITE
+            self.auth.require(node.acl, Perm.WRITE, ids, CONFIG_PATH)
         except KeeperError as e:
             log.info("reconfig refused (%d): %s", e.code, e.path)
             return Op.ERROR, ErrorTxn(e.code)
