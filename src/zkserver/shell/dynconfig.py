@@ -30,17 +30,9 @@ from ..quorum.reconfig import (
     next_file_name,
     verifier_from_string,
 )
+from ..storage.disk import OS_DISK, replace_durably
 
 log = logging.getLogger("zkserver.ensemble")
-
-
-def _write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class DynamicConfigFiles:
@@ -55,10 +47,7 @@ class DynamicConfigFiles:
         """zoo.cfg.bak: the static config as it was, before its first rewrite."""
         try:
             with open(self.config_path, "rb") as f:
-                data = f.read()
-            with open(self.config_path + ".bak.tmp", "wb") as f:
-                f.write(data)
-            os.replace(self.config_path + ".bak.tmp", self.config_path + ".bak")
+                replace_durably(OS_DISK, self.config_path + ".bak", f.read())
         except OSError as e:
             log.error("could not back up %s: %s", self.config_path, e)
 
@@ -76,7 +65,8 @@ class DynamicConfigFiles:
     def proposed(self, verifier: Verifier) -> None:
         self.last_proposed = verifier.version
         try:
-            _write(next_file_name(self.config_path), dynamic_file_text(verifier, keep_version=True))  # type: ignore[arg-type]
+            text = dynamic_file_text(verifier, keep_version=True)  # type: ignore[arg-type]
+            replace_durably(OS_DISK, next_file_name(self.config_path), text.encode())
         except OSError as e:
             log.error("Error writing next dynamic config file to disk: %s", e)
 
@@ -85,10 +75,11 @@ class DynamicConfigFiles:
         me = verifier.members.get(self.my_sid)
         erase_client = me is not None and me.client_port is not None
         try:
-            _write(dynamic, dynamic_file_text(verifier, keep_version=False))  # type: ignore[arg-type]
+            replace_durably(OS_DISK, dynamic, dynamic_file_text(verifier, keep_version=False).encode())  # type: ignore[arg-type]
             with open(self.config_path, encoding="latin-1") as f:
                 static = f.read()
-            _write(self.config_path, edited_static_config(static, os.path.realpath(dynamic), erase_client))
+            edited = edited_static_config(static, os.path.realpath(dynamic), erase_client)
+            replace_durably(OS_DISK, self.config_path, edited.encode())
             if verifier.version >= self.last_proposed:
                 os.remove(next_file_name(self.config_path))
         except FileNotFoundError:
