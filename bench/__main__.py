@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -106,35 +107,39 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _alternating(samples: Samples, rounds: int, label: str,
+                 run: Callable[[int, str], dict[str, list[Sample]]]) -> None:
+    """`rounds` rounds of every kind, the first kind first in even rounds and last in odd ones
+    (so that neither always runs on a machine the other just warmed), samples gathered by kind."""
+    kinds = list(samples)
+    for rnd in range(rounds):
+        for kind in kinds if rnd % 2 == 0 else list(reversed(kinds)):
+            print(f"{label} {rnd + 1}/{rounds}: {kind}", flush=True)
+            for name, xs in run(rnd, kind).items():
+                samples[kind].setdefault(name, []).extend(xs)
+
+
 def _standalone(gen: Path, kinds: list[str], s: Settings, wanted: set[str], work: Path) -> Samples:
     samples: Samples = {k: {} for k in kinds}
-    for rnd in range(s.rounds):
-        order = kinds if rnd % 2 == 0 else list(reversed(kinds))
-        for kind in order:
-            print(f"round {rnd + 1}/{s.rounds}: {kind}", flush=True)
-            res = run_round(gen, kind, work / f"r{rnd}-{kind}", s, wanted, f"r{rnd}", _log)
-            for name, sample in res.items():
-                samples[kind].setdefault(name, []).append(sample)
+
+    def a_round(rnd: int, kind: str) -> dict[str, list[Sample]]:
+        res = run_round(gen, kind, work / f"r{rnd}-{kind}", s, wanted, f"r{rnd}", _log)
+        return {name: [sample] for name, sample in res.items()}
+
+    def a_restart(rnd: int, kind: str) -> dict[str, list[Sample]]:
+        return {name: [sample] for name, sample in run_restart(gen, kind, work / f"restart{rnd}-{kind}", s,
+                                                                 _log).items()}
+
+    _alternating(samples, s.rounds, "round", a_round)
     if "restart" in wanted:
-        for rnd in range(s.restart_rounds):
-            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
-            for kind in order:
-                print(f"restart round {rnd + 1}/{s.restart_rounds}: {kind}", flush=True)
-                res = run_restart(gen, kind, work / f"restart{rnd}-{kind}", s, _log)
-                for name, sample in res.items():
-                    samples[kind].setdefault(name, []).append(sample)
+        _alternating(samples, s.restart_rounds, "restart round", a_restart)
     return samples
 
 
 def _ensemble(gen: Path, kinds: list[str], s: EnsembleSettings, wanted: set[str], work: Path) -> Samples:
     samples: Samples = {k: {} for k in kinds}
-    for rnd in range(s.rounds):
-        order = kinds if rnd % 2 == 0 else list(reversed(kinds))
-        for kind in order:
-            print(f"ensemble round {rnd + 1}/{s.rounds}: {kind}", flush=True)
-            res = run_ensemble_round(gen, kind, work / f"e{rnd}-{kind}", s, wanted, f"r{rnd}", _log)
-            for name, xs in res.items():
-                samples[kind].setdefault(name, []).extend(xs)
+    _alternating(samples, s.rounds, "ensemble round",
+                 lambda rnd, kind: run_ensemble_round(gen, kind, work / f"e{rnd}-{kind}", s, wanted, f"r{rnd}", _log))
     return samples
 
 
