@@ -56,6 +56,20 @@ def rows(fsync_p50_us: float, restart_labels: list[str]) -> list[Row]:
     return out
 
 
+def _cells(row: Row, sa: Sample | None, sz: Sample | None):
+    """A row's values, ratio, target verdict and the load generator's and others' cores."""
+    a, z = (sa.value if sa else None), (sz.value if sz else None)
+    ratio = f"{z / a:.2f}x" if a and z is not None else "-"
+    met = "-"
+    if row.check is not None and sa is not None and sz is not None and a is not None and z is not None:
+        met = "yes" if row.check(a, z, sa, sz) else "NO"
+    elif row.name == "oneWrite" and sz is not None and row.check is not None:  # an absolute target
+        met = "yes" if row.check(0, sz.value, sz, sz) else "NO"
+    gen = max((s.gen_cores for s in (sa, sz) if s and s.gen_cores is not None), default=None)
+    other = max((s.other_cores for s in (sa, sz) if s and s.other_cores is not None), default=None)
+    return a, z, ratio, met, gen, other
+
+
 def _fmt(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
@@ -95,16 +109,7 @@ def table(merged: dict[str, dict[str, Sample]], fsync: dict, rounds: int) -> str
         sa, sz = ap.get(row.name), zk.get(row.name)
         if sz is None and sa is None:
             continue
-        a = sa.value if sa else None
-        z = sz.value if sz else None
-        ratio = f"{z / a:.2f}x" if a and z is not None else "-"
-        met = "-"
-        if row.check is not None and sa is not None and sz is not None and a is not None and z is not None:
-            met = "yes" if row.check(a, z, sa, sz) else "NO"
-        elif row.name == "oneWrite" and sz is not None and row.check is not None:
-            met = "yes" if row.check(0, sz.value, sz, sz) else "NO"
-        gen = max((s.gen_cores for s in (sa, sz) if s and s.gen_cores is not None), default=None)
-        other = max((s.other_cores for s in (sa, sz) if s and s.other_cores is not None), default=None)
+        a, z, ratio, met, gen, other = _cells(row, sa, sz)
         lines.append(
             f"{row.name:12} {row.unit:7} {_fmt(a, row.unit):>10} {_fmt(z, row.unit):>10} {ratio:>7}  "
             f"{row.target:>14} {met:4} {_lat(sa) if sa else '-':>15} {_lat(sz) if sz else '-':>13} "
@@ -180,13 +185,7 @@ def ensemble_table(samples: dict[str, dict[str, list[Sample]]], fsync: dict, rou
         sa, sz = ap.get(row.name), zk.get(row.name)
         if sa is None and sz is None:
             continue
-        a, z = (sa.value if sa else None), (sz.value if sz else None)
-        ratio = f"{z / a:.2f}x" if a and z is not None else "-"
-        met = "-"
-        if row.check is not None and sa is not None and sz is not None and a is not None and z is not None:
-            met = "yes" if row.check(a, z, sa, sz) else "NO"
-        gen = max((s.gen_cores for s in (sa, sz) if s and s.gen_cores is not None), default=None)
-        other = max((s.other_cores for s in (sa, sz) if s and s.other_cores is not None), default=None)
+        a, z, ratio, met, gen, other = _cells(row, sa, sz)
         lines.append(
             f"{row.name:16} {row.unit:6} {_fmt(a, row.unit):>9} {_fmt(z, row.unit):>9} {ratio:>6} {row.target:>7}"
             f" {met:4} {_spread(samples.get('apache', {}).get(row.name), row.unit):>17}"
