@@ -482,6 +482,7 @@ def test_writes_before_the_syncer_is_up_are_synced_by_the_loop(tmp_path: Path) -
     async def run() -> bool:
         durable: list[int] = []
         st = DiskStorage(o, DataTree(), dict, durable.append)
+        st.log.lone_rounds = False
         st.start(asyncio.get_running_loop())
         st.append(txns[:10])  # the loop has not run since start: the syncer cannot have said it is up
         synced_here = not st.log._syncer_ready and st.log.stats.fsyncs > 0
@@ -489,15 +490,65 @@ def test_writes_before_the_syncer_is_up_are_synced_by_the_loop(tmp_path: Path) -
         assert durable == [txns[9][0].zxid]
         while not st.log._syncer_ready:
             await asyncio.sleep(0.01)
-        syncs = st.log.stats.fsyncs
+        syncs, own = st.log.stats.fsyncs, st.log.stats.own_fsyncs
         st.append(txns[10:])
         while durable[-1] != txns[-1][0].zxid:
             await asyncio.sleep(0.01)
-        assert st.log.stats.fsyncs > syncs  # through the syncer now
+        assert st.log.stats.fsyncs > syncs and st.log.stats.own_fsyncs == own  # through the syncer now
         st.close()
         return synced_here
 
     assert asyncio.run(run())
+    assert tree_state(recover(o).tree) == tree_state(replayed_tree(txns))
+
+
+async def _storage_with_syncer_up(o: StorageOptions, durable: list[int]) -> DiskStorage:
+    st = DiskStorage(o, DataTree(), dict, durable.append)
+    st.start(asyncio.get_running_loop())
+    while not st.log._syncer_ready:
+        await asyncio.sleep(0.01)
+    return st
+
+
+def test_a_lone_write_is_synced_by_the_loop_right_after_its_turn(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(3)
+
+    async def run() -> None:
+        durable: list[int] = []
+        st = await _storage_with_syncer_up(o, durable)
+        for i, (h, t) in enumerate(txns):
+            await asyncio.sleep(0.01)  # idle: nothing to group this write with
+            own = st.log.stats.own_fsyncs
+            st.append([(h, t)])
+            assert not st.log._in_flight  # the syncer was not asked
+            assert durable == [x[0].zxid for x in txns[:i]]  # not durable within the turn
+            await asyncio.sleep(0)
+            assert durable[-1] == h.zxid and st.log.stats.own_fsyncs == own + 1
+        st.close()
+
+    asyncio.run(run())
+    assert tree_state(recover(o).tree) == tree_state(replayed_tree(txns))
+
+
+def test_writes_in_quick_succession_go_to_the_syncer(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(60)
+
+    async def run() -> tuple[int, int]:
+        durable: list[int] = []
+        st = await _storage_with_syncer_up(o, durable)
+        before = st.log.stats.fsyncs - st.log.stats.own_fsyncs
+        for h, t in txns:
+            st.append([(h, t)])
+            await asyncio.sleep(0)  # one loop turn between writes: no time to sync inline
+        while durable[-1] != txns[-1][0].zxid:
+            await asyncio.sleep(0.01)
+        st.close()
+        return before, st.log.stats.fsyncs - st.log.stats.own_fsyncs
+
+    before, after = asyncio.run(run())
+    assert after > before  # rounds by the syncer
     assert tree_state(recover(o).tree) == tree_state(replayed_tree(txns))
 
 
@@ -535,6 +586,7 @@ def test_a_dead_syncer_fails_the_log_and_keeps_what_it_acknowledged(tmp_path: Pa
         durable: list[int] = []
         failures: list[BaseException] = []
         st = DiskStorage(o, DataTree(), dict, durable.append, failures.append)
+        st.log.lone_rounds = False  # every round through the syncer, the one that dies
         st.start(asyncio.get_running_loop())
         while not st.log._syncer_ready:  # before that, the loop syncs by itself
             await asyncio.sleep(0.01)

@@ -13,6 +13,16 @@ the answer, with one request out at a time. While it syncs, more batches are wri
 next fsync covers every entry written since the last (group commit) and the loop never waits
 for the disk. Why a process and not a thread: see syncer.py. Until the syncer has said it is
 up, the loop syncs each batch itself, so the first writes after start-up do not wait for it.
+
+A lone write does not go to the syncer either. When the log has been idle for a few fsyncs'
+time (no round out, nothing appended for LONE_GAP_FSYNCS times the recent fsync), group commit
+has nothing to group, and the syncer's round costs two process wake-ups (the request, the
+answer) around the fsync: on the replicated path that is a follower's ACK and the leader's
+commit, each waiting. Such a batch is synced by the loop itself, in its own callback right
+after the turn that wrote it, so that whatever the turn sent (a leader's PROPOSALs) is on the
+wire before the loop waits for the disk. Under load appends come faster than that and every
+round goes to the syncer, where the loop keeps working while the disk syncs.
+
 A roll syncs the current file on the loop (once per roll) and closes it; the next entry opens
 log.<its zxid>.
 
@@ -64,6 +74,8 @@ DEFAULT_PREALLOC = 64 * 1024 * 1024
 _MAX_ENTRY = 1 << 30
 FSYNC_WARN_MS = 1000  # Apache's fsync.warningthresholdms default
 STOP_TIMEOUT = 30.0  # seconds close() waits for the syncer's last round
+LONE_GAP_FSYNCS = 2  # a batch after this many recent fsyncs' time of idleness is synced inline
+LONE_GAP_MIN_S = 150e-6  # ... and never after less than this
 
 
 class StorageError(Exception):
@@ -269,6 +281,7 @@ def read_log_files(paths: list[str], disk: Disk = OS_DISK) -> Iterator[tuple[Log
 @dataclass
 class LogStats:
     fsyncs: int = 0
+    own_fsyncs: int = 0  # of which done by the server itself: lone writes, rolls, no syncer (yet)
     entries: int = 0
     last_fsync_ms: float = 0.0
     max_fsync_ms: float = 0.0
@@ -333,6 +346,10 @@ class FileTxnLog:
         self._floor_gen = 0  # answers about files older than this (before a restart_at) are stale
         self._in_flight = False  # a sync request is out
         self._syncer_ready = False  # its READY_GEN answer has arrived
+        self.lone_rounds = True  # sync lone writes on the loop (the tests of the syncer turn it off)
+        self._lone_round_due = False  # a round on the loop is scheduled (a lone write)
+        self._last_append = 0.0  # perf_counter() of the last append
+        self._recent_fsync_s = 0.0  # a moving average of the fsyncs' durations
 
     def start(self, call_soon: Callable[..., object], add_reader: Callable[..., object],
               remove_reader: Callable[[int], object]) -> None:
@@ -381,12 +398,34 @@ class FileTxnLog:
             self.fail(e)
             return []
         if self._sock is not None:
-            if not self._in_flight:
-                self._request_sync()
+            self._sync_written()
         elif self._call_soon is not None and not self.force_sync:
             self._synced_zxid = last
             self._call_soon(self._report)
         return bodies
+
+    def _sync_written(self) -> None:
+        """Have what was just written synced: by the round out or due (it will cover it or ask
+        again), by the loop for a lone write, else by the syncer."""
+        now = time.perf_counter()
+        idle = now - self._last_append
+        self._last_append = now
+        if self._in_flight or self._lone_round_due:
+            return
+        lone_gap = max(LONE_GAP_MIN_S, LONE_GAP_FSYNCS * self._recent_fsync_s)
+        if self.lone_rounds and self._syncer_ready and idle >= lone_gap:
+            self._lone_round_due = True
+            assert self._call_soon is not None
+            self._call_soon(self._lone_round)
+        else:
+            self._request_sync()
+
+    def _lone_round(self) -> None:
+        if self._lone_round_due:
+            self._lone_round_due = False
+            if self.failed is None:
+                self._try_round()
+            self._report()  # now, not a loop turn later: its ACK or reply is what waits
 
     def _write(self, blob: bytes, first: int, last: int, count: int) -> None:
         f = self._file
@@ -430,6 +469,9 @@ class FileTxnLog:
     def close(self) -> None:
         """Make everything written durable, report it, stop the syncer and close the files."""
         if self._sock is not None:
+            if self._lone_round_due and self.failed is None:
+                self._try_round()
+            self._lone_round_due = False
             self._stop_syncer()
         elif self.failed is None and (self.manual or self._call_soon is not None):
             self._try_round()
@@ -480,6 +522,7 @@ class FileTxnLog:
             started = time.perf_counter()
             self.disk.fdatasync(f.fd)
             self._count_sync(time.perf_counter() - started)
+            self.stats.own_fsyncs += 1
         f.durable_pos = f.pos
         self._synced_zxid = max(self._synced_zxid, f.last_zxid)
 
@@ -606,6 +649,7 @@ class FileTxnLog:
 
     def _count_sync(self, seconds: float) -> None:
         ms = seconds * 1000
+        self._recent_fsync_s += (seconds - self._recent_fsync_s) / 8
         st = self.stats
         st.fsyncs += 1
         st.last_fsync_ms = ms
