@@ -72,6 +72,19 @@ def test_a_learner_the_txn_log_does_not_reach_back_to_gets_a_snapshot() -> None:
     trees_equal(w, [1, 2, 3])
 
 
+def test_a_txn_log_that_cannot_be_read_means_a_snapshot() -> None:
+    w, _ = behind(20)
+
+    def unreadable(zxid: int, size_factor: float):
+        yield from ()
+        raise OSError(5, "Input/output error")
+
+    w[3].storage.txn_log_from = unreadable  # type: ignore[method-assign]
+    rejoin(w, 1)
+    assert w[3].metrics.counters["snap_count"] == 1 and w[3].peer.leader is not None
+    trees_equal(w, [1, 2, 3])
+
+
 def test_a_proposal_not_yet_committed_never_comes_from_the_txn_log() -> None:
     w, c = behind(20)
     w[2].storage.hold = True  # the leader logs /pending but nobody else acks it: not committed

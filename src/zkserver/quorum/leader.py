@@ -420,21 +420,26 @@ class Leader:
         for a learner behind the committed log, the zxids of the txn log's entries up to the
         committed log's first, and the entries (zxid, data) the learner lacks among them. The
         files are read lazily, each once, and none after the one holding the committed log's
-        first txn; nothing is read for a forced snapshot or a negative snapshotSizeFactor."""
+        first txn; nothing is read for a forced snapshot or a negative snapshotSizeFactor. A
+        file that cannot be read means nothing read (the learner gets a snapshot), as in Apache."""
         settings = self.peer.settings
         upto = needs_disk(peer_zxid, committed, tree_zxid)
         zxids: list[int] = []
         lacked = []
         if upto is None or settings.force_snapshot_sync or settings.snapshot_size_factor < 0:
             return zxids, lacked
-        for p in self.peer.storage.txn_log_from(peer_zxid, settings.snapshot_size_factor):
-            if p.zxid > upto:
-                break
-            zxids.append(p.zxid)
-            if p.zxid > peer_zxid:
-                lacked.append(p)
-            if p.zxid == upto:
-                break
+        try:
+            for p in self.peer.storage.txn_log_from(peer_zxid, settings.snapshot_size_factor):
+                if p.zxid > upto:
+                    break
+                zxids.append(p.zxid)
+                if p.zxid > peer_zxid:
+                    lacked.append(p)
+                if p.zxid == upto:
+                    break
+        except OSError as e:
+            log.warning("Reading the txn log for learner zxid 0x%x failed: %s", peer_zxid, e)
+            return [], []
         return zxids, lacked
 
     def _syncs_in_flight(self, snap: bool) -> None:
