@@ -9,6 +9,7 @@ went through is read from its log.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -122,9 +123,10 @@ def test_leader_and_follower_kill9_under_pipelined_writes(three: Cluster) -> Non
 
 def test_sync_modes_diff_trunc_snap(tmp_path: Path) -> None:
     """A short absence catches up by DIFF, a long one (past the committed log: 500 txns, the least
-    zookeeper.commitLogCount gives, as in Apache) by SNAP, and a member holding a proposal nobody
-    else logged is TRUNCated."""
-    with Cluster(tmp_path, ["zkserver"] * 3) as cluster:
+    zookeeper.commitLogCount gives, as in Apache) by SNAP when the leader may not read its txn
+    log (zookeeper.snapshotSizeFactor=-1), and a member holding a proposal nobody else logged is
+    TRUNCated."""
+    with Cluster(tmp_path, ["zkserver"] * 3, props={"zookeeper.snapshotSizeFactor": "-1"}) as cluster:
         cluster.start()
         zk = client(cluster)
         leader = cluster.leader()
@@ -163,6 +165,30 @@ def test_sync_modes_diff_trunc_snap(tmp_path: Path) -> None:
         zk.sync("/")
         assert zk.exists("/phantom") is None
         zk.stop()
+
+
+def test_a_member_behind_the_committed_log_syncs_by_diff_from_the_leaders_txn_log(three: Cluster) -> None:
+    """Past the committed log (500 txns) the leader reads what a member misses from its txn log
+    and sends a DIFF (Apache's syncFollower with the default zookeeper.snapshotSizeFactor)."""
+    cluster = three
+    zk = client(cluster)
+    leader = cluster.leader()
+    assert leader is not None
+    behind = next(s for s in cluster.seats if s != leader)
+    cluster.stop(behind)
+    for pending in [zk.create_async(f"/t{i}", b"x" * 100) for i in range(SNAP_ABSENCE)]:
+        pending.get(timeout=CLIENT_TIMEOUT)
+    mark = cluster.log_mark(leader)
+    cluster.start([behind])
+    assert "Getting a diff from the leader" in log_of(cluster, behind)
+    assert "Getting a snapshot from leader" not in log_of(cluster, behind)
+    assert "Digest mismatch" not in log_of(cluster, behind)  # each txn's digest is the leader's tree's
+    sent = re.findall(rf"Sending DIFF 0x[0-9a-f]+ to learner {behind} \(its last zxid 0x[0-9a-f]+\) with (\d+) txns, "
+                      r"(\d+) of them from the txn log", cluster.log_since(leader, mark))
+    assert len(sent) == 1 and int(sent[0][0]) >= SNAP_ABSENCE and int(sent[0][1]) >= SNAP_ABSENCE - 501, sent
+    zk.create("/after")
+    assert_agree(cluster, [f"/t{i}" for i in range(SNAP_ABSENCE)] + ["/after"])
+    zk.stop()
 
 
 def test_five_members_with_an_observer_survive_two_failures(tmp_path: Path) -> None:

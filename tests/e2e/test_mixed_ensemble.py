@@ -13,9 +13,9 @@ diff from the leader", "Getting a snapshot from leader" and "Truncating log", an
 same words. How each is forced:
 - DIFF: a short absence (a few writes while the member is down).
 - SNAP: an absence longer than the committed log (Apache keeps at least 500 txns there, whatever
-  zookeeper.commitLogCount says, and so do we). An Apache leader would still send a DIFF read
-  from its txn log, so its members run with zookeeper.snapshotSizeFactor=-1 where a SNAP from
-  Apache is wanted; zkserver never reads its txn log for a learner.
+  zookeeper.commitLogCount says, and so do we). A leader of either kind would still send a DIFF
+  read from its txn log, so the members run with zookeeper.snapshotSizeFactor=-1 where a SNAP
+  is wanted; without it the same absence gives a long DIFF from the leader's txn log.
 - TRUNC: the leader logs a write no one acknowledges (its followers are stopped by SIGSTOP, then
   killed before they run again: resumed, they would read the proposal from their socket buffers
   and log it), is killed, and the others elect and take no write before it comes back; it is
@@ -317,7 +317,8 @@ def test_apache_and_two_zkserver_with_observers_of_both_kinds(tmp_path: Path, cl
     """1 Apache + 2 zkserver voters, one observer of each kind: Apache leads (zkserver followers
     and both observers synced by DIFF, also a long DIFF Apache reads from its txn log), a kill -9
     moves leadership to zkserver (Apache rejoins by DIFF, both observers follow the new leader,
-    the Apache observer rejoins by SNAP), then back to Apache, which steps down below quorum."""
+    the Apache observer rejoins by a long DIFF our leader reads from its txn log), then back to
+    Apache, which steps down below quorum."""
     c = make(clusters, tmp_path / "c", ["zkserver", "zkserver", "apache", "apache", "zkserver"], observers=2)
     ledger = mixed.Ledger()
     c.start([1, 3])
@@ -342,7 +343,12 @@ def test_apache_and_two_zkserver_with_observers_of_both_kinds(tmp_path: Path, cl
     mark = c.log_mark(3)
     c.start([3])
     c.wait_for_log(3, DIFF, mark)
-    rejoin(c, ledger, 4, SNAP_ABSENCE, SNAP, "aosnap")  # the Apache observer, from our leader
+    ours = c.leader()
+    ours_mark = c.log_mark(ours)
+    rejoin(c, ledger, 4, SNAP_ABSENCE, DIFF, "aolongdiff")  # the Apache observer, from our leader's txn log
+    sent = re.findall(r"Sending DIFF 0x[0-9a-f]+ to learner 4 .* with (\d+) txns, (\d+) of them from the txn log",
+                      c.log_since(ours, ours_mark))
+    assert len(sent) == 1 and int(sent[0][1]) > 0, sent
     mixed.agree(c, ledger)
 
     c.kill(2)

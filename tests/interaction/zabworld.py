@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tests.unit.corehelper import Client, FakeClock, decode_frame
@@ -25,7 +26,7 @@ from zkserver.proto.peer_codec import PacketType, QuorumPacket, QuorumStreamDeco
 from zkserver.quorum.context import PeerSettings
 from zkserver.quorum.peer import QuorumPeer, Ready
 from zkserver.quorum.verifier import QuorumMaj
-from zkserver.storage.committed import CommittedLog
+from zkserver.storage.committed import COMMIT_LOG_COUNT, CommittedLog, Proposal
 from zkserver.storage.database import Recovered
 from zkserver.tree.datatree import DataTree
 
@@ -90,6 +91,7 @@ class MemStorage:
     unsynced: list[int] = field(default_factory=list)
     epoch_writes: list[tuple[str, int, int]] = field(default_factory=list)  # (name, value, durable zxid then)
     appends: list[int] = field(default_factory=list)  # entries per append call
+    disk_reads: list[int] = field(default_factory=list)  # the zxids a leader read its log for (txn_log_from)
 
     @property
     def last_logged_zxid(self) -> int:
@@ -145,6 +147,14 @@ class MemStorage:
     def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
         data = pickle.dumps((tree.nodes, dict(sessions)))
         return _LEN.pack(len(data)) + data
+
+    def txn_log_from(self, zxid: int, size_factor: float) -> Iterator[Proposal]:
+        """The entries after the snapshot as one log file with no size limit (no snapshot file
+        to measure); none once a factor is negative or the file starts after `zxid`."""
+        self.disk_reads.append(zxid)
+        if size_factor < 0 or not self.entries or self.entries[0][0].zxid > zxid:
+            return iter(())
+        return (Proposal(h.zxid, _body(h, t)) for h, t in self.entries)
 
     def write_epoch(self, name: str, value: int) -> None:
         if self.disk_full:
@@ -237,7 +247,7 @@ class Node:
                                 reconfig_enabled=self.world.reconfig)
         verifier = self.config if self.world.reconfig else self.world.verifier
         self.peer = QuorumPeer(settings, self.core, self.storage, verifier, self.election,
-                               CommittedLog(), self.world.clock,
+                               CommittedLog(self.world.commit_log_count), self.world.clock,
                                accepted_epoch=self.storage.epochs["acceptedEpoch"],
                                current_epoch=self.storage.epochs["currentEpoch"],
                                decode_snapshot=decode_snapshot, snapshot_scanner=LengthScanner,
@@ -285,8 +295,10 @@ class Node:
 
 class ZabWorld:
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 100, init_limit: int = 10,
-                 sync_limit: int = 5, read_only: bool = False, reconfig: bool = False, **core_options: object):
+                 sync_limit: int = 5, read_only: bool = False, reconfig: bool = False,
+                 commit_log_count: int = COMMIT_LOG_COUNT, **core_options: object):
         self.clock = FakeClock()
+        self.commit_log_count = commit_log_count  # each member's committed log keeps this many (+1)
         self.reconfig = reconfig  # reconfigEnabled: real verifiers, a ConfigFiles per member
         self.core_options = {**core_options, "reconfig_enabled": True} if reconfig else core_options
         self.read_only = read_only  # readonlymode.enabled

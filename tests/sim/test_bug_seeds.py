@@ -25,7 +25,7 @@ from zkserver.sim.faults import describe_shape
 
 # switch -> (first catching seed in the drawn mix, its drawn shape, extra CLI arguments, the check)
 CATCHES: dict[str, tuple[int, str, tuple[str, ...], str]] = {
-    "commit-hole": (15, "5 voters", (), "replicas"),
+    "commit-hole": (40, "3 voters + 2 observers", (), "durability"),
     "diff-not-trunc": (2, "3 voters + 1 observer", (), "history"),
     "fle-receiver-dies": (18, "5 voters", (), "members up"),
     "newleader-ack-early": (1, "5 voters", (), "recovery"),

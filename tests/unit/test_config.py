@@ -458,6 +458,25 @@ def test_commit_log_count_is_read_as_apache_reads_it_and_reaches_the_storage() -
     assert load(BASE, props={"zookeeper.commitLogCount": "lots"}).commit_log_count == 500
 
 
+def test_snapshot_size_factor_is_read_as_apache_reads_it_and_reaches_the_peer() -> None:
+    from zkserver.shell.ensemble import EnsembleOptions
+
+    assert load(BASE).snapshot_size_factor == 0.33
+    assert load(BASE, props={"zookeeper.snapshotSizeFactor": "-1"}).snapshot_size_factor == -1
+    assert load(BASE, "snapshotSizeFactor=0.5").snapshot_size_factor == 0.5  # zoo.cfg gives the property
+    assert load(BASE, props={"zookeeper.snapshotSizeFactor": "1e-1d"}).snapshot_size_factor == 0.1  # Java syntax
+    assert load(BASE, props={"zookeeper.snapshotSizeFactor": "-Infinity"}).snapshot_size_factor == float("-inf")
+    # ZKDatabase: above 1, or not a number, means the default, with a warning
+    for bad, why in (("2", "'2' is above 1"), ("lots", "'lots' is not a number")):
+        cfg = load(BASE, props={"zookeeper.snapshotSizeFactor": bad})
+        assert cfg.snapshot_size_factor == 0.33
+        assert (f"system property zookeeper.snapshotSizeFactor: {why}; ZooKeeper reads it as 0.33, and so does "
+                "zkserver") in cfg.warnings
+    set_myid(1)
+    cfg = load(*ensemble("snapshotSizeFactor=-1"))
+    assert EnsembleOptions.from_config(cfg).peer.snapshot_size_factor == -1
+
+
 # -- parse_system_properties ---------------------------------------------------------------
 
 

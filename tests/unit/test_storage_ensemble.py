@@ -19,7 +19,7 @@ from zkserver.jute.codes import Op
 from zkserver.jute.records import CreateTxn, SetDataTxn, TxnHeader
 from zkserver.session import apache_session_password
 from zkserver.storage import epochs
-from zkserver.storage.committed import CommittedLog, Proposal, txn_log_from
+from zkserver.storage.committed import CommittedLog, Proposal, txn_log_from, txn_log_size_limit
 from zkserver.storage.database import DiskStorage, Recovered, StorageOptions, recover, recover_member, truncate_history
 from zkserver.storage.digest import DIGEST_VERSION, DigestPredictor
 from zkserver.storage.disk import OS_DISK, Disk
@@ -32,7 +32,15 @@ from zkserver.storage.snapstream import (
     decode_snapshot_stream,
     encode_snapshot_stream,
 )
-from zkserver.storage.txnlog import FILE_HEADER, LOG_PREFIX, LogFile, StorageError, encode_proposal, sorted_files
+from zkserver.storage.txnlog import (
+    FILE_HEADER,
+    LOG_PREFIX,
+    LogFile,
+    StorageError,
+    encode_proposal,
+    read_log_files,
+    sorted_files,
+)
 from zkserver.tree.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from zkserver.tree.datatree import DataTree
 
@@ -585,7 +593,7 @@ def test_txn_log_from_gives_what_apache_reads_for_a_lagging_learner(tmp_path: Pa
     logs = sorted_files(opts.log_dir, LOG_PREFIX)
     r = txn_log_from(opts.log_dir, E1 + 30)
     assert r.paths == [p for _, p in logs[1:]] and r.covers
-    assert r.size == sum(os.path.getsize(p) for p in r.paths)
+    assert r.size == os.path.getsize(r.paths[1])  # Apache's getStorageSize: the oldest file is not counted
     got = list(r)
     assert [p.zxid for p in got] == [h.zxid for h, _ in HISTORY[20:]]  # from the file's start, as Apache's
     assert [p.data for p in got] == [bytes(e.body) for path in r.paths for e in LogFile(path)]
@@ -593,6 +601,44 @@ def test_txn_log_from_gives_what_apache_reads_for_a_lagging_learner(tmp_path: Pa
     assert r.paths == [p for _, p in logs] and r.covers
     assert txn_log_from(opts.log_dir, E1).covers is False  # the oldest file starts after it
     assert txn_log_from(str(tmp_path / "nowhere"), 5).paths == []
+
+
+class CountingDisk(SimDisk):
+    """A SimDisk that records which files were read whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def read_file(self, path: str) -> bytes:
+        self.read.append(os.path.basename(path))
+        return super().read_file(path)
+
+
+def test_a_leader_reads_its_txn_log_for_a_learner_lazily_within_the_size_limit(tmp_path: Path) -> None:
+    disk = CountingDisk()
+    opts = options("/m")
+    m = diverged_member(opts, disk)  # log files from txns 1, 21 and 46; snapshots at 20 and 45
+    logs = [os.path.basename(p) for _, p in sorted_files(opts.log_dir, LOG_PREFIX, disk)]
+    newest_snap = disk.getsize(snapshot_files(opts.snap_dir, disk)[0][1])
+    assert txn_log_size_limit(opts.snap_dir, 0.5, disk) == int(newest_snap * 0.5)
+    disk.read.clear()
+    got = m.storage.txn_log_from(E1 + 30, 0)  # 0: no limit
+    assert disk.read == []  # nothing read before the caller asks
+    assert [next(got).zxid for _ in range(25)] == [h.zxid for h, _ in HISTORY[20:45]]
+    assert disk.read == [logs[1]]  # the later file is not read while the entries come from this one
+    assert [p.zxid for p in got] == [h.zxid for h, _ in HISTORY[45:]]
+    assert disk.read == logs[1:]
+    # the files after the oldest are larger than the limit (preallocated): none is read
+    assert disk.getsize(f"{opts.log_dir}/{logs[2]}") > int(newest_snap * 0.33)
+    assert list(m.storage.txn_log_from(E1 + 30, 0.33)) == []
+    # a learner in the newest file: nothing else counts against the limit
+    assert [p.zxid for p in m.storage.txn_log_from(E1 + 50, 0.33)] == [h.zxid for h, _ in HISTORY[45:]]
+    assert list(m.storage.txn_log_from(E1 + 50, -1)) == []  # a negative factor: never
+    assert list(m.storage.txn_log_from(E1, 0)) == []  # the oldest file starts after the learner's zxid
+    paths = [f"{opts.log_dir}/{n}" for n in logs]
+    every = [bytes(e.body) for _, e in read_log_files(paths, disk)]
+    assert [p.data for p in m.storage.txn_log_from(E1 + 5, 0)] == every
 
 
 # ---------------------------------------------------------------- leader digests, inline snapshots

@@ -15,6 +15,7 @@ from .values import (
     _Lenient,
     _max_buffer,
     _nonempty,
+    _size_factor,
 )
 
 DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
@@ -27,6 +28,7 @@ FOUR_LETTER_WORDS: tuple[str, ...] = (
     "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash",
 )
 COMMIT_LOG_COUNT = 500  # ZKDatabase.DEFAULT_COMMIT_LOG_COUNT, also the least it keeps
+SNAPSHOT_SIZE_FACTOR = 0.33  # ZKDatabase.DEFAULT_SNAPSHOT_SIZE_FACTOR
 
 # The system properties behind ServerConfig's accessors, each with the reader Apache uses and its
 # default. A malformed value never stops Apache: Integer.getInteger/Long.getLong fall back to the
@@ -62,6 +64,7 @@ ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zookeeper.quorumCnxnTimeoutMs": (_java_int, -1),
     "zookeeper.tcpKeepAlive": (_java_bool, False),
     "zookeeper.commitLogCount": (_java_int, COMMIT_LOG_COUNT),  # ZKDatabase: Integer.getInteger
+    "zookeeper.snapshotSizeFactor": (_size_factor, SNAPSHOT_SIZE_FACTOR),  # ZKDatabase: Double.parseDouble
 }
 
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
@@ -337,6 +340,12 @@ class ServerConfig:
     def commit_log_count(self) -> int:
         # ZKDatabase raises anything below its default to the default (load_config warns).
         return max(self._prop("zookeeper.commitLogCount"), COMMIT_LOG_COUNT)
+
+    @property
+    def snapshot_size_factor(self) -> float:
+        """What share of the newest snapshot's size a leader may read from its txn log for a
+        learner behind its committed log; negative: it never does (it sends a snapshot)."""
+        return self._prop("zookeeper.snapshotSizeFactor")
 
     @property
     def tcp_keep_alive(self) -> bool:

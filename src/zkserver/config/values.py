@@ -131,6 +131,20 @@ def _or_default(parser: Callable[[str], Any]) -> Callable[[str], Any]:
 _java_int = _or_default(_decode_int)
 _java_long = _or_default(_decode_long)
 
+# Double.parseDouble: decimal or exponent notation, NaN, Infinity, an optional f/d suffix.
+_JAVA_DOUBLE = re.compile(r"[+-]?(NaN|Infinity|([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[fFdD]?)\Z")
+
+
+def _size_factor(text: str) -> float:
+    """zookeeper.snapshotSizeFactor as ZKDatabase reads it: a double; malformed or above 1
+    means the default (negative turns reading the txn log for a learner off)."""
+    if not _JAVA_DOUBLE.match(text):
+        raise _Lenient(USE_DEFAULT, f"{text!r} is not a number")
+    value = float(text.rstrip("fFdD").replace("Infinity", "inf"))
+    if value > 1:
+        raise _Lenient(USE_DEFAULT, f"{text!r} is above 1")
+    return value
+
 
 def _java_bool(text: str) -> bool:
     """Boolean.parseBoolean / Boolean.getBoolean: "true" in any case, every other word is false."""

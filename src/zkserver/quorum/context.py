@@ -28,6 +28,7 @@ class PeerSettings:
     sync_limit: int = 5
     observer: bool = False  # this member's own peer type
     force_snapshot_sync: bool = False  # zookeeper.forceSnapshotSync
+    snapshot_size_factor: float = 0.33  # zookeeper.snapshotSizeFactor (< 0: never read the txn log)
     connect_tries: int = 5  # Learner.connectToLeader: tries per election, 100 ms apart
     connect_retry_ms: int = 100
     initial_zxid: int | None = None  # zookeeper.testingonly.initialZxid (decimal counter)
@@ -118,6 +119,12 @@ class MemberStorage(Protocol):
     def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None: ...
 
     def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes: ...
+
+    def txn_log_from(self, zxid: int, size_factor: float) -> Iterator[Any]:
+        """The txn log's entries (`zxid`, `data`) from the start of the oldest file that may hold
+        what follows `zxid`, read lazily; none when the log does not reach back that far or is
+        larger than size_factor times the newest snapshot (storage/committed.py)."""
+        ...
 
     def write_epoch(self, name: str, value: int) -> None: ...
 

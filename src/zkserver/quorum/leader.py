@@ -45,6 +45,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import chain
 
 from ..jute.codes import Err, Op
 from ..jute.records import ReconfigRequest, TxnHeader
@@ -67,7 +68,7 @@ from ..tree.acl import KeeperError
 from . import bugs
 from .context import PeerContext, Verifier
 from .reconfig import requested_verifier, verifier_from_string, with_version
-from .syncplan import SyncKind, epoch_of, plan_sync
+from .syncplan import SyncKind, epoch_of, needs_disk, plan_sync
 from .verifier import QuorumVerifier
 
 log = logging.getLogger("zkserver.quorum.leader")
@@ -383,8 +384,10 @@ class Leader:
     def _sync(self, link: LearnerLink, now_ms: int) -> None:
         """Queue the learner's catch-up, what is in flight, then NEWLEADER (syncFollower)."""
         peer = self.peer
-        plan = plan_sync(link.last_zxid, [p.zxid for p in peer.committed_log], peer.core.tree.last_processed_zxid,
-                         peer.settings.force_snapshot_sync)
+        committed = [p.zxid for p in peer.committed_log]
+        tree_zxid = peer.core.tree.last_processed_zxid
+        read, from_disk = self._txn_log_part(link.last_zxid, committed, tree_zxid)
+        plan = plan_sync(link.last_zxid, committed, tree_zxid, peer.settings.force_snapshot_sync, read)
         link.snap_sync = plan.kind == SyncKind.SNAP
         self._syncs_in_flight(link.snap_sync)
         if plan.kind == SyncKind.SNAP:
@@ -396,19 +399,48 @@ class Leader:
             peer.send_bytes(link.cid, encode_signature())
             peer.metrics.count("snap_count")
         else:
-            log.info("Sending %s 0x%x to learner %d (its last zxid 0x%x) with %d txns", plan.kind.value, plan.zxid,
-                     link.sid, link.last_zxid, len(plan.txns))
+            wanted = set(plan.txns)
+            log.info("Sending %s 0x%x to learner %d (its last zxid 0x%x) with %d txns, %d of them from the txn log",
+                     plan.kind.value, plan.zxid, link.sid, link.last_zxid, len(plan.txns),
+                     sum(1 for p in from_disk if p.zxid in wanted))
             kind = PacketType.DIFF if plan.kind == SyncKind.DIFF else PacketType.TRUNC
             peer.send(link.cid, QuorumPacket(kind, plan.zxid))
-            wanted = set(plan.txns)
-            for p in peer.committed_log:
+            for p in chain(from_disk, peer.committed_log):
                 if p.zxid in wanted:
+                    wanted.discard(p.zxid)  # the committed log's first txn is also the disk part's last
                     peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
                     peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
             peer.metrics.count("diff_count")  # Apache counts TRUNC here too
         self._start_forwarding(link, plan.forward_from)
         peer.send(link.cid, QuorumPacket(PacketType.NEWLEADER, self.epoch << 32, str(peer.last_seen).encode()))
         link.state = Link.AWAIT_NEWLEADER_ACK
+
+    def _txn_log_part(self, peer_zxid: int, committed: list[int], tree_zxid: int) -> tuple[list[int], list]:
+        """Rule 5 of the sync plan (LearnerHandler.syncFollower reading getProposalsFromTxnLog):
+        for a learner behind the committed log, the zxids of the txn log's entries up to the
+        committed log's first, and the entries (zxid, data) the learner lacks among them. The
+        files are read lazily, each once, and none after the one holding the committed log's
+        first txn; nothing is read for a forced snapshot or a negative snapshotSizeFactor. A
+        file that cannot be read means nothing read (the learner gets a snapshot), as in Apache."""
+        settings = self.peer.settings
+        upto = needs_disk(peer_zxid, committed, tree_zxid)
+        zxids: list[int] = []
+        lacked = []
+        if upto is None or settings.force_snapshot_sync or settings.snapshot_size_factor < 0:
+            return zxids, lacked
+        try:
+            for p in self.peer.storage.txn_log_from(peer_zxid, settings.snapshot_size_factor):
+                if p.zxid > upto:
+                    break
+                zxids.append(p.zxid)
+                if p.zxid > peer_zxid:
+                    lacked.append(p)
+                if p.zxid == upto:
+                    break
+        except OSError as e:
+            log.warning("Reading the txn log for learner zxid 0x%x failed: %s", peer_zxid, e)
+            return [], []
+        return zxids, lacked
 
     def _syncs_in_flight(self, snap: bool) -> None:
         """Apache's inflight_snap_count / inflight_diff_count: syncs of the kind under way, as a

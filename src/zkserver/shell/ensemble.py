@@ -60,6 +60,7 @@ class EnsembleOptions:
             my_sid=cfg.server_id, tick_ms=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             observer=cfg.peer_type == "observer",
             force_snapshot_sync=props.get("zookeeper.forceSnapshotSync", "false").lower() == "true",
+            snapshot_size_factor=cfg.snapshot_size_factor,
             initial_zxid=int(initial) if initial else None, read_only=cfg.read_only_mode_enabled,
             reconfig_enabled=cfg.reconfig_enabled, standalone_enabled=cfg.standalone_enabled)
         return cls(cfg.server_id, verifier, peer, ElectionSettings.from_config(cfg),

@@ -23,7 +23,7 @@ journal. A suffix applied when leaving a role goes in only that way, since a TRU
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..config.model import PeerAddress, ServerSpec
 from ..core import CoreSettings, ServerCore
@@ -33,6 +33,7 @@ from ..quorum.election import ElectionSettings, FastLeaderElection
 from ..quorum.learner import Learner, Stage
 from ..quorum.peer import QuorumPeer
 from ..quorum.verifier import QuorumMaj
+from ..storage.committed import Proposal
 from ..storage.database import Recovered, StorageOptions
 from ..storage.digest import tree_digest
 from ..storage.snapstream import SnapshotStreamScanner, decode_snapshot_stream
@@ -81,6 +82,9 @@ class _MemberLog:
 
     def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
         return self.storage.snapshot_stream(tree, sessions)
+
+    def txn_log_from(self, zxid: int, size_factor: float) -> Iterator[Proposal]:
+        return self.storage.txn_log_from(zxid, size_factor)
 
     def write_epoch(self, name: str, value: int) -> None:
         self.storage.write_epoch(name, value)
@@ -368,7 +372,8 @@ def ensemble_member(world, sid: int) -> EnsembleHost:  # world: sim.world.World
     o = world.options
     settings = CoreSettings(tick_ms=o.tick_ms, min_session_timeout=2 * o.tick_ms,
                             max_session_timeout=20 * o.tick_ms, server_id=sid)
-    opts = StorageOptions(data_dir=f"/m{sid}/data", snap_count=o.snap_count, pre_alloc_size_kb=o.pre_alloc_kb)
+    opts = StorageOptions(data_dir=f"/m{sid}/data", snap_count=o.snap_count, pre_alloc_size_kb=o.pre_alloc_kb,
+                          commit_log_count=o.commit_log_count)
     disk = DiskProfile(o.fsync_ms, o.fsync_jitter_ms, o.fsync_tail_p)
     peer = PeerSettings(sid, tick_ms=o.tick_ms, init_limit=o.init_limit, sync_limit=o.sync_limit,
                         observer=sid > o.members)

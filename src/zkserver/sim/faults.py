@@ -72,6 +72,7 @@ class SwarmOptions:
     session_timeout_ms: int = 2000  # what clients ask for
     snap_count: int = 100000
     pre_alloc_kb: int = 64
+    commit_log_count: int = 500  # zookeeper.commitLogCount (ensemble members; the simulator may go below 500)
     # the network: latency base + exponential jitter, heavy tail, datagram loss, chunking
     latency_ms: float = 1.0
     jitter_ms: float = 1.0
@@ -192,6 +193,9 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     # A member LOOKING through a long partition backs off up to this between notification
     # rounds (Apache's default is a minute); the liveness phase waits for it (World.live_from).
     o.fle_max_ms = rng.choice((400, 1000, 2000))
+    # A short committed log puts rejoining learners behind it, so that leaders sync them from
+    # their txn logs (syncplan rule 5); drawn last, so that nothing drawn before it changes.
+    o.commit_log_count = rng.choice((8, 40, 500))
     return o
 
 

@@ -6,19 +6,26 @@ entry), with their min and max zxid. Recovery fills it with every txn it replays
 tail included, as Apache's loadDataBase does; a leader adds each txn it commits.
 
 `txn_log_from` is ZKDatabase.getProposalsFromTxnLog's view of the disk: the entries of the log
-files a learner at some zxid may need, with their size on disk (Apache compares it with a
-fraction of the newest snapshot's size before reading them).
+files a learner at some zxid may need, with their size on disk. `proposals_from_txn_log` is what
+a leader reads for a learner behind its committed log: those entries, unless the size limit
+(zookeeper.snapshotSizeFactor times the newest snapshot's size, calculateTxnLogSizeLimit)
+forbids it or the oldest file starts after the learner's zxid. The files are read one at a time,
+as the caller iterates: one that stops early stops there.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..jute.records import TxnHeader
 from .disk import OS_DISK, Disk
+from .snapshot import snapshot_files
 from .txnlog import LOG_PREFIX, LogFile, encode_proposal, sorted_files
+
+log = logging.getLogger("zkserver.storage")
 
 COMMIT_LOG_COUNT = 500  # zookeeper.commitLogCount
 
@@ -82,7 +89,8 @@ class LogRange:
 
     zxid: int
     paths: list[str]
-    size: int  # their bytes on disk, preallocation included (TxnIterator.getStorageSize)
+    size: int  # bytes on disk of all but the oldest, preallocation included (TxnIterator.getStorageSize
+    # once the iterator opened the oldest)
     first: int  # the zxid the oldest of them starts at (-1: no files)
     disk: Disk
 
@@ -112,5 +120,30 @@ def txn_log_from(log_dir: str, zxid: int, disk: Disk = OS_DISK) -> LogRange:
     if older:
         chosen.insert(0, older[-1])
     paths = [p for _, p in chosen]
-    return LogRange(zxid, paths, sum(disk.getsize(p) for p in paths), chosen[0][0] if chosen else -1, disk)
+    return LogRange(zxid, paths, sum(disk.getsize(p) for p in paths[1:]), chosen[0][0] if chosen else -1, disk)
+
+
+def txn_log_size_limit(snap_dir: str, size_factor: float, disk: Disk = OS_DISK) -> int:
+    """calculateTxnLogSizeLimit: the newest snapshot's size times the factor (0: no limit)."""
+    snaps = snapshot_files(snap_dir, disk)
+    return int(disk.getsize(snaps[0][1]) * size_factor) if snaps else 0
+
+
+def proposals_from_txn_log(snap_dir: str, log_dir: str, zxid: int, size_factor: float,
+                           disk: Disk = OS_DISK) -> Iterator[Proposal]:
+    """The on-disk entries a leader may send a learner whose last zxid is `zxid`, from the start
+    of the oldest file that may hold what follows it; none when reading the txn log is disabled
+    (a negative factor), the files reach no further back than `zxid`, or they exceed the size
+    limit (ZKDatabase.getProposalsFromTxnLog). The caller checks what it gets (syncplan rule 5)."""
+    if size_factor < 0:
+        return iter(())
+    r = txn_log_from(log_dir, zxid, disk)
+    if not r.covers:
+        log.info("The txn log does not reach back to 0x%x", zxid)
+        return iter(())
+    limit = txn_log_size_limit(snap_dir, size_factor, disk)
+    if 0 < limit < r.size:
+        log.info("Txn log size %d exceeds the limit %d (zookeeper.snapshotSizeFactor)", r.size, limit)
+        return iter(())
+    return iter(r)
 

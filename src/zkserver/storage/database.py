@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..jute.codes import Op
 from ..jute.records import CreateSessionTxn, TxnHeader
 from ..tree.datatree import DataTree
-from .committed import COMMIT_LOG_COUNT, CommittedLog
+from .committed import COMMIT_LOG_COUNT, CommittedLog, Proposal, proposals_from_txn_log
 from .digest import DIGEST_VERSION, DigestPredictor, tree_digest
 from .disk import OS_DISK, Disk, truncate_durably
 from .epochs import CURRENT_EPOCH, Epochs, load_epochs, read_long, read_pending_current_epoch, write_long
@@ -522,6 +522,11 @@ class DiskStorage:
     def snapshot_stream(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
         """The database as a leader streams it after SNAP."""
         return encode_snapshot_stream(tree, sessions)
+
+    def txn_log_from(self, zxid: int, size_factor: float) -> Iterator[Proposal]:
+        """What a leader may send from its txn log to a learner at `zxid`, read lazily
+        (committed.proposals_from_txn_log)."""
+        return proposals_from_txn_log(self.opts.snap_dir, self.opts.log_dir, zxid, size_factor, self.disk)
 
     # ------------------------------------------------------------ rewriting the history
 

@@ -299,14 +299,17 @@ class SimDisk:
         del self._fds[fd]
 
     def read_file(self, path: str) -> bytes:
+        return bytes(self._inode(path).data)
+
+    def getsize(self, path: str) -> int:
+        return len(self._inode(path).data)  # without copying the file, as a leader sizes its log
+
+    def _inode(self, path: str) -> _Inode:
         self._alive()
         ino = self.names.get(os.path.normpath(path))
         if ino is None:
             raise FileNotFoundError(errnos.ENOENT, "No such file or directory", path)
-        return bytes(ino.data)
-
-    def getsize(self, path: str) -> int:
-        return len(self.read_file(path))
+        return ino
 
     def listdir(self, path: str) -> list[str]:
         self._alive()
