@@ -531,6 +531,24 @@ def test_a_lone_write_is_synced_by_the_loop_right_after_its_turn(tmp_path: Path)
     assert tree_state(recover(o).tree) == tree_state(replayed_tree(txns))
 
 
+def test_a_lone_write_goes_to_the_syncer_while_fsyncs_are_slow(tmp_path: Path) -> None:
+    o = opts_for(tmp_path)
+    txns = sample_txns(2)
+
+    async def run() -> None:
+        durable: list[int] = []
+        st = await _storage_with_syncer_up(o, durable)
+        st.log._recent_fsync_s = 0.005  # as on a disk that takes milliseconds per fsync
+        await asyncio.sleep(0.02)  # idle for longer than two such fsyncs
+        st.append(txns)
+        assert st.log._in_flight  # the syncer was asked: the loop does not wait for a slow disk
+        while not durable:
+            await asyncio.sleep(0.01)
+        st.close()
+
+    asyncio.run(run())
+
+
 def test_writes_in_quick_succession_go_to_the_syncer(tmp_path: Path) -> None:
     o = opts_for(tmp_path)
     txns = sample_txns(60)

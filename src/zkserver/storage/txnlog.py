@@ -21,7 +21,9 @@ answer) around the fsync: on the replicated path that is a follower's ACK and th
 commit, each waiting. Such a batch is synced by the loop itself, in its own callback right
 after the turn that wrote it, so that whatever the turn sent (a leader's PROPOSALs) is on the
 wire before the loop waits for the disk. Under load appends come faster than that and every
-round goes to the syncer, where the loop keeps working while the disk syncs.
+round goes to the syncer, where the loop keeps working while the disk syncs; so does every
+round while fsyncs are slow (over LONE_MAX_FSYNC_S on average: a disk without a write cache),
+where a blocked loop would cost its other clients more than two wake-ups save.
 
 A roll syncs the current file on the loop (once per roll) and closes it; the next entry opens
 log.<its zxid>.
@@ -76,6 +78,7 @@ FSYNC_WARN_MS = 1000  # Apache's fsync.warningthresholdms default
 STOP_TIMEOUT = 30.0  # seconds close() waits for the syncer's last round
 LONE_GAP_FSYNCS = 2  # a batch after this many recent fsyncs' time of idleness is synced inline
 LONE_GAP_MIN_S = 150e-6  # ... and never after less than this
+LONE_MAX_FSYNC_S = 1e-3  # the loop waits for a lone write's fsync only while fsyncs are this quick
 
 
 class StorageError(Exception):
@@ -412,8 +415,9 @@ class FileTxnLog:
         self._last_append = now
         if self._in_flight or self._lone_round_due:
             return
-        lone_gap = max(LONE_GAP_MIN_S, LONE_GAP_FSYNCS * self._recent_fsync_s)
-        if self.lone_rounds and self._syncer_ready and idle >= lone_gap:
+        recent = self._recent_fsync_s
+        lone_gap = max(LONE_GAP_MIN_S, LONE_GAP_FSYNCS * recent)
+        if self.lone_rounds and self._syncer_ready and idle >= lone_gap and recent <= LONE_MAX_FSYNC_S:
             self._lone_round_due = True
             assert self._call_soon is not None
             self._call_soon(self._lone_round)
