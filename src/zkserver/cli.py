@@ -101,7 +101,7 @@ async def serve(cfg: ServerConfig) -> int:
     gctune.loading()
     try:
         runner = ServerRunner(server_options(cfg))
-    except StorageError as e:
+    except (StorageError, OSError) as e:  # OSError: e.g. a full disk while recovery rewrites a file
         print(f"zkserver: cannot start: {e}", file=sys.stderr)
         return 3
     except ConfigError as e:  # e.g. an unreadable key store or JAAS file

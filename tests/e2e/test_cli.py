@@ -101,3 +101,14 @@ def test_python_dash_m_lists_the_commands(tmp_path: Path) -> None:
     assert done.returncode == 0
     for command in ("start", "txnlog-dump", "snapshot-dump", "purge"):
         assert command in done.stdout
+
+
+def test_a_data_dir_recovery_cannot_read_stops_start_up_with_the_reason(tmp_path: Path) -> None:
+    # An OS error while recovering (here a "log file" that is a directory; a full disk while
+    # recovery rewrites a file is the same path) is a clean refusal, not a traceback.
+    (tmp_path / "data" / "version-2" / "log.1").mkdir(parents=True)
+    (tmp_path / "zoo.cfg").write_text(f"tickTime=2000\ndataDir={tmp_path / 'data'}\nclientPort=0\n"
+                                      "admin.enableServer=false\n")
+    out = run_cli(["start", str(tmp_path / "zoo.cfg")], tmp_path)
+    assert out.returncode == 3
+    assert "cannot start: [Errno 21] Is a directory" in out.stderr and "Traceback" not in out.stderr

@@ -24,6 +24,7 @@ effects to the streams, one send per connection per pump. A subclass builds its 
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Callable
@@ -124,9 +125,21 @@ class MemberHost:
         self.note(f"start #{self.boots}{armed}")
         if cut_in_recovery:
             disk.crash_after(cut_in_recovery)
-        self.run(self._boot)
+        self.run(self._boot_or_exit)
         if cut_in_recovery and self.state == UP:
             disk.crash_after(None)  # the start-up did fewer disk operations: no cut
+
+    def _boot_or_exit(self) -> None:
+        """Start-up, which a full or failing disk stops: the real process prints why and exits
+        (`zkserver start`, as Apache's QuorumPeerMain when it cannot load its database); the
+        next start tries again. Any other error is a bug."""
+        try:
+            self._boot()
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EIO):
+                raise
+            self.note(f"start-up failed, the process exits: {e!r}")
+            self.crash(power=False)
 
     def crash(self, power: bool = False, reboot_mode: str = "random") -> None:
         """Kill the process (`power`: cut the machine's power; `reboot_mode` is what the disk
