@@ -64,6 +64,7 @@ class Cluster:
         self.seats = {i + 1: Seat(i + 1, kind, observer=i >= len(kinds) - observers) for i, kind in enumerate(kinds)}
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.extra_cfg = dict(cfg or {})
+        self.member_cfg: dict[int, dict[str, str]] = {}  # per member, over extra_cfg (its own key store, say)
         self.props = dict(props or {})
         self.jvm_opts = list(jvm_opts)
         self.members: dict[int, RunningServer] = {}
@@ -84,7 +85,7 @@ class Cluster:
             "tickTime": str(self.tick_ms), "initLimit": str(self.init_limit), "syncLimit": str(self.sync_limit),
             "dataDir": str(data), "clientPort": str(seat.client_port), "clientPortAddress": "127.0.0.1",
             "maxClientCnxns": "0", "4lw.commands.whitelist": "*", "admin.enableServer": "false",
-            **self.extra_cfg,
+            **self.extra_cfg, **self.member_cfg.get(sid, {}),
         }
         if seat.observer:
             lines["peerType"] = "observer"

@@ -111,8 +111,8 @@ def test_from_config_wires_the_configured_member(tmp_path: Path) -> None:
     assert runner.net.my_addresses == [("127.0.0.1", ports[3])]  # type: ignore[union-attr]
     assert runner.net.settings.handshake_timeout_ms == 200  # type: ignore[union-attr]
     refused = tmp_path / "tls.cfg"
-    refused.write_text((tmp_path / "zoo.cfg").read_text() + "sslQuorum=true\n")
-    with pytest.raises(Exception, match="sslQuorum: TLS and SASL"):
+    refused.write_text((tmp_path / "zoo.cfg").read_text() + "quorum.auth.enableSasl=true\n")
+    with pytest.raises(Exception, match=r"quorum\.auth\.enableSasl: SASL on the quorum and election ports"):
         ElectionRunner.from_config(load_config(str(refused)))
 
 

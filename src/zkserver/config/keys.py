@@ -157,12 +157,12 @@ def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     return None
 
 
-def _property_warning(name: str, value: str) -> str | None:
+def _property_warning(name: str, value: str, ssl_quorum: bool = False) -> str | None:
     """The warning for a system property this server reads but does not act on, if any."""
     if name.startswith("zookeeper.server.") or name.startswith("zookeeper.multiAddress."):
         return None  # covered by the server.N and ensemble key warnings
-    if name.startswith("zookeeper.ssl.quorum."):
-        return "quorum TLS is not served yet; ignored"
+    if name.startswith("zookeeper.ssl.quorum.") and not ssl_quorum:
+        return "used only with sslQuorum=true; ignored"
     if name.startswith("zookeeper.authProvider.") and value.strip() not in _SERVED_AUTH_PROVIDERS:
         return f"authentication provider {value} is not served yet; ignored"
     if name == "zookeeper.serverCnxnFactory" and value.strip() not in _APACHE_CNXN_FACTORIES:

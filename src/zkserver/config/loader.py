@@ -494,7 +494,7 @@ class _Loader:
             if text is not None:
                 self.warn(key, text)
         for name, value in self.props.items():
-            text = None if name in self.implied else _property_warning(name, value)
+            text = None if name in self.implied else _property_warning(name, value, bool(self.get("ssl_quorum")))
             if text is not None:
                 self.warn_prop(name, text)
 

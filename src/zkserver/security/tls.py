@@ -117,54 +117,66 @@ class TlsSettings:
     allow_reverse_dns: bool = False
     x509_super_user: str | None = None
     warnings: list[str] = field(default_factory=list, compare=False)
+    prefix: str = "ssl."  # "ssl.quorum." for the quorum and election ports (QuorumX509Util)
+    verify_server_hostname: bool = True
 
     @classmethod
-    def from_config(cls, ssl_keys: dict[str, str], properties: dict[str, str]) -> TlsSettings:
+    def from_config(cls, ssl_keys: dict[str, str], properties: dict[str, str], prefix: str = "ssl.") -> TlsSettings:
+        """The settings under `prefix`: "ssl." as ClientX509Util reads them, "ssl.quorum." as
+        QuorumX509Util does (client hostnames verified, reverse DNS allowed, no auth provider)."""
+        quorum = prefix != "ssl."
+
         def get(key: str) -> str | None:
-            value = ssl_keys.get(key)
+            value = ssl_keys.get(prefix + key)
             return None if value is None else value.strip()
 
         warnings: list[str] = []
-        for key in ("ssl.crl", "ssl.ocsp"):
+        for key in ("crl", "ocsp"):
             if _java_bool(get(key), False):
-                warnings.append(f"{key}=true: revocation checking needs network CRL/OCSP fetching,"
+                warnings.append(f"{prefix}{key}=true: revocation checking needs network CRL/OCSP fetching,"
                                 " which zkserver does not do; certificates are not checked for revocation")
-        if get("ssl.context.supplier.class"):
-            raise TlsConfigError("ssl.context.supplier.class names Java code; zkserver cannot load it")
-        provider = get("ssl.sslProvider")
+        if get("context.supplier.class"):
+            raise TlsConfigError(f"{prefix}context.supplier.class names Java code; zkserver cannot load it")
+        provider = get("sslProvider")
         if provider and provider.upper() not in ("JDK", "OPENSSL", "OPENSSL_REFCNT"):
-            raise TlsConfigError(f"ssl.sslProvider: {provider!r} is not JDK, OPENSSL or OPENSSL_REFCNT")
-        scheme = get("ssl.authProvider") or "x509"
-        provider_class = properties.get(f"zookeeper.authProvider.{scheme}", X509_PROVIDER).strip()
-        if provider_class != X509_PROVIDER:
-            raise TlsConfigError(f"ssl.authProvider={scheme} names {provider_class}: only Apache's"
-                                 f" {X509_PROVIDER} is served (custom providers are Java code)")
-        enabled = get("ssl.enabledProtocols")
+            raise TlsConfigError(f"{prefix}sslProvider: {provider!r} is not JDK, OPENSSL or OPENSSL_REFCNT")
+        if not quorum:
+            _check_auth_provider(get("authProvider") or "x509", properties)
+        enabled = get("enabledProtocols")
         if enabled is None:
             # Unset: Apache 3.8 enables TLSv1.2 only, 3.9 TLSv1.3 only (on Java 11+); we enable
-            # both, so clients of either version connect. ssl.protocol set: that one only.
-            protocols: tuple[str, ...] = (get("ssl.protocol"),) if get("ssl.protocol") else ("TLSv1.2", "TLSv1.3")
+            # both, so peers of either version connect. ssl.protocol set: that one only.
+            protocols: tuple[str, ...] = (get("protocol"),) if get("protocol") else ("TLSv1.2", "TLSv1.3")
         else:
             protocols = tuple(p for p in enabled.split(","))
-        ciphers_text = get("ssl.ciphersuites")
+        ciphers_text = get("ciphersuites")
         ciphers = DEFAULT_CIPHERS if ciphers_text is None else tuple(ciphers_text.split(","))
-        hostname = _java_bool(get("ssl.hostnameVerification"), True)
-        client_auth = (get("ssl.clientAuth") or "need").lower()
+        hostname = _java_bool(get("hostnameVerification"), True)
+        client_hostname = True if quorum else _java_bool(get("clientHostnameVerification"), False)
         return cls(
-            key_store=get("ssl.keyStore.location") or "",
-            key_store_password=_password(get, "ssl.keyStore"),
-            key_store_type=get("ssl.keyStore.type") or None,
-            trust_store=get("ssl.trustStore.location") or "",
-            trust_store_password=_password(get, "ssl.trustStore"),
-            trust_store_type=get("ssl.trustStore.type") or None,
-            client_auth=client_auth,
+            key_store=get("keyStore.location") or "",
+            key_store_password=_password(get, "keyStore"),
+            key_store_type=get("keyStore.type") or None,
+            trust_store=get("trustStore.location") or "",
+            trust_store_password=_password(get, "trustStore"),
+            trust_store_type=get("trustStore.type") or None,
+            client_auth=(get("clientAuth") or "need").lower(),
             protocols=protocols,
             ciphers=ciphers,
-            verify_client_hostname=hostname and _java_bool(get("ssl.clientHostnameVerification"), False),
-            allow_reverse_dns=_java_bool(get("ssl.allowReverseDnsLookup"), False),
-            x509_super_user=properties.get("zookeeper.X509AuthenticationProvider.superUser"),
+            verify_client_hostname=hostname and client_hostname,
+            allow_reverse_dns=_java_bool(get("allowReverseDnsLookup"), quorum),
+            x509_super_user=None if quorum else properties.get("zookeeper.X509AuthenticationProvider.superUser"),
             warnings=warnings,
+            prefix=prefix,
+            verify_server_hostname=hostname,
         )
+
+
+def _check_auth_provider(scheme: str, properties: dict[str, str]) -> None:
+    provider_class = properties.get(f"zookeeper.authProvider.{scheme}", X509_PROVIDER).strip()
+    if provider_class != X509_PROVIDER:
+        raise TlsConfigError(f"ssl.authProvider={scheme} names {provider_class}: only Apache's"
+                             f" {X509_PROVIDER} is served (custom providers are Java code)")
 
 
 def _password(get: Any, prefix: str) -> str:
@@ -175,47 +187,57 @@ def _password(get: Any, prefix: str) -> str:
     return value if value is not None else ""
 
 
-def _protocol_range(protocols: tuple[str, ...]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+def _protocol_range(protocols: tuple[str, ...], prefix: str = "ssl.") -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
     versions = []
     for name in protocols:
         name = name.strip()
         for each in _GENERIC.get(name, (name,)):
             if each not in _PROTOCOLS:
-                raise TlsConfigError(f"ssl.enabledProtocols/ssl.protocol: unsupported protocol {name!r}")
+                raise TlsConfigError(f"{prefix}enabledProtocols/{prefix}protocol: unsupported protocol {name!r}")
             versions.append(_PROTOCOLS[each])
     if not versions:
-        raise TlsConfigError("ssl.enabledProtocols names no protocol")
+        raise TlsConfigError(f"{prefix}enabledProtocols names no protocol")
     return min(versions), max(versions)
 
 
-def build_context(s: TlsSettings) -> ssl.SSLContext:
-    """An SSL server context for these settings; raises TlsConfigError with the reason."""
+def build_context(s: TlsSettings, server_side: bool = True) -> ssl.SSLContext:
+    """An SSL context for these settings; raises TlsConfigError with the reason. The client
+    side (a member dialing a peer) always checks the peer's certificate against the trust
+    store, and its hostname is the caller's to check (Apache's ZKTrustManager rule)."""
     if not s.key_store:
-        raise TlsConfigError("Keystore is required for SSL server: zookeeper.ssl.keyStore.location")
+        raise TlsConfigError(f"Keystore is required for SSL server: zookeeper.{s.prefix}keyStore.location")
     if s.client_auth not in ("need", "want", "none"):
-        raise TlsConfigError(f"ssl.clientAuth: {s.client_auth!r} is not none, want or need")
+        raise TlsConfigError(f"{s.prefix}clientAuth: {s.client_auth!r} is not none, want or need")
     try:
-        material = keystores.load_key_store(s.key_store, s.key_store_password, s.key_store_type)
-        trusted = (keystores.load_trust_store(s.trust_store, s.trust_store_password, s.trust_store_type)
-                   if s.trust_store else None)
+        material = keystores.load_key_store(s.key_store, s.key_store_password, s.key_store_type,
+                                            s.prefix + "keyStore.type")
     except keystores.StoreError as e:
-        raise TlsConfigError(str(e)) from None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version, ctx.maximum_version = _protocol_range(s.protocols)
+        raise TlsConfigError(f"{s.prefix}keyStore: {e}") from None
+    try:
+        trusted = (keystores.load_trust_store(s.trust_store, s.trust_store_password, s.trust_store_type,
+                                              s.prefix + "trustStore.type") if s.trust_store else None)
+    except keystores.StoreError as e:
+        raise TlsConfigError(f"{s.prefix}trustStore: {e}") from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version, ctx.maximum_version = _protocol_range(s.protocols, s.prefix)
     ctx.options |= ssl.OP_NO_RENEGOTIATION  # Apache sets jdk.tls.rejectClientInitiatedRenegotiation
-    _set_ciphers(ctx, s.ciphers)
+    _set_ciphers(ctx, s.ciphers, s.prefix)
     _load_key(ctx, material)
-    ctx.verify_mode = {"need": ssl.CERT_REQUIRED, "want": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}[s.client_auth]
-    if s.client_auth != "none":
+    if server_side:
+        ctx.verify_mode = {"need": ssl.CERT_REQUIRED, "want": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}[s.client_auth]
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if ctx.verify_mode != ssl.CERT_NONE:
         if trusted is None:
-            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # the JDK's default trust store
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH if server_side else ssl.Purpose.SERVER_AUTH)
         else:
             from cryptography.hazmat.primitives.serialization import Encoding
             ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in trusted))
     return ctx
 
 
-def _set_ciphers(ctx: ssl.SSLContext, names: tuple[str, ...]) -> None:
+def _set_ciphers(ctx: ssl.SSLContext, names: tuple[str, ...], prefix: str = "ssl.") -> None:
     openssl_names = []
     for name in names:
         name = name.strip()
@@ -223,16 +245,16 @@ def _set_ciphers(ctx: ssl.SSLContext, names: tuple[str, ...]) -> None:
             continue  # Python's ssl module cannot narrow the TLS 1.3 suites; all stay enabled
         converted = iana_to_openssl(name)
         if converted is None:
-            log.warning("ssl.ciphersuites: %s is not a cipher suite OpenSSL offers; skipped", name)
+            log.warning("%sciphersuites: %s is not a cipher suite OpenSSL offers; skipped", prefix, name)
             continue
         openssl_names.append(converted)
     if ctx.maximum_version < ssl.TLSVersion.TLSv1_3 and not openssl_names:
-        raise TlsConfigError("ssl.ciphersuites leaves no usable TLS 1.2 cipher suite")
+        raise TlsConfigError(f"{prefix}ciphersuites leaves no usable TLS 1.2 cipher suite")
     try:
         ctx.set_ciphers(":".join(openssl_names) if openssl_names else "!ALL")
     except ssl.SSLError:
         if ctx.maximum_version < ssl.TLSVersion.TLSv1_3:
-            raise TlsConfigError("ssl.ciphersuites: none of the suites is available here") from None
+            raise TlsConfigError(f"{prefix}ciphersuites: none of the suites is available here") from None
 
 
 def _load_key(ctx: ssl.SSLContext, material: keystores.KeyMaterial) -> None:
@@ -422,7 +444,7 @@ class TlsClientProtocol(asyncio.Protocol):
             return False
         except (ssl.SSLError, ValueError) as e:
             self._flush()  # the alert tells the client why
-            log.warning("closing TLS connection from %s: handshake failed: %s", self.ip, _reason(e))
+            log.warning("closing TLS connection from %s: handshake failed: %s", self.ip, failure_reason(e))
             self.abort()
             return False
         self._flush()
@@ -450,7 +472,7 @@ class TlsClientProtocol(asyncio.Protocol):
                 self.close()
                 break
             except ssl.SSLError as e:
-                log.warning("closing TLS connection from %s: %s", self.ip, _reason(e))
+                log.warning("closing TLS connection from %s: %s", self.ip, failure_reason(e))
                 self.abort()
                 return
             if not chunk:
@@ -466,7 +488,7 @@ class TlsClientProtocol(asyncio.Protocol):
         try:
             self.sslobj.write(data)
         except ssl.SSLError as e:
-            log.warning("closing TLS connection from %s: %s", self.ip, _reason(e))
+            log.warning("closing TLS connection from %s: %s", self.ip, failure_reason(e))
             self.abort()
             return
         self._flush()
@@ -506,7 +528,7 @@ class TlsClientProtocol(asyncio.Protocol):
             self.inner.connection_lost(exc)
 
 
-def _reason(e: Exception) -> str:
+def failure_reason(e: Exception) -> str:
     if isinstance(e, ssl.SSLError) and e.reason:
         hint = " (a plaintext client on the secure port?)" if e.reason in (
             "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL", "UNEXPECTED_RECORD") else ""

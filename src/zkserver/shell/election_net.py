@@ -23,8 +23,12 @@ length closes that connection with a log line (ZOOKEEPER-3769); the listener kee
 accepting. (Apache 3.8's listener dies on an out-of-range port in an initial message; ours
 refuses that connection only.) A payload that is not a notification is the FLE driver's to
 drop. Binding retries `zookeeper.electionPortBindRetry` times, a second apart, then raises
-ElectionBindError (the server exits with code 14). TLS and SASL on this port are not served:
-`ElectionNetSettings.from_config` refuses configs that ask for them.
+ElectionBindError (the server exits with code 14).
+
+With `sslQuorum=true` every connection, dialled or accepted, is TLS with mutual authentication
+(shell/quorum_tls.py) before the initial message; the rules above apply inside it unchanged.
+SASL (`quorum.auth.enableSasl`) and `portUnification` are not served: `ElectionNetSettings.from_config`
+refuses configs that ask for them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, ServerConfig
 from ..proto.election_codec import (
@@ -46,6 +51,9 @@ from ..proto.election_codec import (
     encode_frame,
 )
 from .sockopts import no_delay
+
+if TYPE_CHECKING:
+    from .quorum_tls import QuorumTls
 
 log = logging.getLogger("zkserver.election.net")
 
@@ -68,17 +76,44 @@ class ElectionNetSettings:
     listen_on_all_ips: bool = False  # quorumListenOnAllIPs
     multi_address: bool = False  # multiAddress.enabled: protocol V2, every address sent
     tcp_keep_alive: bool = False  # zookeeper.tcpKeepAlive
+    tls: QuorumTls | None = None  # sslQuorum: the election and quorum ports speak TLS only
 
     @classmethod
     def from_config(cls, cfg: ServerConfig) -> ElectionNetSettings:
         """The settings of this config; a ConfigError for what the election port does not serve."""
-        refused = [key for key, on in (("sslQuorum", cfg.ssl_quorum), ("portUnification", cfg.port_unification),
-                                       ("quorum.auth.enableSasl", cfg.quorum_enable_sasl)) if on]
-        if refused:
-            raise ConfigError(cfg.source_path, cfg.key_lines.get(refused[0]),
-                              f"{refused[0]}: TLS and SASL on the quorum and election ports are not served")
+        if cfg.port_unification:
+            raise ConfigError(cfg.source_path, cfg.key_lines.get("portUnification"),
+                              "portUnification: TLS and plaintext on one quorum or election port is not served;"
+                              " switch every member to sslQuorum=true at once")
+        if cfg.quorum_enable_sasl:
+            raise ConfigError(cfg.source_path, cfg.key_lines.get("quorum.auth.enableSasl"),
+                              "quorum.auth.enableSasl: SASL on the quorum and election ports is not served")
         return cls(cfg.election_connect_timeout_ms, cfg.election_handshake_timeout_ms, cfg.election_port_bind_retry,
-                   1.0, cfg.quorum_listen_on_all_ips, cfg.multi_address_enabled, cfg.tcp_keep_alive)
+                   1.0, cfg.quorum_listen_on_all_ips, cfg.multi_address_enabled, cfg.tcp_keep_alive,
+                   _quorum_tls(cfg) if cfg.ssl_quorum else None)
+
+
+def _quorum_tls(cfg: ServerConfig) -> QuorumTls:
+    """sslQuorum's contexts from the ssl.quorum.* keys; a ConfigError naming the key when unusable."""
+    line = cfg.key_lines.get("sslQuorum")
+    try:
+        from ..security.tls import TlsConfigError, TlsSettings
+        from .quorum_tls import QuorumTls
+    except ImportError as e:  # cryptography is the optional extra zkserver[tls]
+        raise ConfigError(cfg.source_path, line, f"sslQuorum needs the tls extra (pip install 'zkserver[tls]'):"
+                                                 f" {e}") from None
+    try:
+        settings = TlsSettings.from_config(cfg.ssl, cfg.properties, prefix="ssl.quorum.")
+        if not settings.trust_store:
+            raise TlsConfigError("a trust store is required: zookeeper.ssl.quorum.trustStore.location")
+        for warning in settings.warnings:
+            log.warning("%s", warning)
+        if cfg.ssl_quorum_reload_cert_files:
+            log.warning("sslQuorumReloadCertFiles is not served: replaced quorum certificates are read at the"
+                        " next start")
+        return QuorumTls(settings)
+    except TlsConfigError as e:
+        raise ConfigError(cfg.source_path, line, f"sslQuorum: {e}") from None
 
 
 class _Link(asyncio.Protocol):
@@ -195,7 +230,7 @@ class ElectionNet:
             try:
                 for host, port in targets:
                     server = await asyncio.get_running_loop().create_server(
-                        lambda: _Link(self, None), host, port, reuse_address=True)
+                        self._accept_factory(), host, port, reuse_address=True)
                     self._servers.append(server)
                 break
             except OSError as exc:
@@ -208,6 +243,12 @@ class ElectionNet:
                                             f" tries: {exc.strerror or exc}") from exc
                 await asyncio.sleep(self.settings.bind_retry_delay_s)
         log.info("sid %d: election port listening on %s", self.my_sid, self.bound_addresses())
+
+    def _accept_factory(self) -> Callable[[], asyncio.Protocol]:
+        tls = self.settings.tls
+        if tls is None:
+            return lambda: _Link(self, None)
+        return tls.acceptor(lambda: _Link(self, None), "election", lambda: not self._closed)
 
     def _listen_targets(self) -> list[tuple[str | None, int]]:
         if self.settings.listen_on_all_ips:
@@ -284,16 +325,15 @@ class ElectionNet:
         self._dialling[sid] = asyncio.get_running_loop().create_task(self._dial(sid, targets))
 
     async def _dial(self, sid: int, targets: list[Address]) -> None:
-        loop = asyncio.get_running_loop()
         timeout = self.settings.connect_timeout_ms / 1000
         try:
             for host, port in targets:
                 try:
-                    _, link = await asyncio.wait_for(loop.create_connection(lambda: _Link(self, sid), host, port),
-                                                     timeout)
+                    link = await asyncio.wait_for(self._connect(sid, host, port), timeout)
                 except (OSError, TimeoutError) as exc:
-                    log.info("sid %d: cannot open an election connection to %d at %s:%d: %s",
-                             self.my_sid, sid, host, port, exc or type(exc).__name__)
+                    # A down peer is routine (info); a failed TLS handshake says its own level.
+                    log.log(getattr(exc, "log_level", logging.INFO), "sid %d: cannot open an election connection"
+                            " to %d at %s:%d: %s", self.my_sid, sid, host, port, exc or type(exc).__name__)
                     continue
                 self._started(link)
                 return
@@ -301,6 +341,15 @@ class ElectionNet:
             # Done in the same step that installed the link: a dial-back request arriving
             # right after must not find this dial still "in progress" and be skipped.
             self._dialling.pop(sid, None)
+
+    async def _connect(self, sid: int, host: str, port: int) -> _Link:
+        tls = self.settings.tls
+        if tls is None:
+            _, link = await asyncio.get_running_loop().create_connection(lambda: _Link(self, sid), host, port)
+            return link
+        link = _Link(self, sid)
+        await tls.dial(link, host, port, "election")
+        return link
 
     def _started(self, link: _Link) -> None:
         """A dialled connection is up: introduce myself; keep it only if my sid is the larger."""

@@ -78,7 +78,8 @@ class EnsembleShell:
         peers = election_addresses(opts.verifier)
         self.election_net = ElectionNet(opts.my_sid, peers.get(opts.my_sid, []), peers, self._notification,
                                         opts.election_net)
-        self.quorum = QuorumNet(self._accepted, self._dialed, self._dial_failed, self._quorum_data, self._quorum_closed)
+        self.quorum = QuorumNet(self._accepted, self._dialed, self._dial_failed, self._quorum_data, self._quorum_closed,
+                                opts.election_net.tls)
         self._timer: asyncio.Handle | None = None
         self._timer_at = 0.0  # loop time
         self._loop: asyncio.AbstractEventLoop | None = None

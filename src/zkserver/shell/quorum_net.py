@@ -10,7 +10,10 @@ bytes go straight to `peer.quorum_data(cid, data)`; a connection that ends, eith
 reported once through `peer.quorum_closed(cid)`; the peer's Ready says what to write and what
 to close. The peer keeps every time-out itself (Apache's socket time-outs are its read
 time-outs), so a silent peer is noticed there, not here. TCP_NODELAY is on, as Apache's
-leader sets it by default (leader.nodelay).
+leader sets it by default (leader.nodelay). With `sslQuorum=true` (a QuorumTls given) every
+connection is TLS with mutual authentication, checked before the peer hears of it
+(shell/quorum_tls.py): a learner whose handshake fails is never accepted, and a dial whose
+handshake fails is a failed dial.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .sockopts import no_delay
+
+if TYPE_CHECKING:
+    from .quorum_tls import QuorumTls
 
 log = logging.getLogger("zkserver.shell.quorum")
 
@@ -51,12 +58,13 @@ class QuorumNet:
 
     def __init__(self, on_accept: Callable[[int], None], on_dialed: Callable[[int], None],
                  on_dial_failed: Callable[[], None], on_data: Callable[[int, bytes], None],
-                 on_closed: Callable[[int], None]):
+                 on_closed: Callable[[int], None], tls: QuorumTls | None = None):
         self.on_accept = on_accept
         self.on_dialed = on_dialed
         self.on_dial_failed = on_dial_failed
         self.on_data = on_data
         self.on_closed = on_closed
+        self.tls = tls
         self.conns: dict[int, _QuorumProtocol] = {}
         self._next_cid = 1
         self._server: asyncio.base_events.Server | None = None
@@ -71,8 +79,13 @@ class QuorumNet:
 
     async def listen(self, host: str | None, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _QuorumProtocol(self, self._cid(), self.on_accept), host, port, reuse_address=True)
+        def accepted() -> _QuorumProtocol:
+            return _QuorumProtocol(self, self._cid(), self.on_accept)
+
+        factory: Callable[[], asyncio.Protocol] = accepted
+        if self.tls is not None:  # the port may be closed (no longer leading) when a handshake ends
+            factory = self.tls.acceptor(accepted, "quorum", lambda: self._server is not None)
+        self._server = await loop.create_server(factory, host, port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("quorum port listening on %s:%d", host or "0.0.0.0", self.port)
 
@@ -109,9 +122,12 @@ class QuorumNet:
     async def _dial(self, host: str, port: int, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         cid = self._cid()
+        protocol = _QuorumProtocol(self, cid, self.on_dialed)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: _QuorumProtocol(self, cid, self.on_dialed), host, port), timeout_s)
+            if self.tls is None:
+                await asyncio.wait_for(loop.create_connection(lambda: protocol, host, port), timeout_s)
+            else:
+                await asyncio.wait_for(self.tls.dial(protocol, host, port, "quorum"), timeout_s)
         except (TimeoutError, OSError) as e:
             log.warning("cannot connect to the leader at %s:%d: %s", host, port, e)
             self.on_dial_failed()

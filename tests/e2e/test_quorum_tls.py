@@ -1,0 +1,209 @@
+"""sslQuorum=true: the election and quorum ports speak TLS only, with mutual authentication.
+
+Real member processes (tests/support/cluster.py) given stores made at test time
+(tests/support/pki.py), the same files and zoo.cfg lines for either kind of member. What is
+shown: a zkserver ensemble elects, replicates and fails over over TLS; the ports refuse a
+plaintext peer and a TLS peer without a certificate, and accept a TLS peer with one; a member
+whose certificate is untrusted, or does not name its address, cannot join and crashes nothing;
+and mixed ensembles with Apache 3.8 members (both kinds leading and following) agree byte for
+byte, which they can only do if our TLS and theirs interoperate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import mixed
+from tests.support.cluster import Cluster
+from tests.support.pki import Identity, Pki, make_pki, require_tools
+
+from zkserver.proto.election_codec import InitialMessage
+
+pytest.importorskip("cryptography")
+CFG = {"maxSessionTimeout": "30000"}
+STORES = {"jks": lambda i, p: (i.jks, p.trust_jks), "p12": lambda i, p: (i.p12, p.trust_p12),
+          "pem": lambda i, p: (i.pem, p.trust_pem)}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    require_tools("keytool")
+    return make_pki(tmp_path_factory.mktemp("qpki"))
+
+
+@pytest.fixture(scope="module")
+def ids(pki: Pki) -> dict[str, Identity]:
+    rogue = make_pki(pki.root / "rogue", "/CN=rogue CA")
+    return {
+        "member": pki.issue("member", "/CN=zk member/O=zkserver tests"),
+        "rogue": rogue.issue("rogue", "/CN=rogue member"),
+        "elsewhere": pki.issue("elsewhere", "/CN=elsewhere", san="IP:10.9.8.7,DNS:elsewhere.invalid"),
+    }
+
+
+@pytest.fixture
+def clusters() -> Iterator[list[Cluster]]:
+    made: list[Cluster] = []
+    yield made
+    for cluster in made:
+        cluster.close()
+
+
+def tls_cfg(pki: Pki, ident: Identity, kind: str = "jks") -> dict[str, str]:
+    key_store, trust_store = STORES[kind](ident, pki)
+    password = "" if kind == "pem" else pki.password
+    return {"sslQuorum": "true", "ssl.quorum.keyStore.location": str(key_store),
+            "ssl.quorum.keyStore.password": password, "ssl.quorum.trustStore.location": str(trust_store),
+            "ssl.quorum.trustStore.password": password}
+
+
+def make(clusters: list[Cluster], workdir: Path, kinds: list[str], pki: Pki, ident: Identity) -> Cluster:
+    cluster = Cluster(workdir, kinds, cfg={**CFG, **tls_cfg(pki, ident)})
+    clusters.append(cluster)
+    return cluster
+
+
+def write_and_read_everywhere(c: Cluster, ledger: mixed.Ledger, tag: str) -> None:
+    zk = mixed.client(c.hosts([c.leader() or c.live()[0]]))
+    try:
+        ledger.bulk(zk, f"/{tag}", 20)
+    finally:
+        mixed.close(zk)
+    mixed.agree(c, ledger)
+
+
+def election_port(c: Cluster, sid: int) -> int:
+    return c.seats[sid].election_port
+
+
+def plaintext_refused(port: int) -> bool:
+    """A plaintext peer's initial message gets the connection closed, not an answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(InitialMessage(99, (("127.0.0.1", 1),), -65535).encode())
+        s.settimeout(15)
+        try:
+            return s.recv(4096)[:1] in (b"", b"\x15")  # closed, or a TLS alert record
+        except ConnectionResetError:
+            return True
+
+
+def tls_handshake(port: int, pki: Pki, ident: Identity | None) -> str | None:
+    """None when a TLS client (with `ident`'s certificate, or none) completes the handshake
+    with the port, and the server proves to be a member certified by the test CA; else why not."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(pki.trust_pem))
+    if ident is not None:
+        ctx.load_cert_chain(str(ident.cert), str(ident.key))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw) as s:
+            s.settimeout(1)
+            # TLS 1.3: a refused client certificate shows on the first read, not in the handshake.
+            s.sendall(b"\0")
+            with contextlib.suppress(TimeoutError):  # still open: accepted (the message is incomplete)
+                s.recv(1)
+            return None
+    except (ssl.SSLError, OSError) as e:
+        return str(e)
+
+
+def test_a_zkserver_ensemble_elects_replicates_and_fails_over_over_tls(
+        tmp_path: Path, pki: Pki, ids: dict[str, Identity], clusters: list[Cluster]) -> None:
+    c = make(clusters, tmp_path, ["zkserver"] * 3, pki, ids["member"])
+    for sid, kind in ((2, "p12"), (3, "pem")):  # every store format Apache reads
+        c.member_cfg[sid] = tls_cfg(pki, ids["member"], kind)
+    leader = c.start().wait_for_quorum()
+    ledger = mixed.Ledger()
+    write_and_read_everywhere(c, ledger, "first")
+
+    port = election_port(c, leader)
+    mark = c.log_mark(leader)
+    assert plaintext_refused(port)
+    c.wait_for_log(leader, "TLS handshake failed", mark)
+    assert tls_handshake(port, pki, ids["member"]) is None
+    assert tls_handshake(port, pki, None) is not None, "a peer without a certificate was let in"
+    quorum_port = c.seats[leader].quorum_port
+    assert plaintext_refused(quorum_port)
+    c.wait_for_log(leader, "quorum connection from 127.0.0.1", mark)
+
+    c.kill(leader)  # kill -9
+    survivors = [sid for sid in c.seats if sid != leader]
+    c.wait_for_quorum(sids=survivors)
+    write_and_read_everywhere(c, ledger, "after")
+    c.start([leader])
+    c.wait_for_quorum()
+    mixed.agree(c, ledger)
+
+
+@pytest.mark.parametrize("who", ["rogue", "elsewhere"])
+def test_a_member_with_an_untrusted_or_misnamed_certificate_cannot_join(
+        who: str, tmp_path: Path, pki: Pki, ids: dict[str, Identity], clusters: list[Cluster]) -> None:
+    c = make(clusters, tmp_path, ["zkserver"] * 3, pki, ids["member"])
+    c.member_cfg[3] = tls_cfg(pki, ids[who])
+    c.member_cfg[3]["ssl.quorum.trustStore.location"] = str(pki.trust_jks)  # it trusts the others
+    c.start([1, 2])
+    marks = {sid: c.log_mark(sid) for sid in (1, 2)}
+    c.start([3], wait=False)
+    reason = "TLS handshake failed" if who == "rogue" else "does not name 127.0.0.1"
+    for sid in (1, 2):
+        c.wait_for_log(sid, reason, marks[sid])
+    deadline = time.monotonic() + 3.0  # a few election rounds: it would have joined by now
+    while time.monotonic() < deadline:
+        assert c.mode(3) is None, "a member with a bad certificate joined the ensemble"
+        time.sleep(0.2)
+    assert all(c.members[sid].running for sid in c.seats), "a TLS failure stopped a member"
+    ledger = mixed.Ledger()
+    write_and_read_everywhere(c, ledger, "still")  # the two good members serve on
+    assert c.mode(3) is None
+
+
+def test_a_missing_store_or_wrong_password_stops_start_up_naming_the_key(
+        tmp_path: Path, pki: Pki, ids: dict[str, Identity]) -> None:
+    from zkserver.config import ConfigError, load_config
+    from zkserver.shell.election_net import ElectionNetSettings
+
+    base = (f"tickTime=200\ninitLimit=5\nsyncLimit=2\ndataDir={tmp_path}\nclientPort=2181\n"
+            "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n")
+    (tmp_path / "myid").write_text("1")
+    good = tls_cfg(pki, ids["member"])
+    cases = {
+        "ssl.quorum.keyStore": {**good, "ssl.quorum.keyStore.location": str(tmp_path / "none.jks")},
+        "ssl.quorum.trustStore": {**good, "ssl.quorum.trustStore.password": "wrong"},
+        "zookeeper.ssl.quorum.trustStore.location": {k: v for k, v in good.items() if "trustStore" not in k},
+    }
+    for key, cfg in cases.items():
+        path = tmp_path / "zoo.cfg"
+        path.write_text(base + "".join(f"{k}={v}\n" for k, v in cfg.items()))
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            ElectionNetSettings.from_config(load_config(str(path)))
+    path.write_text(base + "".join(f"{k}={v}\n" for k, v in good.items()))
+    assert ElectionNetSettings.from_config(load_config(str(path))).tls is not None
+
+
+@pytest.mark.apache
+@pytest.mark.slow
+@pytest.mark.parametrize("kinds", [["apache", "apache", "zkserver"], ["zkserver", "apache", "zkserver"]],
+                         ids=["2apache+1zkserver", "1apache+2zkserver"])
+def test_mixed_ensembles_over_tls(kinds: list[str], tmp_path: Path, pki: Pki, ids: dict[str, Identity],
+                                  clusters: list[Cluster]) -> None:
+    """Fresh members elect the largest sid: zkserver 3 leads first; killed, Apache 2 leads and
+    the zkserver members follow it (member 3 rejoins as a follower)."""
+    c = make(clusters, tmp_path, kinds, pki, ids["member"])
+    assert c.start().wait_for_quorum() == 3
+    ledger = mixed.Ledger()
+    write_and_read_everywhere(c, ledger, "zkleads")
+    assert plaintext_refused(election_port(c, 2))  # the Apache member speaks TLS only too
+    c.kill(3)
+    assert c.wait_for_quorum(sids=[1, 2]) == 2
+    write_and_read_everywhere(c, ledger, "apacheleads")
+    c.start([3])
+    assert c.wait_for_quorum() == 2
+    assert c.mode(3) == "follower"
+    write_and_read_everywhere(c, ledger, "rejoined")
