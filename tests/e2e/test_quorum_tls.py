@@ -190,8 +190,8 @@ def test_a_missing_store_or_wrong_password_stops_start_up_naming_the_key(
 
 
 @pytest.mark.apache
-@pytest.mark.slow
-@pytest.mark.parametrize("kinds", [["apache", "apache", "zkserver"], ["zkserver", "apache", "zkserver"]],
+@pytest.mark.parametrize("kinds", [["apache", "apache", "zkserver"],
+                                   pytest.param(["zkserver", "apache", "zkserver"], marks=pytest.mark.slow)],
                          ids=["2apache+1zkserver", "1apache+2zkserver"])
 def test_mixed_ensembles_over_tls(kinds: list[str], tmp_path: Path, pki: Pki, ids: dict[str, Identity],
                                   clusters: list[Cluster]) -> None:
