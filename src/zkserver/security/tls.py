@@ -4,18 +4,18 @@ Theory of operation. `TlsSettings.from_config` reads the ssl.* keys (zoo.cfg or 
 exactly as ClientX509Util does; `TlsServer` turns them into an `ssl.SSLContext` and rebuilds it
 when a store file changes (Apache's Netty factory reads the stores again for every new
 connection, so a replaced certificate is used from the next connection on; we check the files'
-stamps at most once a second). `TlsClientProtocol` runs TLS itself over memory BIOs and hands the
-cleartext to the ordinary `ClientProtocol`, so the plain port's hot path is not touched and every
-failure (a plaintext client, a bad certificate, a stalled handshake) closes only that connection,
-with a log line. After the handshake the client certificate's subject becomes the connection's
-("x509", RFC 2253 name) identity, plus ("super", "") when it is the configured x509 super user,
-as X509AuthenticationProvider does.
+stamps at most once a second). `TlsClientProtocol` runs TLS itself over memory BIOs (a
+`tlsstream.TlsStream`, shared with quorum TLS) and hands the cleartext to the ordinary
+`ClientProtocol`, so the plain port's hot path is not touched and every failure (a plaintext
+client, a bad certificate, a stalled handshake) closes only that connection, with a log line.
+After the handshake the client certificate's subject becomes the connection's ("x509", RFC 2253
+name) identity, plus ("super", "") when it is the configured x509 super user, as
+X509AuthenticationProvider does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from . import X509_PROVIDER, keystores
+from .tlsstream import HANDSHAKE_TIMEOUT, TlsStream
 from .x509 import DerError, dns_in_san, ip_in_san, subject_name
 
 if TYPE_CHECKING:
@@ -34,9 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zkserver.tls")
 
-HANDSHAKE_TIMEOUT = 10.0  # Netty SslHandler's default handshake timeout
 RELOAD_CHECK_INTERVAL = 1.0
-READ_CHUNK = 256 * 1024
 
 _PROTOCOLS = {
     "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -358,179 +357,38 @@ class TlsServer:
         return dns_in_san(cert, host)
 
 
-class _TlsTransport:
-    """What ClientProtocol sees as its transport: writes are encrypted, close sends close_notify."""
+class TlsClientProtocol(TlsStream):
+    """One connection of the secure port: TLS, then the x509 identities, then ClientProtocol."""
 
-    __slots__ = ("outer",)
-
-    def __init__(self, outer: TlsClientProtocol):
-        self.outer = outer
-
-    def write(self, data: bytes) -> None:
-        self.outer.write_app(data)
-
-    def close(self) -> None:
-        self.outer.close()
-
-    def is_closing(self) -> bool:
-        t = self.outer.transport
-        return t is None or t.is_closing()
-
-    def pause_reading(self) -> None:
-        if self.outer.transport is not None:
-            self.outer.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.outer.transport is not None:
-            self.outer.transport.resume_reading()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "ssl_object":
-            return self.outer.sslobj
-        t = self.outer.transport
-        return t.get_extra_info(name, default) if t is not None else default
-
-
-class TlsClientProtocol(asyncio.Protocol):
-    """One connection of the secure port: TLS here, the client protocol on the cleartext."""
+    handshake_failed = "handshake failed"  # the log line already says it is TLS
 
     def __init__(self, runner: ServerRunner, tls: TlsServer):
-        from ..shell.server import ClientProtocol
-
+        super().__init__(server_side=True, handshake_timeout=tls.handshake_timeout)
         self.runner = runner
         self.tls = tls
-        self.inner = ClientProtocol(runner)
-        self.transport: Any = None
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.sslobj: ssl.SSLObject | None = None
-        self.open = False
-        self.closed = False
-        self.ip = "0.0.0.0"
-        self._timer: asyncio.TimerHandle | None = None
+        self._ids: list[tuple[str, str]] = []
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.ip = peer[0] if peer else "0.0.0.0"
-        ctx = self.tls.context()
-        if ctx is None:
-            log.warning("closing TLS connection from %s: the key and trust stores are not loaded", self.ip)
-            self.abort()
-            return
-        self.sslobj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
-        self._timer = asyncio.get_running_loop().call_later(self.tls.handshake_timeout, self._handshake_timeout)
+    def _context(self) -> ssl.SSLContext | None:
+        return self.tls.context()
 
-    def _handshake_timeout(self) -> None:
-        if not self.open and not self.closed:
-            log.warning("closing TLS connection from %s: no TLS handshake within %.0f s",
-                        self.ip, self.tls.handshake_timeout)
-            self.abort()
-
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
-        self.incoming.write(data)
-        if not self.open and not self._handshake():
-            return
-        self._read_app()
-
-    def _handshake(self) -> bool:
+    def _verify(self) -> None:
         assert self.sslobj is not None
-        try:
-            self.sslobj.do_handshake()
-        except ssl.SSLWantReadError:
-            self._flush()
-            return False
-        except (ssl.SSLError, ValueError) as e:
-            self._flush()  # the alert tells the client why
-            log.warning("closing TLS connection from %s: handshake failed: %s", self.ip, failure_reason(e))
-            self.abort()
-            return False
-        self._flush()
-        if self._timer is not None:
-            self._timer.cancel()
         ids = self.tls.identities(self.sslobj, self.ip)
-        if ids is None:
+        if ids is None:  # identities() has logged why
             self.close()
-            return False
-        self.open = True
-        self.inner.connection_made(_TlsTransport(self))  # type: ignore[arg-type]
-        if ids and not self.closed:
-            self.runner.core.add_identities(self.inner.cid, ids)
-        return not self.closed
-
-    def _read_app(self) -> None:
-        assert self.sslobj is not None
-        chunks = []
-        while True:
-            try:
-                chunk = self.sslobj.read(READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # close_notify from the client
-                self.close()
-                break
-            except ssl.SSLError as e:
-                log.warning("closing TLS connection from %s: %s", self.ip, failure_reason(e))
-                self.abort()
-                return
-            if not chunk:
-                break
-            chunks.append(chunk)
-        self._flush()
-        if chunks and not self.closed:
-            self.inner.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-
-    def write_app(self, data: bytes) -> None:
-        if self.closed or self.sslobj is None:
             return
-        try:
-            self.sslobj.write(data)
-        except ssl.SSLError as e:
-            log.warning("closing TLS connection from %s: %s", self.ip, failure_reason(e))
-            self.abort()
-            return
-        self._flush()
+        self._ids = ids
+        self._open()
 
-    def _flush(self) -> None:
-        out = self.outgoing.read()
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out)
+    def _make_inner(self) -> asyncio.Protocol:
+        from ..shell.server import ClientProtocol
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.sslobj is not None and self.open:
-            with contextlib.suppress(ssl.SSLError):
-                self.sslobj.unwrap()
-            self._flush()
-        if self.transport is not None:
-            self.transport.close()
+        return ClientProtocol(self.runner)
 
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+    def _opened(self) -> None:
+        # Before the first request is read, so that request already runs with these ids.
+        if self._ids and self.state == "open":
+            self.runner.core.add_identities(self.inner.cid, self._ids)  # type: ignore[union-attr]
 
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.open:
-            self.inner.connection_lost(exc)
-
-
-def failure_reason(e: Exception) -> str:
-    if isinstance(e, ssl.SSLError) and e.reason:
-        hint = " (a plaintext client on the secure port?)" if e.reason in (
-            "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL", "UNEXPECTED_RECORD") else ""
-        return f"{e.reason}{hint}"
-    return str(e) or type(e).__name__
+    def _report(self, reason: str) -> None:
+        log.warning("closing TLS connection from %s: %s", self.ip, reason)

@@ -14,10 +14,10 @@ protocol objects and only their connections are made here:
   failure is logged with the peer's address and the reason and closes that connection only;
   `wanted()` false once the check is done (the port was closed meanwhile) drops it.
 
-TLS runs over memory BIOs in `_TlsStream` (as the secure client port does), not the loop's
-start_tls: that way a failed handshake is ours to log, and uvloop, which delivers the bytes
-read with an accepted connection before a `pause_reading` takes effect, cannot lose a
-ClientHello.
+TLS runs over memory BIOs in `_QuorumStream`, a `security.tlsstream.TlsStream` (the one the
+secure client port uses too), not the loop's start_tls: that way a failed handshake is ours to
+log, and uvloop, which delivers the bytes read with an accepted connection before a
+`pause_reading` takes effect, cannot lose a ClientHello.
 
 The peer check is ZKTrustManager's with `ssl.quorum.hostnameVerification` on (the default): the
 certificate must name the peer's address, its IP among the IP SANs, else a host name among the
@@ -34,18 +34,17 @@ take effect at the next start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ..security.tls import HANDSHAKE_TIMEOUT, READ_CHUNK, TlsSettings, build_context, failure_reason
+from ..security.tls import HANDSHAKE_TIMEOUT, TlsSettings, build_context
+from ..security.tlsstream import TlsStream
 from ..security.x509 import DerError, dns_in_san, ip_in_san, subject_name
 
 log = logging.getLogger("zkserver.shell.quorum_tls")
@@ -71,7 +70,7 @@ class QuorumTls:
         """Connect, TLS, check the peer; then `protocol` has its transport. QuorumTlsError if not."""
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        stream = _TlsStream(self, what, lambda: protocol, None if _is_ip(host) else host, ready)
+        stream = _QuorumStream(self, what, lambda: protocol, None if _is_ip(host) else host, ready)
         transport, _ = await loop.create_connection(lambda: stream, host, port)
         try:
             await ready
@@ -84,7 +83,7 @@ class QuorumTls:
         """A `create_server` protocol factory: TLS and the peer check first, then `factory()`."""
         def made() -> asyncio.Protocol:
             return factory() if wanted() else _Dropped()
-        return lambda: _TlsStream(self, what, made, None, None)
+        return lambda: _QuorumStream(self, what, made, None, None)
 
     async def check_peer(self, sslobj: ssl.SSLObject, ip: str, dialled_host: str | None) -> str | None:
         """None when the peer's certificate passes hostname verification, else why not."""
@@ -120,193 +119,49 @@ class _Dropped(asyncio.Protocol):
         transport.close()
 
 
-class _TlsStream(asyncio.Protocol):
-    """One member-to-member connection: TLS over memory BIOs, the inner protocol on the cleartext.
+class _QuorumStream(TlsStream):
+    """One member-to-member connection: the peer check runs asynchronously between handshake and
+    open, and a dialled stream reports its outcome through `ready`; an accepted one logs a failure."""
 
-    States: handshake -> checking (the peer check runs; bytes wait in the BIO) -> open (the
-    inner protocol has its transport) -> closed. Dialled streams report the outcome through
-    `ready`; accepted ones log a failure themselves.
-    """
+    abort_discards = True  # a member we refuse is dropped at once; the dialer closes its side anyway
+    report_early_loss = True  # a dialer waits on `ready`: a peer hanging up must fail it now
 
     def __init__(self, tls: QuorumTls, what: str, inner: Callable[[], asyncio.Protocol],
                  dialled_host: str | None, ready: asyncio.Future[None] | None) -> None:
+        super().__init__(server_side=ready is None, handshake_timeout=tls.handshake_timeout)
         self.tls, self.what, self.make_inner = tls, what, inner
         self.dialled_host, self.ready = dialled_host, ready
-        self.server_side = ready is None
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        ctx = tls.server_ctx if self.server_side else tls.client_ctx
-        self.sslobj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=self.server_side)
-        self.transport: Any = None
-        self.inner: asyncio.Protocol | None = None
-        self.state = "handshake"
-        self.peer = "?"
-        self._timer: asyncio.TimerHandle | None = None
-        self._check: asyncio.Task[None] | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._timer = asyncio.get_running_loop().call_later(self.tls.handshake_timeout, self._handshake_timeout)
-        self._handshake()  # the client's hello; a no-op wait for the server
+    def _context(self) -> ssl.SSLContext:
+        return self.tls.server_ctx if self.server_side else self.tls.client_ctx
 
-    def _handshake_timeout(self) -> None:
-        if self.state in ("handshake", "checking"):
-            self._fail(f"no TLS handshake within {self.tls.handshake_timeout:.0f} s")
+    def _verify(self) -> None:
+        self._check = asyncio.get_running_loop().create_task(self._check_peer())
 
-    def data_received(self, data: bytes) -> None:
-        if self.state == "closed":
-            return
-        self.incoming.write(data)
-        if self.state == "handshake":
-            self._handshake()
-        elif self.state == "open":
-            self._read_app()
-
-    def _handshake(self) -> None:
-        try:
-            self.sslobj.do_handshake()
-        except ssl.SSLWantReadError:
-            self._flush()
-            return
-        except (ssl.SSLError, ValueError) as e:
-            self._flush()  # the alert tells the peer why
-            self._fail(f"TLS handshake failed: {failure_reason(e)}")
-            return
-        self._flush()
-        self.state = "checking"
-        ip = self.peer.rpartition(":")[0]
-        self._check = asyncio.get_running_loop().create_task(self._check_peer(ip))
-
-    async def _check_peer(self, ip: str) -> None:
-        problem = await self.tls.check_peer(self.sslobj, ip, self.dialled_host)
-        if self.state != "checking":
+    async def _check_peer(self) -> None:
+        assert self.sslobj is not None
+        problem = await self.tls.check_peer(self.sslobj, self.ip, self.dialled_host)
+        if self.state != "checking":  # timed out or lost meanwhile: already reported
             return
         if problem is not None:
             self._fail(problem)
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self.state = "open"
-        self.inner = self.make_inner()
-        self.inner.connection_made(_AppTransport(self))  # type: ignore[arg-type]
+        else:
+            self._open()
+
+    def _make_inner(self) -> asyncio.Protocol:
+        return self.make_inner()
+
+    def _opened(self) -> None:
         if self.ready is not None and not self.ready.done():
             self.ready.set_result(None)
-        if self.state == "open":
-            self._read_app()  # what came during the check
 
-    def _read_app(self) -> None:
-        chunks = []
-        while True:
-            try:
-                chunk = self.sslobj.read(READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # close_notify
-                self.close()
-                break
-            except ssl.SSLError as e:
-                log.warning("%s connection with %s: %s; closed", self.what, self.peer, failure_reason(e))
-                self.abort()
-                return
-            if not chunk:
-                break
-            chunks.append(chunk)
-        self._flush()
-        if chunks and self.inner is not None:
-            self.inner.data_received(b"".join(chunks))
-
-    def write_app(self, data: bytes) -> None:
-        if self.state != "open":
-            return
-        try:
-            self.sslobj.write(data)
-        except ssl.SSLError as e:
-            log.warning("%s connection with %s: %s; closed", self.what, self.peer, failure_reason(e))
-            self.abort()
-            return
-        self._flush()
-
-    def _flush(self) -> None:
-        out = self.outgoing.read()
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out)
-
-    def _fail(self, reason: str) -> None:
-        """The handshake or the check failed: say so (log or dialer) and close."""
-        if self.ready is None:
+    def _report(self, reason: str) -> None:
+        if self.inner is not None:  # a broken record after open: the dialer has long returned
+            log.warning("%s connection with %s: %s; closed", self.what, self.peer, reason)
+        elif self.ready is None:
             log.warning("%s connection from %s: %s; closed", self.what, self.peer, reason)
         elif not self.ready.done():
             self.ready.set_exception(QuorumTlsError(reason))
-        self.abort()
-
-    def close(self) -> None:
-        if self.state == "closed":
-            return
-        if self.state == "open":
-            with contextlib.suppress(ssl.SSLError):
-                self.sslobj.unwrap()
-            self._flush()
-        self.state = "closed"
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        self.state = "closed"
-        if self.transport is not None:
-            self.transport.abort()
-
-    def pause_writing(self) -> None:
-        if self.inner is not None:
-            self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.inner is not None:
-            self.inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        was = self.state
-        self.state = "closed"
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._check is not None:
-            self._check.cancel()
-        if self.inner is not None:
-            self.inner.connection_lost(exc)
-        elif was != "closed":
-            self._fail(f"closed by the peer during the TLS handshake ({exc or 'end of stream'})")
-
-
-class _AppTransport:
-    """The inner protocol's transport: writes are encrypted, close sends close_notify."""
-
-    __slots__ = ("stream",)
-
-    def __init__(self, stream: _TlsStream) -> None:
-        self.stream = stream
-
-    def write(self, data: bytes) -> None:
-        self.stream.write_app(data)
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def abort(self) -> None:
-        self.stream.abort()
-
-    def is_closing(self) -> bool:
-        return self.stream.state == "closed" or self.stream.transport.is_closing()
-
-    def pause_reading(self) -> None:
-        self.stream.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.stream.transport.resume_reading()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "ssl_object":
-            return self.stream.sslobj
-        return self.stream.transport.get_extra_info(name, default)
 
 
 def _is_ip(host: str) -> bool:
