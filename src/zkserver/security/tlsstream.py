@@ -153,13 +153,14 @@ class TlsStream(asyncio.Protocol):
                 chunk = self.sslobj.read(READ_CHUNK)
             except ssl.SSLWantReadError:
                 break
-            except ssl.SSLZeroReturnError:  # close_notify after ours (CPython gives b"" before)
+            except ssl.SSLZeroReturnError:  # the peer's close_notify, after ours
                 ended = True
                 break
             except ssl.SSLError as e:
                 self._fail(failure_reason(e))
                 return
-            if not chunk:
+            if not chunk:  # the peer's close_notify, before ours (CPython's read gives b"")
+                ended = True
                 break
             chunks.append(chunk)
         self._flush()  # reading can make OpenSSL answer (a key update, our close_notify reply)
