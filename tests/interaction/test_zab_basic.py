@@ -39,3 +39,20 @@ def test_three_members_elect_sync_and_replicate_a_write():
     data = c.call(GetData("/a", False))
     assert data.err == 0
     assert w[2].core.tree.get("/a").data == b"y"
+
+
+def test_a_multi_the_leader_refuses_whole_is_answered_with_its_error_on_the_follower():
+    # The leader turns a forwarded request it cannot prepare into an error txn (here: its session
+    # is gone there); the follower's client gets that error, a multi's included - not an empty
+    # "ok" result list (found by the simulator, seed 2055: the session had expired meanwhile).
+    from kazoo.protocol.serialization import CheckVersion, Transaction
+
+    w = ZabWorld(3)
+    w.start()
+    w.elect(leader=3)
+    c = session(w, 1)
+    c.ok(Create("/a", b"x", OPEN_ACL, 0))
+    w[3].core.sessions.remove(c.session_id)  # as if it had expired at the leader
+    reply = c.call(Transaction([CheckVersion("/a", 0), Create("/b", b"y", OPEN_ACL, 0)]))
+    assert reply.err == -112  # SESSIONEXPIRED, as Apache's FinalRequestProcessor answers it
+    assert w[1].core.tree.get("/b") is None and w[3].core.tree.get("/b") is None
