@@ -151,10 +151,14 @@ class Cluster:
         self.paused.discard(sid)
 
     def pause(self, sid: int) -> None:
+        """SIGSTOP the member and wait until every thread of it has stopped: the signal is
+        delivered asynchronously, and a JVM thread still running could read (and log) what is
+        sent to it right after (the TRUNC scenarios depend on it never seeing a proposal)."""
         server = self.members[sid]
         if server.pid is not None:
             os.kill(server.pid, signal.SIGSTOP)
             self.paused.add(sid)
+            _wait_stopped(server.pid)
 
     def resume(self, sid: int) -> None:
         server = self.members.get(sid)
@@ -279,3 +283,21 @@ class Cluster:
             key, _, value = line.partition("\t")
             out[key] = value
         return out
+
+
+def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until every thread of `pid` is stopped (T), or dead, or the process is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            states = [Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                      for tid in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:  # a thread ended meanwhile, or the whole process
+            if not os.path.exists(f"/proc/{pid}"):
+                return
+            continue
+        if all(state in ("T", "t", "Z", "X") for state in states):  # stopped, or dead
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s of SIGSTOP")
+
