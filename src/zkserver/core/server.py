@@ -537,10 +537,10 @@ class ServerCore(ClientAuth, Replica):
             return
         if req.conn is None:
             return
-        if rc.err and (op != Op.MULTI or rc.type == Op.ERROR):
-            # A multi answers its ops' errors in its results; an error txn (the whole request
-            # refused: its session expired, it did not decode) is the reply's error, as for any
-            # op (Apache's FinalRequestProcessor).
+        if rc.err and rc.multi is None:
+            # A multi's ops answer their errors in its results; any other result's error is the
+            # reply's, an error txn's included (a request refused whole: its session expired, it
+            # did not decode), whatever the op, as Apache's FinalRequestProcessor answers.
             self._reply(req, rc.err, b"")
             return
         self._reply(req, 0, write_reply_body(op, rc) if op != Op.RECONFIG else self._reconfig_reply(rc))
