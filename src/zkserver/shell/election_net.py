@@ -50,7 +50,7 @@ from ..proto.election_codec import (
     InitialMessage,
     encode_frame,
 )
-from .sockopts import no_delay
+from .sockopts import PLAIN_LINKS, no_delay
 
 if TYPE_CHECKING:
     from .quorum_tls import QuorumTls
@@ -245,10 +245,8 @@ class ElectionNet:
         log.info("sid %d: election port listening on %s", self.my_sid, self.bound_addresses())
 
     def _accept_factory(self) -> Callable[[], asyncio.Protocol]:
-        tls = self.settings.tls
-        if tls is None:
-            return lambda: _Link(self, None)
-        return tls.acceptor(lambda: _Link(self, None), "election", lambda: not self._closed)
+        links = self.settings.tls or PLAIN_LINKS
+        return links.acceptor(lambda: _Link(self, None), "election", lambda: not self._closed)
 
     def _listen_targets(self) -> list[tuple[str | None, int]]:
         if self.settings.listen_on_all_ips:
@@ -343,12 +341,8 @@ class ElectionNet:
             self._dialling.pop(sid, None)
 
     async def _connect(self, sid: int, host: str, port: int) -> _Link:
-        tls = self.settings.tls
-        if tls is None:
-            _, link = await asyncio.get_running_loop().create_connection(lambda: _Link(self, sid), host, port)
-            return link
         link = _Link(self, sid)
-        await tls.dial(link, host, port, "election")
+        await (self.settings.tls or PLAIN_LINKS).dial(link, host, port, "election")
         return link
 
     def _started(self, link: _Link) -> None:

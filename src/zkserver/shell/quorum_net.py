@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .sockopts import no_delay
+from .sockopts import PLAIN_LINKS, no_delay
 
 if TYPE_CHECKING:
     from .quorum_tls import QuorumTls
@@ -64,7 +64,7 @@ class QuorumNet:
         self.on_dial_failed = on_dial_failed
         self.on_data = on_data
         self.on_closed = on_closed
-        self.tls = tls
+        self.links = tls or PLAIN_LINKS
         self.conns: dict[int, _QuorumProtocol] = {}
         self._next_cid = 1
         self._server: asyncio.base_events.Server | None = None
@@ -82,9 +82,8 @@ class QuorumNet:
         def accepted() -> _QuorumProtocol:
             return _QuorumProtocol(self, self._cid(), self.on_accept)
 
-        factory: Callable[[], asyncio.Protocol] = accepted
-        if self.tls is not None:  # the port may be closed (no longer leading) when a handshake ends
-            factory = self.tls.acceptor(accepted, "quorum", lambda: self._server is not None)
+        # With TLS the port may have closed (no longer leading) by the time a handshake ends.
+        factory = self.links.acceptor(accepted, "quorum", lambda: self._server is not None)
         self._server = await loop.create_server(factory, host, port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("quorum port listening on %s:%d", host or "0.0.0.0", self.port)
@@ -120,14 +119,10 @@ class QuorumNet:
         self._dialing = asyncio.get_running_loop().create_task(self._dial(host, port, timeout_s))
 
     async def _dial(self, host: str, port: int, timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
         cid = self._cid()
         protocol = _QuorumProtocol(self, cid, self.on_dialed)
         try:
-            if self.tls is None:
-                await asyncio.wait_for(loop.create_connection(lambda: protocol, host, port), timeout_s)
-            else:
-                await asyncio.wait_for(self.tls.dial(protocol, host, port, "quorum"), timeout_s)
+            await asyncio.wait_for(self.links.dial(protocol, host, port, "quorum"), timeout_s)
         except (TimeoutError, OSError) as e:
             log.warning("cannot connect to the leader at %s:%d: %s", host, port, e)
             self.on_dial_failed()

@@ -43,8 +43,8 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ..security.tls import HANDSHAKE_TIMEOUT, TlsSettings, build_context
-from ..security.tlsstream import TlsStream
+from ..security.tls import TlsSettings, build_context
+from ..security.tlsstream import HANDSHAKE_TIMEOUT, TlsStream
 from ..security.x509 import DerError, dns_in_san, ip_in_san, subject_name
 
 log = logging.getLogger("zkserver.shell.quorum_tls")
