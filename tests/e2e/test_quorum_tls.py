@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from tests.support import mixed
 from tests.support.cluster import Cluster
-from tests.support.pki import Identity, Pki, make_pki, require_tools
+from tests.support.pki import Identity, Pki, make_pki
 
 from zkserver.proto.election_codec import InitialMessage
 
@@ -29,12 +29,6 @@ pytest.importorskip("cryptography")
 CFG = {"maxSessionTimeout": "30000"}
 STORES = {"jks": lambda i, p: (i.jks, p.trust_jks), "p12": lambda i, p: (i.p12, p.trust_p12),
           "pem": lambda i, p: (i.pem, p.trust_pem)}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    require_tools("keytool")
-    return make_pki(tmp_path_factory.mktemp("qpki"))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
-from tests.support.pki import Identity, Pki, make_pki, require_tools, server_ssl_cfg
+from tests.support.pki import Identity, Pki, make_pki, server_ssl_cfg
 from tests.support.ports import free_port
 from tests.support.rawwire import CONNECT_REQUEST
 from tests.support.servers import RunningServer, skip_if_no_apache, start_apache, start_zkserver
@@ -31,12 +31,6 @@ ALICE = "/CN=alice/OU=eng/O=Acme, Inc./C=US"
 ALICE_NAME = "C=US,O=Acme\\, Inc.,OU=eng,CN=alice"
 BOB = "/CN=bob/O=Acme, Inc./C=US"
 BOB_NAME = "C=US,O=Acme\\, Inc.,CN=bob"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    require_tools("keytool")
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.test_sasl import sasl_server
-from tests.e2e.test_tls import ALICE_NAME, ids, pki, serving  # noqa: F401 - fixtures
+from tests.e2e.test_tls import ALICE_NAME, ids, serving  # noqa: F401 - fixtures
 from tests.support import javaclient
 from tests.support.pki import Identity, Pki, server_ssl_cfg
 
@@ -34,7 +34,7 @@ def run_java(hosts: str, script: list[str], props: dict[str, str]) -> list[dict]
     return out
 
 
-def tls_props(pki: Pki, who: Identity) -> dict[str, str]:  # noqa: F811
+def tls_props(pki: Pki, who: Identity) -> dict[str, str]:
     return {
         "zookeeper.client.secure": "true",
         "zookeeper.clientCnxnSocket": "org.apache.zookeeper.ClientCnxnSocketNetty",
