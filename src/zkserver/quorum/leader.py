@@ -405,9 +405,13 @@ class Leader:
                      sum(1 for p in from_disk if p.zxid in wanted))
             kind = PacketType.DIFF if plan.kind == SyncKind.DIFF else PacketType.TRUNC
             peer.send(link.cid, QuorumPacket(kind, plan.zxid))
+            sent = -1
             for p in chain(from_disk, peer.committed_log):
                 if p.zxid in wanted:
                     wanted.discard(p.zxid)  # the committed log's first txn is also the disk part's last
+                    # A learner logs what follows its DIFF/TRUNC in zxid order, each once: so it must go.
+                    assert p.zxid > sent, f"sync of learner {link.sid}: 0x{p.zxid:x} after 0x{sent:x}"
+                    sent = p.zxid
                     peer.send(link.cid, QuorumPacket(PacketType.PROPOSAL, p.zxid, p.data))
                     peer.send(link.cid, QuorumPacket(PacketType.COMMIT, p.zxid))
             peer.metrics.count("diff_count")  # Apache counts TRUNC here too
