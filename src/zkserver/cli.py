@@ -51,6 +51,7 @@ def core_settings(cfg: ServerConfig) -> CoreSettings:
         container_check_interval_ms=cfg.container_check_interval_ms,
         container_max_per_minute=cfg.container_max_per_minute,
         container_max_never_used_ms=cfg.container_max_never_used_interval_ms,
+        election_hold_ms=cfg.election_client_hold_ms,
         **security.core_kwargs(cfg),  # x509/sasl providers, SASL users, enforce.auth
     )
 

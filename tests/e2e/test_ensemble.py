@@ -240,3 +240,27 @@ def test_sessions_move_between_members_and_expire_everywhere(three: Cluster) -> 
         assert again.client_id[0] != session[0]
     finally:
         again.stop()
+
+
+def test_a_followers_client_rides_through_the_leaders_kill9_without_a_disconnect(three: Cluster) -> None:
+    """electionClientHoldMs: the surviving follower holds its idle client's connection while it
+    elects, so the client sees no Disconnected (kazoo: no SUSPENDED) and its watch still fires."""
+    cluster = three
+    leader = cluster.leader()
+    assert leader is not None
+    follower = next(s for s in cluster.seats if s != leader)
+    zk = client(cluster, [follower])
+    states: list[str] = []
+    zk.add_listener(lambda state: states.append(str(state)))
+    zk.create("/held", b"before")
+    fired = threading.Event()
+    zk.get("/held", watch=lambda event: fired.set())
+    cluster.kill(leader)
+    cluster.wait_for_quorum(sids=[s for s in cluster.seats if s != leader])
+    assert zk.get("/held")[0] == b"before"
+    other = client(cluster, [s for s in cluster.seats if s not in (leader, follower)])
+    other.set("/held", b"after")
+    assert fired.wait(5.0), "the watch set before the election never fired"
+    assert states == [], f"the client saw {states} during the election"
+    other.stop()
+    zk.stop()

@@ -477,6 +477,15 @@ def test_snapshot_size_factor_is_read_as_apache_reads_it_and_reaches_the_peer() 
     assert EnsembleOptions.from_config(cfg).peer.snapshot_size_factor == -1
 
 
+def test_election_client_hold_is_zkservers_own_key_and_reaches_the_core() -> None:
+    from zkserver.cli import core_settings
+
+    assert core_settings(load(BASE)).election_hold_ms == 2000
+    assert core_settings(load(BASE, "electionClientHoldMs=0")).election_hold_ms == 0  # Apache's way
+    assert load(BASE, props={"zookeeper.electionClientHoldMs": "500"}).election_client_hold_ms == 500
+    assert load(BASE, props={"zookeeper.electionClientHoldMs": "-5"}).election_client_hold_ms == 0
+
+
 # -- parse_system_properties ---------------------------------------------------------------
 
 

@@ -65,6 +65,9 @@ ACCESSOR_PROPERTIES: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zookeeper.tcpKeepAlive": (_java_bool, False),
     "zookeeper.commitLogCount": (_java_int, COMMIT_LOG_COUNT),  # ZKDatabase: Integer.getInteger
     "zookeeper.snapshotSizeFactor": (_size_factor, SNAPSHOT_SIZE_FACTOR),  # ZKDatabase: Double.parseDouble
+    # zkserver's own (zoo.cfg: electionClientHoldMs): how long a member that elects keeps its
+    # idle clients' connections (core.model.CoreSettings.election_hold_ms); 0: Apache's way
+    "zookeeper.electionClientHoldMs": (_java_int, 2000),
 }
 
 # Apache's command table also holds the telnet close code under this name, so "*" enables it
@@ -346,6 +349,10 @@ class ServerConfig:
         """What share of the newest snapshot's size a leader may read from its txn log for a
         learner behind its committed log; negative: it never does (it sends a snapshot)."""
         return self._prop("zookeeper.snapshotSizeFactor")
+
+    @property
+    def election_client_hold_ms(self) -> int:
+        return max(self._prop("zookeeper.electionClientHoldMs"), 0)
 
     @property
     def tcp_keep_alive(self) -> bool:

@@ -51,6 +51,10 @@ class CoreSettings:
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
     container_max_never_used_ms: int = 0
+    # An ensemble member that stops serving to elect keeps its idle client connections this
+    # long at most (and never beyond a third of a session's timeout), so that a new leader
+    # found quickly costs its clients nothing; 0: close them at once, as Apache does.
+    election_hold_ms: int = 2000
     # Secure connections (security/): providers, super users, SASL server settings, enforcement.
     x509_enabled: bool = False
     x509_super_user: str | None = None
@@ -63,7 +67,7 @@ class CoreSettings:
 class Conn:
     """A client connection as the core sees it; also the key of its watches."""
 
-    __slots__ = ("cid", "closing", "has_ro", "ids", "ip", "local", "session_id", "stats", "timeout")
+    __slots__ = ("cid", "closing", "has_ro", "held", "ids", "ip", "local", "session_id", "stats", "timeout")
 
     def __init__(self, cid: int, ip: str):
         self.cid = cid
@@ -75,9 +79,19 @@ class Conn:
         self.timeout = 0
         self.stats = ConnStats()
         self.local = False  # its session is a local session
+        self.held: Held | None = None  # kept open through an election (Replica.stop_serving)
 
     def __repr__(self) -> str:
         return f"Conn({self.cid}, 0x{(self.session_id or 0) & 0xFFFFFFFFFFFFFFFF:x})"
+
+
+@dataclass(slots=True)
+class Held:
+    """A connection kept open while its member elects: what it sent, what it is owed."""
+
+    until_ms: int  # closed if the member does not serve again by then
+    inbox: list[bytes] = field(default_factory=list)  # its frames, handled once the member serves
+    outbox: list[bytes] = field(default_factory=list)  # frames for it (watch events), sent then
 
 
 @dataclass(slots=True)

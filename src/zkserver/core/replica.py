@@ -25,7 +25,7 @@ from ..prep import NodeState, Preparer
 from ..tree.acl import Identity, KeeperError
 from ..tree.datatree import CONFIG_PATH, DataTree, TxnResult
 from ..tree.quota import QuotaPolicy
-from .model import ANSWERED, BODY_AT, FORWARDED, Conn, Reconfigurer, Request, Role
+from .model import ANSWERED, BODY_AT, FORWARDED, Conn, Held, Reconfigurer, Request, Role
 
 log = logging.getLogger("zkserver.core")
 
@@ -37,11 +37,19 @@ class Replica:
 
     # ------------------------------------------------------------ ensemble roles
 
-    def stop_serving(self) -> None:
-        """Leave the current role: as Apache tears its ZooKeeperServer down at every election,
-        every client connection closes (their sessions live on) and nothing half-done survives."""
+    def stop_serving(self, hold: bool = True) -> None:
+        """Leave the current role: nothing half-done survives. Apache tears its ZooKeeperServer
+        down at every election and closes every client connection (the sessions live on); here
+        a connection with nothing in flight is held instead (`hold_idle`), unless `hold` is
+        False: its client waits out a short election instead of reconnecting."""
+        serving = self.role in (Role.LEADER, Role.FOLLOWER, Role.OBSERVER)
+        if hold and serving and self.settings.election_hold_ms > 0:
+            self.hold_idle()
+        else:
+            self.close_held()
         for conn in list(self.conns.values()):
-            self._close(conn)
+            if conn.held is None:
+                self._close(conn)
         self.pipeline.clear()
         self.queued.clear()
         self.forwarded.clear()
@@ -55,6 +63,61 @@ class Replica:
         self._learner = self._read_only = False
         for sid in [sid for sid, session in self.sessions.sessions.items() if session.local]:
             self.sessions.remove(sid)  # Apache's local session tracker goes with its server
+
+    def hold_idle(self) -> None:
+        """Hold the connections that wait for nothing: a request in the pipeline, forwarded or
+        revalidating would never be answered (its txn may be lost with the old leader), so
+        those connections close, as Apache closes them all; so do local sessions' (they end
+        with the role, as Apache's local session tracker does) and half-open ones."""
+        busy = {r.session_id for r in self.pipeline} | self.forwarded.keys() | self.revalidating.keys()
+        busy.update(r.session_id for r in self.pending_syncs)
+        now = self.clock.mono_ms()
+        limit = self.settings.election_hold_ms
+        for conn in self.conns.values():
+            sid = conn.session_id
+            if conn.closing or sid is None or conn.local or sid in busy or sid not in self.sessions.sessions:
+                continue
+            conn.held = Held(now + min(limit, conn.timeout // 3))
+            self.held[conn.cid] = conn
+
+    def release_held(self) -> None:
+        """Serving again with the history it held its connections with (a DIFF, or leading):
+        send each what it is owed, then handle what it sent meanwhile. A read-only member
+        serves none of them (their sessions are global): they close."""
+        if not self.held or self.role == Role.LOOKING:
+            return
+        if self.role == Role.READ_ONLY:
+            self.close_held()
+            return
+        held, self.held = self.held, {}
+        for cid, conn in held.items():
+            io, conn.held = conn.held, None
+            if io is None or conn.closing:
+                continue
+            if io.outbox:
+                self.fx.out.setdefault(cid, []).extend(io.outbox)
+            if io.inbox:
+                self.frames_received(cid, io.inbox)
+
+    def close_held(self) -> None:
+        """The held connections close: the member's tree was replaced or cut back (TRUNC,
+        SNAP), so what they saw may be gone; their clients reconnect with setWatches."""
+        held, self.held = self.held, {}
+        for conn in held.values():
+            conn.held = None
+            self._close(conn)
+
+    def hold_deadline(self) -> int | None:
+        return min((conn.held.until_ms for conn in self.held.values() if conn.held is not None), default=None)
+
+    def expire_held(self, now: int) -> None:
+        """A held connection whose member has not served again in time closes, so that its
+        client moves to a member that serves (a member cut off from the quorum never will)."""
+        for cid, conn in list(self.held.items()):
+            if conn.held is not None and conn.held.until_ms <= now:
+                del self.held[cid]
+                conn.held = None
+                self._close(conn)
 
     def start_serving(self, role: str, zxid: int | None = None) -> None:
         """Serve clients as `role`. A new leader numbers its txns from `zxid` (its epoch << 32)
@@ -71,6 +134,7 @@ class Replica:
 
     def replace_tree(self, tree: DataTree, sessions: dict[int, int]) -> None:
         """Serve `tree` and `sessions` from now on (a restore, or a learner's TRUNC or SNAP)."""
+        self.close_held()
         tree.namespace_stats = self.tree.namespace_stats  # the operator's counters go on
         self.tree = tree
         self.prep = Preparer(tree, self.auth, QuotaPolicy(tree, self.settings.enforce_quota),

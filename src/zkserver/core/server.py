@@ -78,6 +78,7 @@ class ServerCore(ClientAuth, Replica):
         self.pending_syncs: deque[Request] = deque()  # learner: syncs awaiting the leader's SYNC
         self.revalidating: dict[int, list[Conn]] = {}  # learner: reconnects awaiting the leader's word
         self.touched: dict[int, int] = {}  # learner: sessions touched since the last PING (id -> timeout)
+        self.held: dict[int, Conn] = {}  # connections kept open while electing (Replica.stop_serving)
         # Called with each txn as it is applied (the ensemble's committed log).
         self.on_applied: Callable[[TxnHeader, object], None] | None = None
 
@@ -90,6 +91,11 @@ class ServerCore(ClientAuth, Replica):
     def _send(self, conn: Conn, frame: bytes) -> None:
         cid = conn.cid
         if cid in self.conns:
+            if conn.held is not None:
+                conn.held.outbox.append(frame)
+                conn.stats.sent += 1
+                self.packets_sent += 1
+                return
             out = self.fx.out
             frames = out.get(cid)
             if frames is None:
@@ -153,6 +159,7 @@ class ServerCore(ClientAuth, Replica):
         else:
             self.conns_per_ip.pop(conn.ip, None)
         conn.closing = True
+        self.held.pop(cid, None)
         self.tree.remove_watcher(conn)
         session = self.sessions.sessions.get(conn.session_id) if conn.session_id is not None else None
         if session is not None and session.connection is conn:
@@ -166,6 +173,9 @@ class ServerCore(ClientAuth, Replica):
         and the session touched once for them all: per request, both showed in read profiles."""
         conn = self.conns.get(cid)
         if conn is None:
+            return
+        if conn.held is not None:  # its member is electing: handled once it serves again
+            conn.held.inbox.extend(bytes(frame) for frame in frames)
             return
         now = self.now_ms = self.clock.mono_ms()
         touched = False

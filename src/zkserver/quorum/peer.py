@@ -233,6 +233,8 @@ class QuorumPeer:
 
     def timer(self) -> None:
         now = self.clock.mono_ms()
+        if self.core.held:
+            self.core.expire_held(now)
         if now >= self.next_core_tick:
             self.next_core_tick = now + self.settings.tick_ms
             self.core.tick()
@@ -250,6 +252,8 @@ class QuorumPeer:
 
     def deadline(self) -> int:
         times = [self.next_core_tick]
+        if (held_until := self.core.hold_deadline()) is not None:
+            times.append(held_until)
         if self.stopped is None:
             if self.state == ServerState.LOOKING:
                 times.append(self.election.deadline() or self.next_core_tick)
@@ -371,6 +375,8 @@ class QuorumPeer:
         return self.core.sessions.timeouts()
 
     def flush_core(self) -> None:
+        if self.core.held:
+            self.core.release_held()  # serving again: they go first, before new requests
         fx = self.core.take_effects()
         if fx.appends:
             if self.leader is None:
@@ -533,7 +539,7 @@ class QuorumPeer:
         for cid in list(self.decoders):
             self.close(cid)
         self.leader = self.learner = None
-        self.core.stop_serving()
+        self.core.stop_serving(hold=self.stopped is None)
         # The history this member votes with is everything it logged (Apache reloads it from
         # disk): apply what was logged but not applied, so the tree is that history.
         for hdr, txn, data in sorted(pending, key=lambda p: p[0].zxid):

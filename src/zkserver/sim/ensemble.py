@@ -371,7 +371,7 @@ def ensemble_member(world, sid: int) -> EnsembleHost:  # world: sim.world.World
     """The member factory of ensemble worlds: sids above options.members are observers."""
     o = world.options
     settings = CoreSettings(tick_ms=o.tick_ms, min_session_timeout=2 * o.tick_ms,
-                            max_session_timeout=20 * o.tick_ms, server_id=sid)
+                            max_session_timeout=20 * o.tick_ms, server_id=sid, election_hold_ms=o.election_hold_ms)
     opts = StorageOptions(data_dir=f"/m{sid}/data", snap_count=o.snap_count, pre_alloc_size_kb=o.pre_alloc_kb,
                           commit_log_count=o.commit_log_count)
     disk = DiskProfile(o.fsync_ms, o.fsync_jitter_ms, o.fsync_tail_p)

@@ -73,6 +73,7 @@ class SwarmOptions:
     snap_count: int = 100000
     pre_alloc_kb: int = 64
     commit_log_count: int = 500  # zookeeper.commitLogCount (ensemble members; the simulator may go below 500)
+    election_hold_ms: int = 2000  # electionClientHoldMs (ensemble members)
     # the network: latency base + exponential jitter, heavy tail, datagram loss, chunking
     latency_ms: float = 1.0
     jitter_ms: float = 1.0
@@ -196,6 +197,9 @@ def draw_options(rng: random.Random, base: SwarmOptions | None = None) -> SwarmO
     # A short committed log puts rejoining learners behind it, so that leaders sync them from
     # their txn logs (syncplan rule 5); drawn last, so that nothing drawn before it changes.
     o.commit_log_count = rng.choice((8, 40, 500))
+    # Members that keep their idle clients' connections through an election, or close them
+    # at once as Apache's do (electionClientHoldMs=0).
+    o.election_hold_ms = rng.choice((0, 2000))
     return o
 
 
