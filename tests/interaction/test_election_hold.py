@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kazoo.protocol.serialization import Create, Exists, GetData, SetData
 
-from tests.interaction.test_zab_scenarios import OPEN, connected, elected, trees_equal
+from tests.interaction.test_zab_scenarios import OPEN, connected, elected, near_the_end_of_the_epoch, trees_equal
 from tests.interaction.zabworld import ZabWorld
 from zkserver.core import Role
 from zkserver.proto.election_codec import ServerState
@@ -116,12 +116,7 @@ def test_zxid_rollover_costs_idle_clients_nothing():
     c = connected(w, 3)
     follower_client = connected(w, 1)
     leader_client = connected(w, 3)
-    leader = w[3].peer.leader
-    w[3].core.zxid = leader.last_proposed = leader.last_committed = (1 << 32) | 0xFFFFFFFD
-    w[3].core.durable_zxid = w[3].core.zxid
-    w[3].core.tree.last_processed_zxid = w[3].core.zxid
-    for sid in (1, 2):
-        w[sid].peer.learner.last_queued = w[3].core.zxid
+    near_the_end_of_the_epoch(w)
     assert c.call(Create("/last", b"", OPEN, 0)).zxid == (1 << 32) | 0xFFFFFFFE
     assert follower_client.call(Exists("/next", True)).err == -101
     c.send(Create("/over", b"", OPEN, 0))

@@ -252,15 +252,20 @@ def test_leader_without_a_quorum_steps_down_and_clients_are_disconnected_when_th
     assert c.closed
 
 
+def near_the_end_of_the_epoch(w: ZabWorld, leader_sid: int = 3) -> None:
+    """Jump the leader's (and its learners') zxid counter to three short of the epoch's end."""
+    core, leader = w[leader_sid].core, w[leader_sid].peer.leader
+    core.zxid = core.durable_zxid = leader.last_proposed = leader.last_committed = (1 << 32) | 0xFFFFFFFD
+    core.tree.last_processed_zxid = core.zxid
+    for sid, node in w.nodes.items():
+        if sid != leader_sid:
+            node.peer.learner.last_queued = core.zxid
+
+
 def test_zxid_rollover_forces_a_new_epoch():
     w = elected(3, leader=3)
     c = connected(w, 3)
-    leader = w[3].peer.leader
-    w[3].core.zxid = leader.last_proposed = leader.last_committed = (1 << 32) | 0xFFFFFFFD
-    w[3].core.durable_zxid = w[3].core.zxid
-    w[3].core.tree.last_processed_zxid = w[3].core.zxid
-    for sid in (1, 2):
-        w[sid].peer.learner.last_queued = w[3].core.zxid
+    near_the_end_of_the_epoch(w)
     assert c.call(Create("/last", b"", OPEN, 0)).zxid == (1 << 32) | 0xFFFFFFFE
     c.send(Create("/over", b"", OPEN, 0))
     assert c.closed
