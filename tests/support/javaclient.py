@@ -128,29 +128,16 @@ def client_classpath() -> str:
 # --------------------------------------------------------------------------- build
 
 
-def _build_key() -> str:
-    digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(client_classpath().encode())
-    return digest.hexdigest()[:16]
-
-
-def build() -> Path:
-    """Compile ZkDriver.java once (cached by source hash); returns the class directory."""
-    target = Path(tempfile.gettempdir()) / f"zkdriver-{_build_key()}"
-    if (target / f"{MAIN_CLASS}.class").exists():
+def compile_java(source: Path, classpath: str) -> Path:
+    """Compile one Java source against `classpath` once (cached by source and classpath hash);
+    returns the class directory."""
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(classpath.encode())
+    target = Path(tempfile.gettempdir()) / f"{source.stem.lower()}-{digest.hexdigest()[:16]}"
+    if (target / f"{source.stem}.class").exists():
         return target
-    staging = Path(tempfile.mkdtemp(prefix="zkdriver-build-"))
-    cmd = [
-        "javac",
-        "-nowarn",
-        "-encoding",
-        "UTF-8",
-        "-d",
-        str(staging),
-        "-cp",
-        client_classpath(),
-        str(SOURCE),
-    ]
+    staging = Path(tempfile.mkdtemp(prefix=f"{source.stem.lower()}-build-"))
+    cmd = ["javac", "-nowarn", "-encoding", "UTF-8", "-d", str(staging), "-cp", classpath, str(source)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -160,6 +147,11 @@ def build() -> Path:
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def build() -> Path:
+    """Compile ZkDriver.java once; returns the class directory."""
+    return compile_java(SOURCE, client_classpath())
 
 
 # --------------------------------------------------------------------------- run
