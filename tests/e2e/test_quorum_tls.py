@@ -203,3 +203,62 @@ def test_mixed_ensembles_over_tls(kinds: list[str], tmp_path: Path, pki: Pki, id
     assert c.wait_for_quorum() == 2
     assert c.mode(3) == "follower"
     write_and_read_everywhere(c, ledger, "rejoined")
+
+
+def unified_cfg(pki: Pki, ident: Identity, ssl_quorum: bool) -> dict[str, str]:
+    """portUnification: TLS or plaintext accepted; dialling in TLS only with sslQuorum."""
+    return {**tls_cfg(pki, ident), "sslQuorum": str(ssl_quorum).lower(), "portUnification": "true"}
+
+
+def test_a_rolling_upgrade_to_tls_with_port_unification_keeps_the_ensemble_serving(
+        tmp_path: Path, pki: Pki, ids: dict[str, Identity], clusters: list[Cluster]) -> None:
+    """Apache's procedure for moving a running ensemble to quorum TLS: restart every member with
+    portUnification, then every one with sslQuorum too, then every one without portUnification;
+    a quorum serves throughout and one session outlives every restart."""
+    c = Cluster(tmp_path, ["zkserver"] * 3, cfg=CFG)
+    clusters.append(c)
+    c.start().wait_for_quorum()
+    ledger = mixed.Ledger()
+    session = mixed.client(c.hosts())
+    session_id = session.client_id[0]
+    try:
+        stages = [("unified", unified_cfg(pki, ids["member"], False)),
+                  ("tls+unified", unified_cfg(pki, ids["member"], True)),
+                  ("tls", tls_cfg(pki, ids["member"]))]
+        for stage, cfg in stages:
+            for sid in c.seats:
+                c.member_cfg[sid] = cfg
+                c.replace(sid, "zkserver")  # stopped, and started again with its new zoo.cfg
+                c.start([sid], wait=False)
+                c.wait_for_quorum()
+                write_and_read_everywhere(c, ledger, f"{stage}-{sid}")
+        assert plaintext_refused(election_port(c, 1)) and plaintext_refused(c.seats[c.leader()].quorum_port)
+        session.create("/survived", b"yes")
+        assert session.client_id[0] == session_id
+    finally:
+        mixed.close(session)
+    mixed.agree(c, ledger)
+
+
+@pytest.mark.apache
+def test_port_unification_interoperates_with_apache_members_either_way(
+        tmp_path: Path, pki: Pki, ids: dict[str, Identity], clusters: list[Cluster]) -> None:
+    """Mid-upgrade, each kind on either side of it: plaintext Apache members with portUnification
+    beside a zkserver member already dialling TLS; then a TLS Apache member beside zkserver members
+    still dialling plaintext. Each accepts the other's kind of connection, or there is no quorum."""
+    for name, kinds, tls_members in (("apache-plain", ["apache", "apache", "zkserver"], {3}),
+                                     ("apache-tls", ["zkserver", "zkserver", "apache"], {3})):
+        c = Cluster(tmp_path / name, kinds, cfg=CFG)
+        clusters.append(c)
+        for sid in c.seats:
+            c.member_cfg[sid] = unified_cfg(pki, ids["member"], sid in tls_members)
+        c.start().wait_for_quorum()
+        ledger = mixed.Ledger()
+        write_and_read_everywhere(c, ledger, "mixed")
+        c.kill(3)  # the member dialling the other way goes; the other two still agree
+        c.wait_for_quorum(sids=[1, 2])
+        write_and_read_everywhere(c, ledger, "without3", sids=[1, 2])
+        c.start([3])
+        c.wait_for_quorum()
+        mixed.agree(c, ledger)
+        c.close()

@@ -820,8 +820,9 @@ def test_metrics_provider_settings() -> None:
     [
         ("initLimit=10", "zoo.cfg:3: initLimit: used only by an ensemble; ignored in standalone mode"),
         ("syncLimit=5", "zoo.cfg:3: syncLimit: used only by an ensemble; ignored in standalone mode"),
-        ("portUnification=true", "zoo.cfg:3: portUnification: TLS and plaintext on one port"),
-        ("ssl.quorum.keyStore.location=/k", "zoo.cfg:3: ssl.quorum.keyStore.location: used only with sslQuorum=true"),
+        ("portUnification=true", "zoo.cfg:3: portUnification: used only by an ensemble; ignored in standalone mode"),
+        ("ssl.quorum.keyStore.location=/k",
+         "zoo.cfg:3: ssl.quorum.keyStore.location: used only with sslQuorum=true or portUnification=true"),
         ("authProvider.1=org.Sasl", "zoo.cfg:3: authProvider.1: authentication provider org.Sasl is not served"),
         ("serverCnxnFactory=org.N", "zoo.cfg:3: serverCnxnFactory: org.N is a Java connection factory"),
         ("metricsProvider.httpPort=7001",

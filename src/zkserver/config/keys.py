@@ -92,7 +92,7 @@ _JVM_ONLY_KEYS: dict[str, Callable[[str], Any]] = {
 _ENSEMBLE_KEYS = frozenset({
     "initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
     "quorumListenOnAllIPs", "peerType", "syncEnabled", "observerMasterPort",
-    "dynamicConfigFile", "reconfigEnabled", "sslQuorum", "sslQuorumReloadCertFiles",
+    "dynamicConfigFile", "reconfigEnabled", "sslQuorum", "portUnification", "sslQuorumReloadCertFiles",
     "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl", "quorum.auth.learnerRequireSasl",
     "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
     "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size", "multiAddress.enabled",
@@ -141,8 +141,6 @@ def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
         if not distributed:
             return "used only by an ensemble; ignored in standalone mode"
         return _UNSERVED_IN_ENSEMBLE.get(key)
-    if key == "portUnification":
-        return "TLS and plaintext on one port (portUnification) is not served; use secureClientPort"
     if key.startswith("metricsProvider.") and metrics_class not in (DEFAULT_METRICS_PROVIDER,
                                                                        PROMETHEUS_METRICS_PROVIDER):
         return f"metrics provider {metrics_class} is not served (only Apache's Prometheus provider); ignored"
@@ -157,12 +155,12 @@ def _key_warning(key: str, distributed: bool, metrics_class: str) -> str | None:
     return None
 
 
-def _property_warning(name: str, value: str, ssl_quorum: bool = False) -> str | None:
+def _property_warning(name: str, value: str, quorum_tls: bool = False) -> str | None:
     """The warning for a system property this server reads but does not act on, if any."""
     if name.startswith("zookeeper.server.") or name.startswith("zookeeper.multiAddress."):
         return None  # covered by the server.N and ensemble key warnings
-    if name.startswith("zookeeper.ssl.quorum.") and not ssl_quorum:
-        return "used only with sslQuorum=true; ignored"
+    if name.startswith("zookeeper.ssl.quorum.") and not quorum_tls:
+        return "used only with sslQuorum=true or portUnification=true; ignored"
     if name.startswith("zookeeper.authProvider.") and value.strip() not in _SERVED_AUTH_PROVIDERS:
         return f"authentication provider {value} is not served yet; ignored"
     if name == "zookeeper.serverCnxnFactory" and value.strip() not in _APACHE_CNXN_FACTORIES:

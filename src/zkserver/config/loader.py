@@ -493,8 +493,9 @@ class _Loader:
             text = _key_warning(key, distributed, self.get("metrics_provider_class"))
             if text is not None:
                 self.warn(key, text)
+        quorum_tls = bool(self.get("ssl_quorum") or self.get("port_unification"))
         for name, value in self.props.items():
-            text = None if name in self.implied else _property_warning(name, value, bool(self.get("ssl_quorum")))
+            text = None if name in self.implied else _property_warning(name, value, quorum_tls)
             if text is not None:
                 self.warn_prop(name, text)
 

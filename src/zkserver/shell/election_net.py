@@ -27,8 +27,9 @@ ElectionBindError (the server exits with code 14).
 
 With `sslQuorum=true` every connection, dialled or accepted, is TLS with mutual authentication
 (shell/quorum_tls.py) before the initial message; the rules above apply inside it unchanged.
-SASL (`quorum.auth.enableSasl`) and `portUnification` are not served: `ElectionNetSettings.from_config`
-refuses configs that ask for them.
+With `portUnification=true` accepted connections may be either (dialled ones are TLS with
+sslQuorum only). SASL (`quorum.auth.enableSasl`) is not served: `ElectionNetSettings.from_config`
+refuses configs that ask for it.
 """
 
 from __future__ import annotations
@@ -76,31 +77,29 @@ class ElectionNetSettings:
     listen_on_all_ips: bool = False  # quorumListenOnAllIPs
     multi_address: bool = False  # multiAddress.enabled: protocol V2, every address sent
     tcp_keep_alive: bool = False  # zookeeper.tcpKeepAlive
-    tls: QuorumTls | None = None  # sslQuorum: the election and quorum ports speak TLS only
+    tls: QuorumTls | None = None  # sslQuorum (TLS only), portUnification (TLS or plaintext accepted)
 
     @classmethod
     def from_config(cls, cfg: ServerConfig) -> ElectionNetSettings:
         """The settings of this config; a ConfigError for what the election port does not serve."""
-        if cfg.port_unification:
-            raise ConfigError(cfg.source_path, cfg.key_lines.get("portUnification"),
-                              "portUnification: TLS and plaintext on one quorum or election port is not served;"
-                              " switch every member to sslQuorum=true at once")
         if cfg.quorum_enable_sasl:
             raise ConfigError(cfg.source_path, cfg.key_lines.get("quorum.auth.enableSasl"),
                               "quorum.auth.enableSasl: SASL on the quorum and election ports is not served")
         return cls(cfg.election_connect_timeout_ms, cfg.election_handshake_timeout_ms, cfg.election_port_bind_retry,
                    1.0, cfg.quorum_listen_on_all_ips, cfg.multi_address_enabled, cfg.tcp_keep_alive,
-                   _quorum_tls(cfg) if cfg.ssl_quorum else None)
+                   _quorum_tls(cfg) if cfg.ssl_quorum or cfg.port_unification else None)
 
 
 def _quorum_tls(cfg: ServerConfig) -> QuorumTls:
-    """sslQuorum's contexts from the ssl.quorum.* keys; a ConfigError naming the key when unusable."""
-    line = cfg.key_lines.get("sslQuorum")
+    """The ssl.quorum.* contexts of sslQuorum (TLS out and in) and portUnification (TLS or
+    plaintext in); a ConfigError naming the key when unusable."""
+    key = "sslQuorum" if cfg.ssl_quorum else "portUnification"
+    line = cfg.key_lines.get(key)
     try:
         from ..security.tls import TlsConfigError, TlsSettings
         from .quorum_tls import QuorumTls
     except ImportError as e:  # cryptography is the optional extra zkserver[tls]
-        raise ConfigError(cfg.source_path, line, f"sslQuorum needs the tls extra (pip install 'zkserver[tls]'):"
+        raise ConfigError(cfg.source_path, line, f"{key} needs the tls extra (pip install 'zkserver[tls]'):"
                                                  f" {e}") from None
     try:
         settings = TlsSettings.from_config(cfg.ssl, cfg.properties, prefix="ssl.quorum.")
@@ -111,9 +110,9 @@ def _quorum_tls(cfg: ServerConfig) -> QuorumTls:
         if cfg.ssl_quorum_reload_cert_files:
             log.warning("sslQuorumReloadCertFiles is not served: replaced quorum certificates are read at the"
                         " next start")
-        return QuorumTls(settings)
+        return QuorumTls(settings, dial_tls=cfg.ssl_quorum, accept_plain=cfg.port_unification)
     except TlsConfigError as e:
-        raise ConfigError(cfg.source_path, line, f"sslQuorum: {e}") from None
+        raise ConfigError(cfg.source_path, line, f"{key}: {e}") from None
 
 
 class _Link(asyncio.Protocol):

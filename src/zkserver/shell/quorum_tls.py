@@ -29,6 +29,13 @@ reverse lookup of the IP, which QuorumX509Util allows by default
 The contexts are built once at start-up from the stores (a store that cannot be read stops
 start-up, naming the key); `sslQuorumReloadCertFiles` is not served: replaced certificates
 take effect at the next start.
+
+`portUnification=true` (Apache's UnifiedServerSocket, the way to move a running ensemble to TLS
+one member at a time) makes both ports accept either kind: an accepted connection whose first
+byte opens a TLS handshake record (0x16; a plaintext member's first message starts with a
+zero byte) goes through TLS as above, any other goes to `factory()` in plaintext. A member
+then dials in TLS only with sslQuorum: the rolling upgrade restarts each member with
+portUnification, then each with sslQuorum too, then each without portUnification.
 """
 
 from __future__ import annotations
@@ -46,8 +53,14 @@ from cryptography.x509.oid import NameOID
 from ..security.tls import TlsSettings, build_context
 from ..security.tlsstream import HANDSHAKE_TIMEOUT, TlsStream
 from ..security.x509 import DerError, dns_in_san, ip_in_san, subject_name
+from .sockopts import PLAIN_LINKS
 
 log = logging.getLogger("zkserver.shell.quorum_tls")
+
+TLS_HANDSHAKE_RECORD = 0x16  # the content type of the record a TLS connection opens with
+# portUnification: an accepted connection that sends nothing for this long is closed (Apache's
+# default ssl.quorum.handshakeDetectionTimeoutMillis; the key itself is not read).
+DETECTION_TIMEOUT = 5.0
 
 
 class QuorumTlsError(OSError):
@@ -59,15 +72,21 @@ class QuorumTlsError(OSError):
 class QuorumTls:
     """The ssl.quorum contexts and the handshake + peer check of every member-to-member connection."""
 
-    def __init__(self, settings: TlsSettings) -> None:
-        """Raises TlsConfigError naming the key when a store cannot be used."""
+    def __init__(self, settings: TlsSettings, dial_tls: bool = True, accept_plain: bool = False) -> None:
+        """Raises TlsConfigError naming the key when a store cannot be used. `dial_tls`: sslQuorum;
+        `accept_plain`: portUnification."""
         self.settings = settings
         self.server_ctx = build_context(settings, server_side=True)
         self.client_ctx = build_context(settings, server_side=False)
         self.handshake_timeout = HANDSHAKE_TIMEOUT
+        self.dial_tls = dial_tls
+        self.accept_plain = accept_plain
 
     async def dial(self, protocol: asyncio.Protocol, host: str, port: int, what: str) -> None:
         """Connect, TLS, check the peer; then `protocol` has its transport. QuorumTlsError if not."""
+        if not self.dial_tls:
+            await PLAIN_LINKS.dial(protocol, host, port, what)
+            return
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         stream = _QuorumStream(self, what, lambda: protocol, None if _is_ip(host) else host, ready)
@@ -83,7 +102,12 @@ class QuorumTls:
         """A `create_server` protocol factory: TLS and the peer check first, then `factory()`."""
         def made() -> asyncio.Protocol:
             return factory() if wanted() else _Dropped()
-        return lambda: _QuorumStream(self, what, made, None, None)
+
+        def tls() -> asyncio.Protocol:
+            return _QuorumStream(self, what, made, None, None)
+        if self.accept_plain:
+            return lambda: _Unified(tls, factory, DETECTION_TIMEOUT)
+        return tls
 
     async def check_peer(self, sslobj: ssl.SSLObject, ip: str, dialled_host: str | None) -> str | None:
         """None when the peer's certificate passes hostname verification, else why not."""
@@ -110,6 +134,37 @@ class QuorumTls:
             return None
         tried = f"{ip} or {host}" if host else ip
         return f"certificate {name!r} does not name {tried} ({self.settings.prefix}hostnameVerification)"
+
+
+class _Unified(asyncio.Protocol):
+    """portUnification: an accepted connection's first byte says whether it is TLS; the protocol
+    for that kind then takes the transport and every byte read so far. The dialling side always
+    speaks first (a ClientHello, an election initial message, a FOLLOWERINFO)."""
+
+    def __init__(self, tls: Callable[[], asyncio.Protocol], plain: Callable[[], asyncio.Protocol],
+                 timeout: float) -> None:
+        self.tls, self.plain, self.timeout = tls, plain, timeout
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.timer = asyncio.get_running_loop().call_later(self.timeout, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if not data or self.transport is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        protocol = self.tls() if data[0] == TLS_HANDSHAKE_RECORD else self.plain()
+        transport, self.transport = self.transport, None
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(data)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class _Dropped(asyncio.Protocol):
