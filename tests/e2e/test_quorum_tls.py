@@ -262,3 +262,26 @@ def test_port_unification_interoperates_with_apache_members_either_way(
         c.wait_for_quorum()
         mixed.agree(c, ledger)
         c.close()
+
+
+def test_sslquorumreloadcertfiles_trusts_a_new_ca_without_a_restart(
+        tmp_path: Path, pki: Pki, ids: dict[str, Identity], clusters: list[Cluster]) -> None:
+    """The first step of rotating to a new CA: each member's trust store comes to hold both CAs,
+    and from its next connection on a member certified by the new CA is let in."""
+    new_ca = make_pki(pki.root / "next-ca", "/CN=next CA")
+    newcomer = new_ca.issue("newcomer", "/CN=newcomer")
+    c = make(clusters, tmp_path, ["zkserver"] * 3, pki, ids["member"])
+    trust = tmp_path / "trust-1.pem"
+    trust.write_bytes(pki.trust_pem.read_bytes())
+    c.member_cfg[1] = {**tls_cfg(pki, ids["member"], "pem"), "ssl.quorum.trustStore.location": str(trust),
+                       "sslQuorumReloadCertFiles": "true"}
+    c.start().wait_for_quorum()
+    port = election_port(c, 1)
+    assert tls_handshake(port, pki, newcomer) is not None, "a certificate of the new CA was let in already"
+    mark = c.log_mark(1)
+    trust.write_bytes(pki.trust_pem.read_bytes() + new_ca.trust_pem.read_bytes())
+    time.sleep(1.2)  # the stores' stamps are looked at at most once a second
+    assert tls_handshake(port, pki, newcomer) is None  # this connection finds the change
+    c.wait_for_log(1, "quorum key or trust store changed: reloaded", mark)
+    assert tls_handshake(port, pki, ids["member"]) is None  # the old CA's members still get in
+    write_and_read_everywhere(c, mixed.Ledger(), "rotated")

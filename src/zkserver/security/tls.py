@@ -272,6 +272,27 @@ def _load_key(ctx: ssl.SSLContext, material: keystores.KeyMaterial) -> None:
             raise TlsConfigError(f"the key store's key does not fit its certificate: {e}") from None
 
 
+class StoreWatch:
+    """Tells when a key or trust store file was replaced or rewritten, looking at most once a
+    RELOAD_CHECK_INTERVAL (asked on each new connection)."""
+
+    def __init__(self, settings: TlsSettings):
+        self.settings = settings
+        self._stamp = keystores.file_stamp(settings.key_store, settings.trust_store)
+        self._checked = time.monotonic()
+
+    def changed(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK_INTERVAL:
+            return False
+        self._checked = now
+        stamp = keystores.file_stamp(self.settings.key_store, self.settings.trust_store)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
+
+
 class TlsServer:
     """The current SSLContext of the secure port, rebuilt when a store file changes.
 
@@ -283,9 +304,8 @@ class TlsServer:
 
     def __init__(self, settings: TlsSettings):
         self.settings = settings
-        self._stamp = keystores.file_stamp(settings.key_store, settings.trust_store)
+        self._watch = StoreWatch(settings)
         self._ctx: ssl.SSLContext | None = None
-        self._checked = time.monotonic()
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         try:
             self._ctx = build_context(settings)
@@ -295,13 +315,8 @@ class TlsServer:
 
     def context(self) -> ssl.SSLContext | None:
         """The context for a new connection; None while the stores cannot be loaded."""
-        now = time.monotonic()
-        if now - self._checked >= RELOAD_CHECK_INTERVAL:
-            self._checked = now
-            stamp = keystores.file_stamp(self.settings.key_store, self.settings.trust_store)
-            if stamp != self._stamp:
-                self._stamp = stamp
-                self._reload()
+        if self._watch.changed():
+            self._reload()
         return self._ctx
 
     def _reload(self) -> None:

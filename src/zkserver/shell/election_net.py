@@ -107,10 +107,8 @@ def _quorum_tls(cfg: ServerConfig) -> QuorumTls:
             raise TlsConfigError("a trust store is required: zookeeper.ssl.quorum.trustStore.location")
         for warning in settings.warnings:
             log.warning("%s", warning)
-        if cfg.ssl_quorum_reload_cert_files:
-            log.warning("sslQuorumReloadCertFiles is not served: replaced quorum certificates are read at the"
-                        " next start")
-        return QuorumTls(settings, dial_tls=cfg.ssl_quorum, accept_plain=cfg.port_unification)
+        return QuorumTls(settings, dial_tls=cfg.ssl_quorum, accept_plain=cfg.port_unification,
+                         reload=cfg.ssl_quorum_reload_cert_files)
     except TlsConfigError as e:
         raise ConfigError(cfg.source_path, line, f"{key}: {e}") from None
 

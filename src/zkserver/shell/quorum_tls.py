@@ -26,9 +26,11 @@ one dialled when it was not an IP literal; otherwise, and always when accepting,
 reverse lookup of the IP, which QuorumX509Util allows by default
 (`ssl.quorum.allowReverseDnsLookup`). Bytes that arrive during the check wait in the BIO.
 
-The contexts are built once at start-up from the stores (a store that cannot be read stops
-start-up, naming the key); `sslQuorumReloadCertFiles` is not served: replaced certificates
-take effect at the next start.
+The contexts are built at start-up from the stores (a store that cannot be read stops
+start-up, naming the key). With `sslQuorumReloadCertFiles=true` they are built again, for the
+connections made from then on, once a store file changed (its stamp is looked at at most once a
+second, when a connection is made; a store that does not load keeps the previous contexts):
+certificates rotate without a restart, as Apache's file watcher lets them.
 
 `portUnification=true` (Apache's UnifiedServerSocket, the way to move a running ensemble to TLS
 one member at a time) makes both ports accept either kind: an accepted connection whose first
@@ -50,7 +52,7 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ..security.tls import TlsSettings, build_context
+from ..security.tls import StoreWatch, TlsConfigError, TlsSettings, build_context
 from ..security.tlsstream import HANDSHAKE_TIMEOUT, TlsStream
 from ..security.x509 import DerError, dns_in_san, ip_in_san, subject_name
 from .sockopts import PLAIN_LINKS
@@ -72,12 +74,14 @@ class QuorumTlsError(OSError):
 class QuorumTls:
     """The ssl.quorum contexts and the handshake + peer check of every member-to-member connection."""
 
-    def __init__(self, settings: TlsSettings, dial_tls: bool = True, accept_plain: bool = False) -> None:
+    def __init__(self, settings: TlsSettings, dial_tls: bool = True, accept_plain: bool = False,
+                 reload: bool = False) -> None:
         """Raises TlsConfigError naming the key when a store cannot be used. `dial_tls`: sslQuorum;
-        `accept_plain`: portUnification."""
+        `accept_plain`: portUnification; `reload`: sslQuorumReloadCertFiles."""
         self.settings = settings
         self.server_ctx = build_context(settings, server_side=True)
         self.client_ctx = build_context(settings, server_side=False)
+        self._watch = StoreWatch(settings) if reload else None
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.dial_tls = dial_tls
         self.accept_plain = accept_plain
@@ -108,6 +112,25 @@ class QuorumTls:
         if self.accept_plain:
             return lambda: _Unified(tls, factory, DETECTION_TIMEOUT)
         return tls
+
+    def context(self, server_side: bool) -> ssl.SSLContext:
+        """The context for a new connection: with sslQuorumReloadCertFiles, rebuilt from the
+        stores once they changed (a store that does not load keeps the previous contexts)."""
+        if self._watch is not None and self._watch.changed():
+            self._reload()
+        return self.server_ctx if server_side else self.client_ctx
+
+    def _reload(self) -> None:
+        try:
+            server_ctx = build_context(self.settings, server_side=True)
+            client_ctx = build_context(self.settings, server_side=False)
+        except TlsConfigError as e:  # a half-written file, say: the next change may mend it
+            log.warning("quorum key or trust store changed but cannot be loaded (%s); keeping the previous"
+                        " certificates", e)
+            return
+        self.server_ctx, self.client_ctx = server_ctx, client_ctx
+        log.info("quorum key or trust store changed: reloaded %s / %s", self.settings.key_store,
+                 self.settings.trust_store)
 
     async def check_peer(self, sslobj: ssl.SSLObject, ip: str, dialled_host: str | None) -> str | None:
         """None when the peer's certificate passes hostname verification, else why not."""
@@ -188,7 +211,7 @@ class _QuorumStream(TlsStream):
         self.dialled_host, self.ready = dialled_host, ready
 
     def _context(self) -> ssl.SSLContext:
-        return self.tls.server_ctx if self.server_side else self.tls.client_ctx
+        return self.tls.context(self.server_side)
 
     def _verify(self) -> None:
         self._check = asyncio.get_running_loop().create_task(self._check_peer())
