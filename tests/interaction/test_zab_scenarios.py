@@ -466,3 +466,24 @@ def test_a_read_that_fails_midway_leaves_the_log_and_the_tree_alike():
     assert w[1].peer.learner is not learner and w[1].core.role == Role.LOOKING
     assert w[1].storage.last_logged_zxid == logged == w[1].core.tree.last_processed_zxid
     assert w[1].core.tree.get("/a") is not None
+
+
+def test_a_voter_that_accepted_a_later_epoch_is_let_back_in_by_a_new_election():
+    """Found by the simulator (seed 1565): a voter accepted epoch 4 from a leader attempt that
+    failed while the two others settled epoch 3. It refuses LEADERINFO 3 ("Leaders epoch, 3 is
+    less than accepted epoch, 4") each time it follows their leader, for as long as that leader
+    leads: Apache's leader lets it. Ours steps down, and the new election's epoch passes 4."""
+    w = ZabWorld(3)
+    w.start()
+    w.elect(3, [2, 3])
+    assert w[3].peer.leader.epoch == 1
+    w[1].peer.accepted_epoch = w[1].storage.epochs["acceptedEpoch"] = 4  # the failed attempt's
+    w[1].peer.decided(ServerState.FOLLOWING, 3, w.clock.mono)
+    w.pump()
+    assert w[3].core.role == Role.LOOKING and w[3].peer.leader is None  # stepped down
+    w.elect(3)
+    assert w[3].peer.leader.epoch == 5
+    assert {w[sid].core.role for sid in (1, 2)} == {Role.FOLLOWER}
+    c = connected(w, 1)
+    assert c.call(Create("/back", b"", OPEN, 0)).zxid >> 32 == 5
+    trees_equal(w, [1, 2, 3])

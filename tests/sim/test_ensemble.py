@@ -172,3 +172,11 @@ def test_a_log_cut_back_below_a_snapshot_leaves_no_hole_in_the_history():
     do not: the checkers saw a hole and committed txns lost."""
     result = runner.build(367, cli.parse_args(["--seed", "367"])).run()
     assert result.ok, [(v.check, v.detail[:200]) for v in result.violations]
+
+
+def test_a_voter_that_accepted_a_later_epoch_is_not_stranded():
+    """Seed 1565 (3 voters + 1 observer, storm): a voter accepted epoch 4 from a leader attempt
+    that failed while the two others settled epoch 3; it refused their leader's LEADERINFO and
+    stayed LOOKING for good (Apache's members do the same). The leader now steps down for it."""
+    result = runner.build(1565, cli.parse_args(["--seed", "1565"])).run()
+    assert result.ok, [(v.check, v.detail[:200]) for v in result.violations]

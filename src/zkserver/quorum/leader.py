@@ -305,6 +305,13 @@ class Leader:
                  "observer" if link.observer else "participant", link.accepted_epoch)
         link.state = Link.AWAIT_EPOCH
         link.wait_deadline = now_ms + self.init_ms
+        if self.epoch_decided and participant and link.accepted_epoch > self.epoch:
+            # It accepted a later epoch from a leader attempt that failed, so it would refuse our
+            # LEADERINFO and look again, for as long as we lead (Apache's Learner does, and its
+            # Leader lets it). A new election's epoch passes the one it accepted: it comes back in.
+            self.peer.role_failed(f"voter {link.sid} accepted epoch {link.accepted_epoch}, past ours"
+                                  f" ({self.epoch}): a new election lets it in")
+            return
         if self.epoch_decided:  # an established (or establishing) leader answers at once
             self._send_leader_info(link)
         else:
