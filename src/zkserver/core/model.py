@@ -67,7 +67,7 @@ class CoreSettings:
 class Conn:
     """A client connection as the core sees it; also the key of its watches."""
 
-    __slots__ = ("cid", "closing", "has_ro", "held", "ids", "ip", "local", "session_id", "stats", "timeout")
+    __slots__ = ("cid", "closing", "has_ro", "ids", "ip", "local", "session_id", "stats", "timeout")
 
     def __init__(self, cid: int, ip: str):
         self.cid = cid
@@ -79,7 +79,6 @@ class Conn:
         self.timeout = 0
         self.stats = ConnStats()
         self.local = False  # its session is a local session
-        self.held: Held | None = None  # kept open through an election (Replica.stop_serving)
 
     def __repr__(self) -> str:
         return f"Conn({self.cid}, 0x{(self.session_id or 0) & 0xFFFFFFFFFFFFFFFF:x})"
@@ -87,7 +86,8 @@ class Conn:
 
 @dataclass(slots=True)
 class Held:
-    """A connection kept open while its member elects: what it sent, what it is owed."""
+    """A connection kept open while its member elects (ServerCore.held): what it sent meanwhile,
+    what it is owed."""
 
     until_ms: int  # closed if the member does not serve again by then
     inbox: list[bytes] = field(default_factory=list)  # its frames, handled once the member serves

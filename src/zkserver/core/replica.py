@@ -40,15 +40,16 @@ class Replica:
     def stop_serving(self, hold: bool = True) -> None:
         """Leave the current role: nothing half-done survives. Apache tears its ZooKeeperServer
         down at every election and closes every client connection (the sessions live on); here
-        a connection with nothing in flight is held instead (`hold_idle`), unless `hold` is
-        False: its client waits out a short election instead of reconnecting."""
+        a connection with nothing in flight is held instead (`hold_idle`), so that its client
+        waits out a short election rather than reconnecting. `hold` False (the member stops
+        taking part) closes them all, as Apache does."""
         serving = self.role in (Role.LEADER, Role.FOLLOWER, Role.OBSERVER)
         if hold and serving and self.settings.election_hold_ms > 0:
             self.hold_idle()
         else:
             self.close_held()
-        for conn in list(self.conns.values()):
-            if conn.held is None:
+        for cid, conn in list(self.conns.items()):
+            if cid not in self.held:
                 self._close(conn)
         self.pipeline.clear()
         self.queued.clear()
@@ -77,8 +78,7 @@ class Replica:
             sid = conn.session_id
             if conn.closing or sid is None or conn.local or sid in busy or sid not in self.sessions.sessions:
                 continue
-            conn.held = Held(now + min(limit, conn.timeout // 3))
-            self.held[conn.cid] = conn
+            self.held[conn.cid] = Held(now + min(limit, conn.timeout // 3))
 
     def release_held(self) -> None:
         """Serving again with the history it held its connections with (a DIFF, or leading):
@@ -90,9 +90,8 @@ class Replica:
             self.close_held()
             return
         held, self.held = self.held, {}
-        for cid, conn in held.items():
-            io, conn.held = conn.held, None
-            if io is None or conn.closing:
+        for cid, io in held.items():
+            if self.conns[cid].closing:
                 continue
             if io.outbox:
                 self.fx.out.setdefault(cid, []).extend(io.outbox)
@@ -100,24 +99,23 @@ class Replica:
                 self.frames_received(cid, io.inbox)
 
     def close_held(self) -> None:
-        """The held connections close: the member's tree was replaced or cut back (TRUNC,
-        SNAP), so what they saw may be gone; their clients reconnect with setWatches."""
-        held, self.held = self.held, {}
-        for conn in held.values():
-            conn.held = None
-            self._close(conn)
+        """The held connections close: the member's tree was replaced or cut back (TRUNC, SNAP)
+        and what they saw may be gone, or it serves none of them; their clients reconnect, with
+        setWatches, to a member that serves."""
+        self._close_held(list(self.held))
 
     def hold_deadline(self) -> int | None:
-        return min((conn.held.until_ms for conn in self.held.values() if conn.held is not None), default=None)
+        return min(io.until_ms for io in self.held.values()) if self.held else None
 
     def expire_held(self, now: int) -> None:
         """A held connection whose member has not served again in time closes, so that its
         client moves to a member that serves (a member cut off from the quorum never will)."""
-        for cid, conn in list(self.held.items()):
-            if conn.held is not None and conn.held.until_ms <= now:
-                del self.held[cid]
-                conn.held = None
-                self._close(conn)
+        self._close_held([cid for cid, io in self.held.items() if io.until_ms <= now])
+
+    def _close_held(self, cids: list[int]) -> None:
+        for cid in cids:
+            del self.held[cid]  # held connections are open ones: connection_lost drops them here
+            self._close(self.conns[cid])
 
     def start_serving(self, role: str, zxid: int | None = None) -> None:
         """Serve clients as `role`. A new leader numbers its txns from `zxid` (its epoch << 32)

@@ -30,7 +30,7 @@ from ..tree.datatree import DataTree, TxnResult
 from ..tree.quota import QuotaPolicy
 from .auth import ClientAuth
 from .containers import ContainerSweeper
-from .model import BODY_AT, WRITE_OPS, Clock, Conn, CoreSettings, Effects, Request, Role
+from .model import BODY_AT, WRITE_OPS, Clock, Conn, CoreSettings, Effects, Held, Request, Role
 from .replica import Replica
 from .replies import write_reply_body
 
@@ -78,7 +78,7 @@ class ServerCore(ClientAuth, Replica):
         self.pending_syncs: deque[Request] = deque()  # learner: syncs awaiting the leader's SYNC
         self.revalidating: dict[int, list[Conn]] = {}  # learner: reconnects awaiting the leader's word
         self.touched: dict[int, int] = {}  # learner: sessions touched since the last PING (id -> timeout)
-        self.held: dict[int, Conn] = {}  # connections kept open while electing (Replica.stop_serving)
+        self.held: dict[int, Held] = {}  # connections (by cid) kept open while electing (Replica.hold_idle)
         # Called with each txn as it is applied (the ensemble's committed log).
         self.on_applied: Callable[[TxnHeader, object], None] | None = None
 
@@ -91,8 +91,8 @@ class ServerCore(ClientAuth, Replica):
     def _send(self, conn: Conn, frame: bytes) -> None:
         cid = conn.cid
         if cid in self.conns:
-            if conn.held is not None:
-                conn.held.outbox.append(frame)
+            if self.held and cid in self.held:
+                self.held[cid].outbox.append(frame)
                 conn.stats.sent += 1
                 self.packets_sent += 1
                 return
@@ -174,8 +174,8 @@ class ServerCore(ClientAuth, Replica):
         conn = self.conns.get(cid)
         if conn is None:
             return
-        if conn.held is not None:  # its member is electing: handled once it serves again
-            conn.held.inbox.extend(bytes(frame) for frame in frames)
+        if self.held and cid in self.held:  # its member is electing: handled once it serves again
+            self.held[cid].inbox.extend(bytes(frame) for frame in frames)
             return
         now = self.now_ms = self.clock.mono_ms()
         touched = False

@@ -376,7 +376,9 @@ class QuorumPeer:
 
     def flush_core(self) -> None:
         if self.core.held:
-            self.core.release_held()  # serving again: they go first, before new requests
+            # Here, not in start_serving: a learner applies its sync's txns after it starts
+            # serving, and the held connections' waiting requests are answered from the synced tree.
+            self.core.release_held()
         fx = self.core.take_effects()
         if fx.appends:
             if self.leader is None:
