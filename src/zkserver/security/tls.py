@@ -21,8 +21,9 @@ import os
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cryptography import x509
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("zkserver.tls")
 
 RELOAD_CHECK_INTERVAL = 1.0
+T = TypeVar("T")
 
 _PROTOCOLS = {
     "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -272,25 +274,38 @@ def _load_key(ctx: ssl.SSLContext, material: keystores.KeyMaterial) -> None:
             raise TlsConfigError(f"the key store's key does not fit its certificate: {e}") from None
 
 
-class StoreWatch:
-    """Tells when a key or trust store file was replaced or rewritten, looking at most once a
-    RELOAD_CHECK_INTERVAL (asked on each new connection)."""
+class StoreWatch(Generic[T]):
+    """What is built from a key and trust store (SSL contexts), built again once one of their
+    files is replaced or rewritten: looked at at most once a RELOAD_CHECK_INTERVAL, when a
+    connection is made. A build that fails (a half-written file) keeps what there was."""
 
-    def __init__(self, settings: TlsSettings):
-        self.settings = settings
+    def __init__(self, settings: TlsSettings, build: Callable[[], T], label: str):
+        self.settings, self.build, self.label = settings, build, label
         self._stamp = keystores.file_stamp(settings.key_store, settings.trust_store)
         self._checked = time.monotonic()
 
-    def changed(self) -> bool:
+    def rebuilt(self, current: T) -> T:
+        """`current`, or what `build` makes of the stores once they changed."""
         now = time.monotonic()
         if now - self._checked < RELOAD_CHECK_INTERVAL:
-            return False
+            return current
         self._checked = now
         stamp = keystores.file_stamp(self.settings.key_store, self.settings.trust_store)
         if stamp == self._stamp:
-            return False
+            return current
         self._stamp = stamp
-        return True
+        try:
+            made = self.build()
+        except TlsConfigError as e:
+            if current is None:
+                log.error("%skey or trust store changed but still cannot be loaded: %s", self.label, e)
+            else:
+                log.warning("%skey or trust store changed but cannot be loaded (%s); keeping the previous"
+                            " certificates", self.label, e)
+            return current
+        log.info("%skey or trust store changed: reloaded %s / %s", self.label, self.settings.key_store,
+                 self.settings.trust_store or "(default trust)")
+        return made
 
 
 class TlsServer:
@@ -304,7 +319,7 @@ class TlsServer:
 
     def __init__(self, settings: TlsSettings):
         self.settings = settings
-        self._watch = StoreWatch(settings)
+        self._watch = StoreWatch(settings, lambda: build_context(settings), "")
         self._ctx: ssl.SSLContext | None = None
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         try:
@@ -315,21 +330,8 @@ class TlsServer:
 
     def context(self) -> ssl.SSLContext | None:
         """The context for a new connection; None while the stores cannot be loaded."""
-        if self._watch.changed():
-            self._reload()
+        self._ctx = self._watch.rebuilt(self._ctx)
         return self._ctx
-
-    def _reload(self) -> None:
-        try:
-            self._ctx = build_context(self.settings)
-            log.info("key or trust store changed: reloaded %s / %s",
-                     self.settings.key_store, self.settings.trust_store or "(default trust)")
-        except TlsConfigError as e:  # a half-written file: keep serving with the old one
-            if self._ctx is None:
-                log.error("key or trust store changed but still cannot be loaded: %s", e)
-            else:
-                log.warning("key or trust store changed but cannot be loaded (%s); keeping the"
-                            " previous certificates", e)
 
     def identities(self, sslobj: ssl.SSLObject, ip: str) -> list[tuple[str, str]] | None:
         """The ids a completed handshake grants; None rejects the connection."""

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ..security.tls import StoreWatch, TlsConfigError, TlsSettings, build_context
+from ..security.tls import StoreWatch, TlsSettings, build_context
 from ..security.tlsstream import HANDSHAKE_TIMEOUT, TlsStream
 from ..security.x509 import DerError, dns_in_san, ip_in_san, subject_name
 from .sockopts import PLAIN_LINKS
@@ -79,9 +79,8 @@ class QuorumTls:
         """Raises TlsConfigError naming the key when a store cannot be used. `dial_tls`: sslQuorum;
         `accept_plain`: portUnification; `reload`: sslQuorumReloadCertFiles."""
         self.settings = settings
-        self.server_ctx = build_context(settings, server_side=True)
-        self.client_ctx = build_context(settings, server_side=False)
-        self._watch = StoreWatch(settings) if reload else None
+        self._contexts = self._build()
+        self._watch = StoreWatch(settings, self._build, "quorum ") if reload else None
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.dial_tls = dial_tls
         self.accept_plain = accept_plain
@@ -113,24 +112,15 @@ class QuorumTls:
             return lambda: _Unified(tls, factory, DETECTION_TIMEOUT)
         return tls
 
-    def context(self, server_side: bool) -> ssl.SSLContext:
-        """The context for a new connection: with sslQuorumReloadCertFiles, rebuilt from the
-        stores once they changed (a store that does not load keeps the previous contexts)."""
-        if self._watch is not None and self._watch.changed():
-            self._reload()
-        return self.server_ctx if server_side else self.client_ctx
+    def _build(self) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        return build_context(self.settings, server_side=True), build_context(self.settings, server_side=False)
 
-    def _reload(self) -> None:
-        try:
-            server_ctx = build_context(self.settings, server_side=True)
-            client_ctx = build_context(self.settings, server_side=False)
-        except TlsConfigError as e:  # a half-written file, say: the next change may mend it
-            log.warning("quorum key or trust store changed but cannot be loaded (%s); keeping the previous"
-                        " certificates", e)
-            return
-        self.server_ctx, self.client_ctx = server_ctx, client_ctx
-        log.info("quorum key or trust store changed: reloaded %s / %s", self.settings.key_store,
-                 self.settings.trust_store)
+    def context(self, server_side: bool) -> ssl.SSLContext:
+        """The context for a new connection (with sslQuorumReloadCertFiles, from the stores as
+        they are now)."""
+        if self._watch is not None:
+            self._contexts = self._watch.rebuilt(self._contexts)
+        return self._contexts[0 if server_side else 1]
 
     async def check_peer(self, sslobj: ssl.SSLObject, ip: str, dialled_host: str | None) -> str | None:
         """None when the peer's certificate passes hostname verification, else why not."""
@@ -167,27 +157,21 @@ class _Unified(asyncio.Protocol):
     def __init__(self, tls: Callable[[], asyncio.Protocol], plain: Callable[[], asyncio.Protocol],
                  timeout: float) -> None:
         self.tls, self.plain, self.timeout = tls, plain, timeout
-        self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         self.timer = asyncio.get_running_loop().call_later(self.timeout, transport.close)
 
     def data_received(self, data: bytes) -> None:
-        if not data or self.transport is None:
-            return
-        if self.timer is not None:
-            self.timer.cancel()
+        """Called once: the chosen protocol takes the transport, and every read after this."""
+        self.timer.cancel()
         protocol = self.tls() if data[0] == TLS_HANDSHAKE_RECORD else self.plain()
-        transport, self.transport = self.transport, None
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
         protocol.data_received(data)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.timer.cancel()  # it said nothing: closed by the timer, or by its peer
 
 
 class _Dropped(asyncio.Protocol):
