@@ -10,9 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support import javaclient
+from tests.support.prereq import missing
 
 SOURCE = Path(__file__).resolve().parent / "java" / "CuratorLatch.java"
 CURATOR_JARS = ("curator-client.jar", "curator-framework.jar", "curator-recipes.jar", "guava.jar")
@@ -26,13 +25,11 @@ def classpath() -> str:
 def require_curator() -> None:
     """Skip without Java or Curator's jars; under CI=true fail instead."""
     javaclient.require_java()
-    missing = [jar for jar in CURATOR_JARS if not (javaclient.JAR_DIR / jar).exists()]
-    if not missing:
+    absent = [jar for jar in CURATOR_JARS if not (javaclient.JAR_DIR / jar).exists()]
+    if not absent:
         return
-    why = f"Curator's jars are missing from {javaclient.JAR_DIR}: {', '.join(missing)}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{why}; CI must install libcurator-recipes-java", pytrace=False)
-    pytest.skip(why)
+    why = f"Curator's jars are missing from {javaclient.JAR_DIR}: {', '.join(absent)}"
+    missing(why, "CI must install libcurator-recipes-java")
 
 
 class Latch:

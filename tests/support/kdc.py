@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from tests.support.prereq import missing
 
 REALM = "EXAMPLE.TEST"
 SERVICE_PRINCIPAL = f"zookeeper/localhost@{REALM}"
@@ -50,11 +50,9 @@ def skip_if_no_kdc() -> None:
     """Skip when MIT Kerberos' KDC tools are missing; in CI (CI=true) that is a failure instead."""
     if kdc_available():
         return
-    missing = [t for t in TOOLS if not tool(t)]
-    why = f"MIT Kerberos KDC tools missing ({', '.join(missing)}): apt-get install krb5-kdc krb5-admin-server krb5-user"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{why}; CI must install them (see .ci/test)", pytrace=False)
-    pytest.skip(why)
+    absent = [t for t in TOOLS if not tool(t)]
+    why = f"MIT Kerberos KDC tools missing ({', '.join(absent)}): apt-get install krb5-kdc krb5-admin-server krb5-user"
+    missing(why, "CI must install them (see .ci/test)")
 
 
 def free_udp_tcp_port() -> int:

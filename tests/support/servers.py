@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from tests.support.ports import free_port
+from tests.support.prereq import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -276,9 +275,7 @@ def skip_if_no_apache() -> None:
     if apache_installed():
         return
     why = f"Apache ZooKeeper is not installed ({APACHE_JAR} or java missing)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{why}; CI must install it (see .ci/test)", pytrace=False)
-    pytest.skip(why)
+    missing(why, "CI must install it (see .ci/test)")
 
 
 def start_apache(
