@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kazoo.protocol.serialization import Create, GetData, SetData
+from kazoo.protocol.serialization import CheckVersion, Connect, Create, GetData, SetData, Transaction
 
 from tests.interaction.zabworld import ZabWorld
 from zkserver.core import Role
@@ -13,7 +13,6 @@ OPEN_ACL = [__import__("kazoo.security", fromlist=["OPEN_ACL_UNSAFE"]).OPEN_ACL_
 def session(world: ZabWorld, sid: int):
     node = world[sid]
     client = node.open()
-    from kazoo.protocol.serialization import Connect
     client.send_raw(bytes(Connect(0, 0, 10000, 0, b"\0" * 16, False).serialize()))
     frames = client.take()
     assert frames and frames[0].kind == "connect" and client.session_id, frames
@@ -45,8 +44,6 @@ def test_a_multi_the_leader_refuses_whole_is_answered_with_its_error_on_the_foll
     # The leader turns a forwarded request it cannot prepare into an error txn (here: its session
     # is gone there); the follower's client gets that error, a multi's included - not an empty
     # "ok" result list (found by the simulator, seed 2055: the session had expired meanwhile).
-    from kazoo.protocol.serialization import CheckVersion, Transaction
-
     w = ZabWorld(3)
     w.start()
     w.elect(leader=3)

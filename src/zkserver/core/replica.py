@@ -104,8 +104,9 @@ class Replica:
         setWatches, to a member that serves."""
         self._close_held(list(self.held))
 
-    def hold_deadline(self) -> int | None:
-        return min(io.until_ms for io in self.held.values()) if self.held else None
+    def hold_deadline(self) -> int:
+        """When the first held connection's hold ends (there is one)."""
+        return min(io.until_ms for io in self.held.values())
 
     def expire_held(self, now: int) -> None:
         """A held connection whose member has not served again in time closes, so that its

@@ -252,8 +252,8 @@ class QuorumPeer:
 
     def deadline(self) -> int:
         times = [self.next_core_tick]
-        if (held_until := self.core.hold_deadline()) is not None:
-            times.append(held_until)
+        if self.core.held:
+            times.append(self.core.hold_deadline())
         if self.stopped is None:
             if self.state == ServerState.LOOKING:
                 times.append(self.election.deadline() or self.next_core_tick)
